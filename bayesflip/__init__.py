@@ -1,0 +1,47 @@
+"""bayesflip: Bayesian neural networks for Keras 3 with flipout.
+
+Example:
+>>> import keras, bayesflip
+>>> model = keras.Sequential([keras.Input((4,)), bayesflip.layers.DenseFlipout(3, seed=0)])
+>>> bayesflip.set_kl_weight(model, num_examples=100)
+0.01
+"""
+
+import os as _os
+
+_os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras as _keras  # noqa: E402
+
+if _keras.backend.backend() != "tensorflow":  # pragma: no cover - checked at import
+    raise ImportError(
+        f"bayesflip needs the TensorFlow backend of Keras, but KERAS_BACKEND is "
+        f"{_keras.backend.backend()!r}; set KERAS_BACKEND=tensorflow."
+    )
+
+from bayesflip import layers, priors, random  # noqa: E402
+from bayesflip.inference import posterior_mean, set_posterior_mean, variational_layers  # noqa: E402
+from bayesflip.losses import (  # noqa: E402
+    ELBOTerms,
+    KLAnnealing,
+    get_kl_weight,
+    kl_divergence,
+    set_kl_weight,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "layers",
+    "priors",
+    "random",
+    "posterior_mean",
+    "set_posterior_mean",
+    "variational_layers",
+    "ELBOTerms",
+    "KLAnnealing",
+    "get_kl_weight",
+    "kl_divergence",
+    "set_kl_weight",
+    "__version__",
+]

@@ -1,0 +1,383 @@
+"""The variational core shared by every bayesflip layer.
+
+One place knows how to sample a linear op ``y = op(x, W)`` when ``W`` has a
+mean-field Gaussian posterior ``q(W) = N(loc, scale²)``, ``scale = min_scale +
+softplus(rho)``:
+
+=============  ==============================================  =========
+estimator      forward                                         ops
+=============  ==============================================  =========
+``flipout``    ``op(x, loc) + op(x ∘ S, ΔW) ∘ R``               2
+``shared``     ``op(x, loc + ΔW)`` (one draw for the batch)     1
+``local``      ``op(x, loc) + sqrt(op(x², scale²)) ∘ η``         2
+=============  ==============================================  =========
+
+with ``ΔW = scale ∘ ε``, ``ε ~ N(0, I)`` drawn once per call, ``S``/``R``
+per-example random signs over the input/output channel axis (broadcast over
+spatial or time axes) and ``η ~ N(0, I)`` per output element.
+
+Layer classes are thin: ``build`` creates :class:`GaussianPosterior` weights and
+``call`` hands its op to :meth:`VariationalLayer.sample_linear`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import keras
+import tensorflow as tf
+
+from bayesflip import priors as priors_lib
+from bayesflip import random as rnd
+from bayesflip._tfp import tfd
+
+__all__ = ["ESTIMATORS", "GaussianPosterior", "VariationalLayer", "analytic_kl_available"]
+
+ESTIMATORS = ("flipout", "shared", "local")
+
+_ANALYTIC_KL_CACHE: dict[type, bool] = {}
+
+
+def analytic_kl_available(prior: priors_lib.Prior) -> bool:
+    """Whether TFP's KL registry has ``KL(Normal ‖ prior.distribution)``."""
+    key = type(prior)
+    if key not in _ANALYTIC_KL_CACHE:
+        try:
+            tfd.kl_divergence(tfd.Normal(0.0, 1.0), prior.distribution([], "float32"))
+            _ANALYTIC_KL_CACHE[key] = True
+        except NotImplementedError:
+            _ANALYTIC_KL_CACHE[key] = False
+    return _ANALYTIC_KL_CACHE[key]
+
+
+class GaussianPosterior:
+    """Mean-field Gaussian posterior over one weight tensor of a layer.
+
+    Holds two trainable variables of ``layer``: ``loc`` and ``rho``, with
+    ``scale = min_scale + softplus(rho)``; ``rho`` is initialised so that the
+    initial scale equals ``init_scale``.
+
+    Args:
+        layer: the owning Keras layer (variables are created with ``add_weight``).
+        name: weight name, e.g. ``"kernel"``; variables are ``kernel_loc``/``kernel_rho``.
+        shape: weight shape.
+        loc_initializer: Keras initializer of the posterior mean.
+        init_scale: posterior standard deviation at initialisation (> min_scale).
+        min_scale: floor of the posterior standard deviation (>= 0).
+        prior: a :class:`bayesflip.priors.Prior`.
+    """
+
+    def __init__(self, layer, name, shape, loc_initializer, init_scale, min_scale, prior):
+        self.name = name
+        self.shape = tuple(shape)
+        self.min_scale = float(min_scale)
+        self.prior = prior
+        self.loc = layer.add_weight(
+            name=f"{name}_loc", shape=shape, initializer=loc_initializer, trainable=True
+        )
+        self.rho = layer.add_weight(
+            name=f"{name}_rho",
+            shape=shape,
+            initializer=keras.initializers.Constant(rnd.softplus_inverse(init_scale - min_scale)),
+            trainable=True,
+        )
+        prior.build(layer, shape, name)
+
+    def scale(self) -> tf.Tensor:
+        """Posterior standard deviation, float32."""
+        return self.min_scale + tf.nn.softplus(tf.convert_to_tensor(self.rho.value, tf.float32))
+
+    def mean(self) -> tf.Tensor:
+        """Posterior mean, float32."""
+        return tf.convert_to_tensor(self.loc.value, tf.float32)
+
+    def distribution(self) -> tfd.Normal:
+        return tfd.Normal(loc=self.mean(), scale=self.scale())
+
+    def kl_divergence(self, sample: tf.Tensor | None = None, seed: tf.Tensor | None = None) -> tf.Tensor:
+        """``KL(q ‖ prior)`` summed over the weight, computed in float32.
+
+        Analytic when TFP's KL registry knows the pair; otherwise the unbiased
+        single-sample estimate ``log q(w) - log p(w)`` at ``sample`` (a posterior
+        draw, e.g. the one used in the forward pass) or at a fresh draw from
+        ``seed``.
+        """
+        q = self.distribution()
+        p = self.prior.distribution(self.shape, "float32")
+        if analytic_kl_available(self.prior):
+            return tf.reduce_sum(tfd.kl_divergence(q, p))
+        if sample is None:
+            if seed is None:
+                raise ValueError(f"Monte Carlo KL of '{self.name}' needs a posterior sample or a seed.")
+            sample = q.loc + q.scale * rnd.standard_normal(self.shape, seed)
+        sample = tf.cast(sample, tf.float32)
+        return tf.reduce_sum(q.log_prob(sample) - p.log_prob(sample))
+
+
+def _check_estimator(owner: str, estimator: str, supported: tuple[str, ...]) -> str:
+    if not isinstance(estimator, str) or estimator not in supported:
+        raise ValueError(
+            f"{owner}: unknown estimator {estimator!r}; expected one of {list(supported)}."
+        )
+    return estimator
+
+
+def _check_scale(owner: str, init_scale, min_scale) -> tuple[float, float]:
+    for name, v in (("init_scale", init_scale), ("min_scale", min_scale)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise TypeError(f"{owner}: `{name}` must be a number, got {v!r}.")
+    if not min_scale >= 0:
+        raise ValueError(f"{owner}: `min_scale` must be >= 0, got {min_scale!r}.")
+    if not init_scale > min_scale or init_scale == float("inf"):
+        raise ValueError(
+            f"{owner}: `init_scale` must be finite and greater than `min_scale`={min_scale}, "
+            f"got {init_scale!r}."
+        )
+    return float(init_scale), float(min_scale)
+
+
+def check_kl_weight(owner: str, kl_weight) -> float:
+    if isinstance(kl_weight, bool) or not isinstance(kl_weight, (int, float)):
+        try:
+            kl_weight = float(kl_weight)
+        except (TypeError, ValueError):
+            raise TypeError(f"{owner}: `kl_weight` must be a number, got {kl_weight!r}.") from None
+    if not (kl_weight >= 0 and kl_weight != float("inf")):
+        raise ValueError(f"{owner}: `kl_weight` must be a finite number >= 0, got {kl_weight!r}.")
+    return float(kl_weight)
+
+
+def _sign_shape(x: tf.Tensor, channel_axis: int) -> tf.Tensor:
+    """``[batch, 1, …, 1, channels]`` (with the channel at ``channel_axis``)."""
+    shape = tf.shape(x)
+    rank = x.shape.rank
+    axis = channel_axis % rank
+    dims = [shape[0] if i == 0 else (shape[i] if i == axis else 1) for i in range(rank)]
+    return tf.stack(dims)
+
+
+class VariationalLayer(keras.layers.Layer):
+    """Base class of bayesflip layers: posterior weights, KL term, RNG state, modes.
+
+    Subclasses call :meth:`add_posterior` in ``build`` (once per Bayesian weight)
+    and :meth:`sample_linear` in ``call``.
+
+    Args:
+        estimator: ``"flipout"`` (default), ``"shared"`` or ``"local"``.
+        prior: prior of every Bayesian weight: a :mod:`bayesflip.priors` object,
+            its name, or its config; default ``Normal(0, 1)``.
+        init_scale: posterior standard deviation at initialisation.
+        min_scale: floor added to ``softplus(rho)``.
+        kl_weight: factor of the KL term added with ``add_loss`` (usually
+            ``1 / num_training_examples``; see :func:`bayesflip.set_kl_weight`).
+            Stored in a saved non-trainable variable.
+        seed: seed of the layer's random stream; ``None`` draws one at random.
+    """
+
+    supported_estimators: tuple[str, ...] = ESTIMATORS
+
+    def __init__(
+        self,
+        estimator: str = "flipout",
+        prior=None,
+        init_scale: float = 1e-2,
+        min_scale: float = 1e-6,
+        kl_weight: float = 1.0,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        # Variables are read in float32 and cast to the compute dtype explicitly,
+        # so the KL is always float32 under mixed precision.
+        kwargs.setdefault("autocast", False)
+        super().__init__(**kwargs)
+        owner = f"{type(self).__name__} '{self.name}'"
+        self.estimator = _check_estimator(owner, estimator, self.supported_estimators)
+        try:
+            self.prior = priors_lib.get(prior)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{owner}: invalid `prior`: {err}") from None
+        self.init_scale, self.min_scale = _check_scale(owner, init_scale, min_scale)
+        self._initial_kl_weight = check_kl_weight(owner, kl_weight)
+        self.seed = None if seed is None else rnd.resolve_seed(seed)
+        self._resolved_seed = rnd.resolve_seed(seed)
+        self.posteriors: list[GaussianPosterior] = []
+        #: When True, ``call`` returns the posterior-mean prediction (no sampling).
+        #: Prefer :func:`bayesflip.posterior_mean` which also resets compiled functions.
+        self.use_posterior_mean = False
+
+    # ------------------------------------------------------------------ build
+    @property
+    def _owner(self) -> str:
+        return f"{type(self).__name__} '{self.name}'"
+
+    def build_variational_state(self) -> None:
+        """Create the saved ``kl_weight`` and ``rng_state`` variables."""
+        self._kl_weight = self.add_weight(
+            name="kl_weight",
+            shape=(),
+            dtype="float32",
+            initializer=keras.initializers.Constant(self._initial_kl_weight),
+            trainable=False,
+            aggregation="only_first_replica",
+        )
+        self.rng_state = rnd.add_state_variable(self, self._resolved_seed)
+
+    def add_posterior(self, name, shape, loc_initializer) -> GaussianPosterior:
+        posterior = GaussianPosterior(
+            self, name, shape, loc_initializer, self.init_scale, self.min_scale, self.prior
+        )
+        self.posteriors.append(posterior)
+        return posterior
+
+    # --------------------------------------------------------------- kl_weight
+    @property
+    def kl_weight(self) -> float:
+        if not self.built:
+            return self._initial_kl_weight
+        return float(keras.ops.convert_to_numpy(self._kl_weight.value))
+
+    @kl_weight.setter
+    def kl_weight(self, value: float) -> None:
+        value = check_kl_weight(self._owner, value)
+        self._initial_kl_weight = value
+        if self.built:
+            self._kl_weight.assign(value)
+
+    def kl_divergence(self, samples: dict | None = None, seed: tf.Tensor | None = None) -> tf.Tensor:
+        """Unweighted ``KL(q ‖ p)`` of all Bayesian weights of this layer (float32)."""
+        samples = samples or {}
+        total = tf.constant(0.0, tf.float32)
+        seeds = rnd.split_seed(seed, len(self.posteriors)) if seed is not None else None
+        for i, post in enumerate(self.posteriors):
+            total += post.kl_divergence(
+                sample=samples.get(post.name), seed=None if seeds is None else seeds[i]
+            )
+        return total
+
+    # ------------------------------------------------------------------ input
+    def cast_inputs(self, inputs) -> tf.Tensor:
+        """Cast numeric inputs to the compute dtype; refuse anything else."""
+        x = inputs
+        if not tf.is_tensor(x):
+            try:
+                x = tf.convert_to_tensor(x)
+            except (TypeError, ValueError) as err:
+                raise TypeError(f"{self._owner} expects numeric inputs, got {type(inputs).__name__}: {err}") from None
+        dtype = tf.as_dtype(x.dtype)
+        if not (dtype.is_floating or dtype.is_integer or dtype.is_bool):
+            raise TypeError(f"{self._owner} expects numeric (float or integer) inputs, got dtype {dtype.name}.")
+        return tf.cast(x, self.compute_dtype)
+
+    # ----------------------------------------------------------------- sample
+    def sample_linear(
+        self,
+        op: Callable[[tf.Tensor, tf.Tensor], tf.Tensor],
+        x: tf.Tensor,
+        kernel: GaussianPosterior,
+        bias=None,
+        channel_axis: int = -1,
+    ) -> tf.Tensor:
+        """``op(x, W) (+ b)`` with ``W ~ q`` sampled by ``self.estimator``.
+
+        Also adds ``kl_weight · KL(q ‖ p)`` of the layer with ``add_loss``.
+
+        Args:
+            op: linear in its second argument, ``op(x, W)``.
+            x: inputs, already cast to the compute dtype.
+            kernel: posterior of ``W``.
+            bias: ``None``, a Keras variable (deterministic bias), or a
+                :class:`GaussianPosterior` (Bayesian bias).
+            channel_axis: axis of the input/output channels (signs broadcast
+                over every other non-batch axis).
+
+        Returns:
+            The layer's pre-activation output.
+        """
+        dtype = self.compute_dtype
+        bayes_bias = isinstance(bias, GaussianPosterior)
+        loc = tf.cast(kernel.mean(), dtype)
+        if self.use_posterior_mean:
+            y = op(x, loc)
+            if bias is not None:
+                y = self._add_bias(y, tf.cast(bias.mean() if bayes_bias else bias.value, dtype), channel_axis)
+            self._add_kl(seed=None)
+            return y
+
+        seed = rnd.next_seed(self.rng_state)
+        eps_seed, sign_seed, bias_seed, kl_seed = rnd.split_seed(seed, 4)
+        samples = {}
+        if self.estimator == "local":
+            scale = tf.cast(kernel.scale(), dtype)
+            mean = op(x, loc)
+            var = op(tf.square(x), tf.square(scale))
+            if bayes_bias:
+                var = self._add_bias(var, tf.cast(tf.square(bias.scale()), dtype), channel_axis)
+            eta = rnd.standard_normal(tf.shape(mean), eps_seed, dtype)
+            y = mean + tf.sqrt(tf.maximum(var, 0.0)) * eta
+            if bias is not None:
+                y = self._add_bias(y, tf.cast(bias.mean() if bayes_bias else bias.value, dtype), channel_axis)
+            self._add_kl(seed=kl_seed)
+            return y
+
+        delta = kernel.scale() * rnd.standard_normal(kernel.shape, eps_seed)
+        samples[kernel.name] = kernel.mean() + delta
+        delta = tf.cast(delta, dtype)
+        if bayes_bias:
+            bias_delta = bias.scale() * rnd.standard_normal(bias.shape, bias_seed)
+            samples[bias.name] = bias.mean() + bias_delta
+            bias_delta = tf.cast(bias_delta, dtype)
+        if self.estimator == "shared":
+            y = op(x, loc + delta)
+            if bias is not None:
+                b = bias.mean() if bayes_bias else bias.value
+                b = tf.cast(b, dtype) + (bias_delta if bayes_bias else 0)
+                y = self._add_bias(y, b, channel_axis)
+        else:  # flipout
+            mean = op(x, loc)
+            in_shape = _sign_shape(x, channel_axis)
+            out_shape = _sign_shape(mean, channel_axis)
+            n_in = tf.reduce_prod(in_shape)
+            signs = rnd.rademacher(
+                tf.reshape(n_in + tf.reduce_prod(out_shape), [1]), sign_seed, dtype
+            )
+            sign_in = tf.reshape(signs[:n_in], in_shape)
+            sign_out = tf.reshape(signs[n_in:], out_shape)
+            perturbation = op(x * sign_in, delta)
+            if bayes_bias:
+                perturbation = self._add_bias(perturbation, bias_delta, channel_axis)
+            y = mean + perturbation * sign_out
+            if bias is not None:
+                y = self._add_bias(y, tf.cast(bias.mean() if bayes_bias else bias.value, dtype), channel_axis)
+        self._add_kl(samples=samples, seed=kl_seed)
+        return y
+
+    @staticmethod
+    def _add_bias(y, b, channel_axis):
+        if channel_axis in (-1, y.shape.rank - 1):
+            return y + b
+        shape = [1] * y.shape.rank
+        shape[channel_axis] = -1
+        return y + tf.reshape(b, shape)
+
+    def _add_kl(self, samples=None, seed=None):
+        if not analytic_kl_available(self.prior) and seed is None:
+            # Posterior-mean mode with a Monte Carlo KL: use a fixed draw so the
+            # loss stays deterministic in this mode.
+            seed = tf.constant([self._resolved_seed, -1], tf.int64)
+        kl = self.kl_divergence(samples=samples, seed=seed)
+        self.add_loss(self._kl_weight * kl)
+
+    # ----------------------------------------------------------------- config
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            {
+                "estimator": self.estimator,
+                "prior": keras.saving.serialize_keras_object(self.prior),
+                "init_scale": self.init_scale,
+                "min_scale": self.min_scale,
+                "kl_weight": self.kl_weight,
+                "seed": self.seed,
+            }
+        )
+        return config

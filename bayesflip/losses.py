@@ -1,0 +1,161 @@
+"""ELBO helpers: KL weights, the model's KL, annealing and logging callbacks.
+
+With every variational layer adding ``kl_weight · KL(q ‖ p)`` through
+``add_loss`` and a per-example data loss (e.g. cross-entropy), ``model.fit``
+minimizes the negative ELBO per training example when
+``kl_weight = 1 / num_training_examples`` — set it with :func:`set_kl_weight`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import keras
+import tensorflow as tf
+
+from bayesflip.inference import variational_layers
+from bayesflip.layers._variational import check_kl_weight
+
+__all__ = ["set_kl_weight", "get_kl_weight", "kl_divergence", "KLAnnealing", "ELBOTerms"]
+
+
+def _layers_or_raise(model, caller: str):
+    layers = variational_layers(model)
+    if not layers:
+        raise ValueError(f"{caller}: model '{model.name}' has no bayesflip variational layers.")
+    return layers
+
+
+def set_kl_weight(model: keras.layers.Layer, kl_weight: float | None = None, *, num_examples: int | None = None) -> float:
+    """Set the KL weight of every variational layer of ``model``.
+
+    Give either ``kl_weight`` or ``num_examples`` (then ``kl_weight = 1 /
+    num_examples``, the per-example negative ELBO).
+
+    Returns:
+        The weight that was set.
+
+    Example:
+    >>> import keras
+    >>> from bayesflip.layers import DenseFlipout
+    >>> m = keras.Sequential([keras.Input((3,)), DenseFlipout(2)])
+    >>> set_kl_weight(m, num_examples=1000)
+    0.001
+    """
+    if (kl_weight is None) == (num_examples is None):
+        raise ValueError("set_kl_weight: give exactly one of `kl_weight` or `num_examples`.")
+    if num_examples is not None:
+        if isinstance(num_examples, bool) or not isinstance(num_examples, int) or num_examples <= 0:
+            raise ValueError(f"set_kl_weight: `num_examples` must be a positive int, got {num_examples!r}.")
+        kl_weight = 1.0 / num_examples
+    kl_weight = check_kl_weight("set_kl_weight", kl_weight)
+    for layer in _layers_or_raise(model, "set_kl_weight"):
+        layer.kl_weight = kl_weight
+    return kl_weight
+
+
+def get_kl_weight(model: keras.layers.Layer) -> float:
+    """The KL weight of ``model``'s variational layers (error if they differ)."""
+    weights = {layer.kl_weight for layer in _layers_or_raise(model, "get_kl_weight")}
+    if len(weights) != 1:
+        raise ValueError(f"get_kl_weight: layers of '{model.name}' have different KL weights {sorted(weights)}.")
+    return weights.pop()
+
+
+def kl_divergence(model: keras.layers.Layer) -> tf.Tensor:
+    """Unweighted ``KL(q ‖ p)`` summed over all variational layers of ``model``.
+
+    Analytic terms are exact; Monte Carlo terms use one fresh posterior draw
+    (not advancing any layer's RNG state).
+    """
+    total = tf.constant(0.0, tf.float32)
+    for i, layer in enumerate(_layers_or_raise(model, "kl_divergence")):
+        total += layer.kl_divergence(seed=tf.constant([layer._resolved_seed, -2 - i], tf.int64))
+    return total
+
+
+class KLAnnealing(keras.callbacks.Callback):
+    """Warm up the KL weight from ``start`` to ``target`` over ``warmup_epochs``.
+
+    The weight at epoch ``e`` (0-based) is ``start + (target - start) ·
+    min(1, (e + 1) / warmup_epochs)`` for ``schedule="linear"``, or a cosine ramp
+    for ``schedule="cosine"``. The current weight is written to ``logs`` as
+    ``kl_weight``.
+
+    Args:
+        target: final KL weight, e.g. ``1 / num_training_examples``.
+        warmup_epochs: number of epochs to reach ``target`` (>= 1).
+        start: initial weight (default 0).
+        schedule: ``"linear"`` or ``"cosine"``.
+
+    Example:
+    >>> cb = KLAnnealing(target=1e-3, warmup_epochs=4)
+    >>> [round(cb.weight_at(e), 6) for e in range(5)]
+    [0.00025, 0.0005, 0.00075, 0.001, 0.001]
+    """
+
+    def __init__(self, target: float, warmup_epochs: int, start: float = 0.0, schedule: str = "linear"):
+        super().__init__()
+        self.target = check_kl_weight("KLAnnealing", target)
+        self.start = check_kl_weight("KLAnnealing", start)
+        if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 1:
+            raise ValueError(f"KLAnnealing: `warmup_epochs` must be an int >= 1, got {warmup_epochs!r}.")
+        if schedule not in ("linear", "cosine"):
+            raise ValueError(f"KLAnnealing: `schedule` must be 'linear' or 'cosine', got {schedule!r}.")
+        self.warmup_epochs = warmup_epochs
+        self.schedule = schedule
+
+    def weight_at(self, epoch: int) -> float:
+        t = min(1.0, (epoch + 1) / self.warmup_epochs)
+        if self.schedule == "cosine":
+            t = 0.5 * (1.0 - math.cos(math.pi * t))
+        return self.start + (self.target - self.start) * t
+
+    def on_epoch_begin(self, epoch, logs=None):
+        set_kl_weight(self.model, self.weight_at(epoch))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["kl_weight"] = get_kl_weight(self.model)
+
+
+class ELBOTerms(keras.callbacks.Callback):
+    """Log the two ELBO terms separately in ``history`` and the progress bar.
+
+    Keras reports ``loss`` = data term + the layers' KL terms. Compile the model
+    with a metric of the data term named ``data_metric`` (e.g.
+    ``keras.metrics.SparseCategoricalCrossentropy(name="nll")``); this callback
+    adds ``kl = loss - nll`` (and ``val_kl``) — exact, since both are averages
+    over the same examples — at no cost during training.
+
+    Example:
+    >>> import keras, numpy as np
+    >>> from bayesflip.layers import DenseFlipout
+    >>> m = keras.Sequential([keras.Input((4,)), DenseFlipout(3, kl_weight=0.01, seed=0)])
+    >>> m.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    ...           metrics=[keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="nll")])
+    >>> h = m.fit(np.ones((8, 4)), np.zeros(8), epochs=1, verbose=0, callbacks=[ELBOTerms()])
+    >>> sorted(h.history)
+    ['kl', 'loss', 'nll']
+    """
+
+    def __init__(self, data_metric: str = "nll"):
+        super().__init__()
+        self.data_metric = data_metric
+
+    def _add(self, logs, prefix=""):
+        loss, data = logs.get(prefix + "loss"), logs.get(prefix + self.data_metric)
+        if loss is None:
+            return
+        if data is None:
+            raise ValueError(
+                f"ELBOTerms: no '{prefix + self.data_metric}' in the logs {sorted(logs)}; compile the model "
+                f"with a data-term metric named '{self.data_metric}'."
+            )
+        logs[prefix + "kl"] = float(loss) - float(data)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            self._add(logs)
+            self._add(logs, "val_")

@@ -1,0 +1,160 @@
+"""Seeds and random draws for variational layers.
+
+Every variational layer keeps its random-number state in a saved, non-trainable
+``int64`` variable of shape ``(2,)``: ``[seed, counter]``. Each forward pass reads
+the state, advances the counter by one, and derives all its draws from the read
+value with TensorFlow's *stateless* (counter-based Philox) random ops. Hence:
+
+- same seed => same sequence of draws, in eager, ``tf.function`` and XLA alike;
+- the state is part of ``layer.weights``, so checkpoints and ``.keras`` files
+  carry it and a restored model continues the same random stream (Keras'
+  ``SeedGenerator`` state is *not* saved in ``.keras`` files);
+- under ``tf.distribute`` the replica id (and the worker's task id) is folded
+  into the draw so that replicas perturb independently while every replica keeps
+  the same, synchronised state.
+"""
+
+from __future__ import annotations
+
+import math
+import random as _py_random
+
+import keras
+import tensorflow as tf
+
+__all__ = [
+    "initial_state",
+    "next_seed",
+    "split_seed",
+    "fold_in_replica",
+    "rademacher",
+    "standard_normal",
+]
+
+# Bit positions used to expand one 32-bit word into 32 independent signs.
+_SIGN_SHIFTS = tf.range(32, dtype=tf.int32)
+
+
+def resolve_seed(seed: int | None) -> int:
+    """Return ``seed`` validated, or a fresh random 31-bit seed when ``None``."""
+    if seed is None:
+        return _py_random.SystemRandom().randrange(2**31)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int or None, got {seed!r} of type {type(seed).__name__}.")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed}.")
+    return int(seed)
+
+
+def initial_state(seed: int) -> list[int]:
+    """The initial ``[seed, counter]`` state for a layer seeded with ``seed``."""
+    return [int(seed), 0]
+
+
+def add_state_variable(layer: keras.layers.Layer, seed: int) -> keras.Variable:
+    """Create the saved RNG-state variable of ``layer`` (call from ``build``)."""
+    return layer.add_weight(
+        name="rng_state",
+        shape=(2,),
+        dtype="int64",
+        initializer=keras.initializers.Constant(initial_state(seed)),
+        trainable=False,
+        # Every replica advances the same counter; keep one copy in sync.
+        aggregation="only_first_replica",
+    )
+
+
+def next_seed(state: keras.Variable) -> tf.Tensor:
+    """Read ``state`` and advance its counter; returns the read value (int64, (2,)).
+
+    The returned seed already has the replica id folded in when called inside a
+    ``tf.distribute`` replica context (see :func:`fold_in_replica`).
+    """
+    seed = tf.identity(state.value)
+    state.assign_add(tf.constant([0, 1], dtype=tf.int64))
+    return fold_in_replica(seed)
+
+
+def _replica_index() -> int | tf.Tensor:
+    """A unique index of this replica across all workers (0 outside tf.distribute)."""
+    if not tf.distribute.has_strategy() and not tf.distribute.in_cross_replica_context():
+        return 0
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None:  # cross-replica context: no per-replica stream
+        return 0
+    if ctx.num_replicas_in_sync == 1:
+        return 0
+    replica_id = ctx.replica_id_in_sync_group
+    # ``replica_id_in_sync_group`` is already global (unique across workers) for
+    # MultiWorkerMirroredStrategy and TPUStrategy.
+    return replica_id
+
+
+def fold_in_replica(seed: tf.Tensor) -> tf.Tensor:
+    """Fold the current replica's global index into ``seed``.
+
+    Outside ``tf.distribute`` (or with a single replica) the seed is unchanged, so
+    a single-device run and a one-replica strategy draw identically.
+    """
+    index = _replica_index()
+    if isinstance(index, int) and index == 0:
+        return seed
+    index = tf.cast(index, tf.int64)
+    # Replica 0 keeps the plain stream; others get a distinct key.
+    return tf.where(
+        index > 0,
+        tf.random.experimental.stateless_fold_in(seed, tf.cast(index, tf.int32), alg="philox"),
+        seed,
+    )
+
+
+def split_seed(seed: tf.Tensor, num: int) -> list[tf.Tensor]:
+    """Derive ``num`` independent seeds from one (a single stateless op)."""
+    seeds = tf.random.experimental.stateless_split(seed, num=num, alg="philox")
+    return [seeds[i] for i in range(num)]
+
+
+def standard_normal(shape, seed: tf.Tensor, dtype="float32") -> tf.Tensor:
+    """Independent N(0, 1) draws of ``shape`` from a stateless seed."""
+    return tf.random.stateless_normal(shape, seed=seed, dtype=dtype, alg="philox")
+
+
+def rademacher(shape, seed: tf.Tensor, dtype="float32") -> tf.Tensor:
+    """Independent random signs in ``{-1, +1}`` (exactly) of ``shape``.
+
+    One Philox word yields 32 signs, which makes this several times cheaper than
+    drawing one integer per sign.
+
+    Args:
+        shape: static or dynamic shape (list of ints/scalars or 1-D tensor).
+        seed: int tensor of shape ``(2,)``.
+        dtype: float dtype of the result.
+
+    Returns:
+        A tensor of ``shape`` with entries exactly ``-1`` or ``+1``.
+
+    Example:
+    >>> s = rademacher([4, 3], tf.constant([1, 2], tf.int64))
+    >>> sorted(set(s.numpy().ravel().tolist())) in ([-1.0, 1.0], [-1.0], [1.0])
+    True
+    """
+    shape = tf.convert_to_tensor(shape, dtype=tf.int32)
+    size = tf.reduce_prod(shape)
+    words = (size + 31) // 32
+    bits = tf.random.stateless_uniform(
+        tf.reshape(words, [1]), seed=seed, minval=None, maxval=None, dtype=tf.int32, alg="philox"
+    )
+    expanded = tf.bitwise.bitwise_and(
+        tf.bitwise.right_shift(bits[:, None], _SIGN_SHIFTS[None, :]), 1
+    )  # 0/1, shape [words, 32]
+    flat = tf.reshape(expanded, [-1])[:size]
+    signs = tf.cast(2 * flat - 1, dtype)
+    return tf.reshape(signs, shape)
+
+
+def softplus_inverse(x: float) -> float:
+    """Inverse of softplus for a positive Python float."""
+    if x <= 0:
+        raise ValueError(f"softplus_inverse expects a positive value, got {x}.")
+    # log(exp(x) - 1), stable for large and small x.
+    return x + math.log(-math.expm1(-x))

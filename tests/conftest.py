@@ -1,0 +1,24 @@
+"""Shared fixtures for the bayesflip test suite."""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _clear_keras_session():
+    """Fresh layer names per test (names appear in error messages)."""
+    keras.backend.clear_session()
+    keras.mixed_precision.set_global_policy("float32")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
