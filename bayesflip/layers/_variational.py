@@ -268,6 +268,44 @@ class VariationalLayer(keras.layers.Layer):
             raise TypeError(f"{self._owner} expects numeric (float or integer) inputs, got dtype {dtype.name}.")
         return tf.cast(x, self.compute_dtype)
 
+    # ------------------------------------------------------- sampling pieces
+    # ``sample_linear`` is assembled from these; layers whose forward pass is
+    # not a single ``op(x, W)`` (recurrent cells, embeddings) use them directly
+    # so that one perturbation can be drawn once and applied many times.
+    def draw_seeds(self, num: int) -> list[tf.Tensor]:
+        """Advance the layer's RNG state once and derive ``num`` independent seeds."""
+        return rnd.split_seed(rnd.next_seed(self.rng_state), num)
+
+    def draw_weight_noise(self, posterior: GaussianPosterior, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """One draw ``ΔW = scale ∘ ε`` of ``posterior``.
+
+        Returns:
+            ``(delta, sample)``: ``ΔW`` in the compute dtype, and the float32
+            weight sample ``loc + ΔW`` (for a Monte Carlo KL).
+        """
+        delta = posterior.scale() * rnd.standard_normal(posterior.shape, seed)
+        return tf.cast(delta, self.compute_dtype), posterior.mean() + delta
+
+    def draw_signs(self, shapes: list, seed: tf.Tensor) -> list[tf.Tensor]:
+        """Random ±1 tensors of the given (dynamic) shapes from one Rademacher draw."""
+        shapes = [tf.convert_to_tensor(s, tf.int32) for s in shapes]
+        sizes = [tf.reduce_prod(s) for s in shapes]
+        signs = rnd.rademacher(tf.reshape(tf.add_n(sizes), [1]), seed, self.compute_dtype)
+        parts = tf.split(signs, tf.stack(sizes)) if len(shapes) > 1 else [signs]
+        return [tf.reshape(p, s) for p, s in zip(parts, shapes)]
+
+    @staticmethod
+    def flipout_term(op, x, delta, sign_in, sign_out) -> tf.Tensor:
+        """The flipout perturbation ``op(x ∘ S, ΔW) ∘ R``."""
+        return op(x * sign_in, delta) * sign_out
+
+    def posterior_mean_weight(self, weight) -> tf.Tensor | None:
+        """Mean of a :class:`GaussianPosterior` or value of a plain variable, compute dtype."""
+        if weight is None:
+            return None
+        value = weight.mean() if isinstance(weight, GaussianPosterior) else weight.value
+        return tf.cast(value, self.compute_dtype)
+
     # ----------------------------------------------------------------- sample
     def sample_linear(
         self,
@@ -296,15 +334,15 @@ class VariationalLayer(keras.layers.Layer):
         dtype = self.compute_dtype
         bayes_bias = isinstance(bias, GaussianPosterior)
         loc = tf.cast(kernel.mean(), dtype)
+        bias_mean = self.posterior_mean_weight(bias)
         if self.use_posterior_mean:
             y = op(x, loc)
             if bias is not None:
-                y = self._add_bias(y, tf.cast(bias.mean() if bayes_bias else bias.value, dtype), channel_axis)
+                y = self._add_bias(y, bias_mean, channel_axis)
             self._add_kl(seed=None)
             return y
 
-        seed = rnd.next_seed(self.rng_state)
-        eps_seed, sign_seed, bias_seed, kl_seed = rnd.split_seed(seed, 4)
+        eps_seed, sign_seed, bias_seed, kl_seed = self.draw_seeds(4)
         samples = {}
         if self.estimator == "local":
             scale = tf.cast(kernel.scale(), dtype)
@@ -315,39 +353,28 @@ class VariationalLayer(keras.layers.Layer):
             eta = rnd.standard_normal(tf.shape(mean), eps_seed, dtype)
             y = mean + tf.sqrt(tf.maximum(var, 0.0)) * eta
             if bias is not None:
-                y = self._add_bias(y, tf.cast(bias.mean() if bayes_bias else bias.value, dtype), channel_axis)
+                y = self._add_bias(y, bias_mean, channel_axis)
             self._add_kl(seed=kl_seed)
             return y
 
-        delta = kernel.scale() * rnd.standard_normal(kernel.shape, eps_seed)
-        samples[kernel.name] = kernel.mean() + delta
-        delta = tf.cast(delta, dtype)
+        delta, samples[kernel.name] = self.draw_weight_noise(kernel, eps_seed)
         if bayes_bias:
-            bias_delta = bias.scale() * rnd.standard_normal(bias.shape, bias_seed)
-            samples[bias.name] = bias.mean() + bias_delta
-            bias_delta = tf.cast(bias_delta, dtype)
+            bias_delta, samples[bias.name] = self.draw_weight_noise(bias, bias_seed)
         if self.estimator == "shared":
             y = op(x, loc + delta)
             if bias is not None:
-                b = bias.mean() if bayes_bias else bias.value
-                b = tf.cast(b, dtype) + (bias_delta if bayes_bias else 0)
-                y = self._add_bias(y, b, channel_axis)
+                y = self._add_bias(y, bias_mean + bias_delta if bayes_bias else bias_mean, channel_axis)
         else:  # flipout
             mean = op(x, loc)
-            in_shape = _sign_shape(x, channel_axis)
-            out_shape = _sign_shape(mean, channel_axis)
-            n_in = tf.reduce_prod(in_shape)
-            signs = rnd.rademacher(
-                tf.reshape(n_in + tf.reduce_prod(out_shape), [1]), sign_seed, dtype
+            sign_in, sign_out = self.draw_signs(
+                [_sign_shape(x, channel_axis), _sign_shape(mean, channel_axis)], sign_seed
             )
-            sign_in = tf.reshape(signs[:n_in], in_shape)
-            sign_out = tf.reshape(signs[n_in:], out_shape)
             perturbation = op(x * sign_in, delta)
             if bayes_bias:
                 perturbation = self._add_bias(perturbation, bias_delta, channel_axis)
             y = mean + perturbation * sign_out
             if bias is not None:
-                y = self._add_bias(y, tf.cast(bias.mean() if bayes_bias else bias.value, dtype), channel_axis)
+                y = self._add_bias(y, bias_mean, channel_axis)
         self._add_kl(samples=samples, seed=kl_seed)
         return y
 
