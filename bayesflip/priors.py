@@ -94,6 +94,15 @@ class Normal(Prior):
         loc = tf.fill(shape, tf.constant(self.loc, dtype))
         return tfd.Normal(loc=loc, scale=tf.constant(self.scale, dtype))
 
+    def kl_from_normal_sum(self, loc: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
+        """``sum KL(N(loc, scale²) ‖ self)``: the closed form of
+        ``tfd.kl_divergence`` for this pair (tested against it), written with
+        fewer ops because it runs on every training step.
+        """
+        n = tf.cast(tf.size(loc), loc.dtype)
+        quad = tf.reduce_sum(tf.square(scale) + tf.square(loc - self.loc)) / (2.0 * self.scale**2)
+        return quad - tf.reduce_sum(tf.math.log(scale)) + n * (math.log(self.scale) - 0.5)
+
     def get_config(self):
         return {"loc": self.loc, "scale": self.scale}
 

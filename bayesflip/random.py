@@ -20,6 +20,7 @@ import math
 import random as _py_random
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 __all__ = [
@@ -32,7 +33,9 @@ __all__ = [
 ]
 
 # Bit positions used to expand one 32-bit word into 32 independent signs.
-_SIGN_SHIFTS = tf.range(32, dtype=tf.int32)
+# A NumPy constant, not a tf.Tensor: creating a tensor at import time would
+# initialize TF's devices and forbid splitting the CPU into logical devices.
+_SIGN_SHIFTS = np.arange(32, dtype=np.int32)
 
 
 def resolve_seed(seed: int | None) -> int:
@@ -76,36 +79,52 @@ def next_seed(state: keras.Variable) -> tf.Tensor:
 
 
 def _replica_index() -> int | tf.Tensor:
-    """A unique index of this replica across all workers (0 outside tf.distribute)."""
-    if not tf.distribute.has_strategy() and not tf.distribute.in_cross_replica_context():
+    """This replica's index, unique across all workers (0 outside ``tf.distribute``).
+
+    Returns the Python int ``0`` when there is nothing to fold in (no strategy,
+    cross-replica context, or a single replica in sync), otherwise the int32
+    tensor ``replica_id_in_sync_group``, which is already global (unique across
+    workers) for ``MirroredStrategy``, ``MultiWorkerMirroredStrategy`` and
+    ``TPUStrategy`` (tested for the first two in ``tests/distribute``).
+    """
+    if not tf.distribute.has_strategy():
+        return 0
+    if tf.distribute.in_cross_replica_context():
         return 0
     ctx = tf.distribute.get_replica_context()
-    if ctx is None:  # cross-replica context: no per-replica stream
+    if ctx is None or ctx.num_replicas_in_sync == 1:
         return 0
-    if ctx.num_replicas_in_sync == 1:
-        return 0
-    replica_id = ctx.replica_id_in_sync_group
-    # ``replica_id_in_sync_group`` is already global (unique across workers) for
-    # MultiWorkerMirroredStrategy and TPUStrategy.
-    return replica_id
+    return ctx.replica_id_in_sync_group
 
 
 def fold_in_replica(seed: tf.Tensor) -> tf.Tensor:
-    """Fold the current replica's global index into ``seed``.
+    """Fold the current replica's global index into a stateless ``seed``.
 
-    Outside ``tf.distribute`` (or with a single replica) the seed is unchanged, so
-    a single-device run and a one-replica strategy draw identically.
+    Replica 0 keeps ``seed`` unchanged and replica ``k > 0`` gets
+    ``stateless_fold_in(seed, k)``: replicas perturb independently, while a
+    single-device run and replica 0 of a distributed run draw identically and
+    everything stays a pure function of the layer's seed and step counter.
+
+    Args:
+        seed: int tensor of shape ``(2,)`` (int32 or int64).
+
+    Returns:
+        A seed tensor of the same shape and dtype.
+
+    Example:
+    >>> s = tf.constant([7, 0], tf.int64)
+    >>> fold_in_replica(s).numpy().tolist()  # no strategy: unchanged
+    [7, 0]
     """
+    seed = tf.convert_to_tensor(seed)
+    if seed.dtype not in (tf.int32, tf.int64):
+        raise TypeError(f"fold_in_replica: `seed` must be an int32/int64 tensor, got dtype {seed.dtype.name}.")
     index = _replica_index()
     if isinstance(index, int) and index == 0:
         return seed
-    index = tf.cast(index, tf.int64)
-    # Replica 0 keeps the plain stream; others get a distinct key.
-    return tf.where(
-        index > 0,
-        tf.random.experimental.stateless_fold_in(seed, tf.cast(index, tf.int32), alg="philox"),
-        seed,
-    )
+    index = tf.cast(index, tf.int32)
+    folded = tf.cast(tf.random.experimental.stateless_fold_in(seed, index, alg="philox"), seed.dtype)
+    return tf.where(index > 0, folded, seed)
 
 
 def split_seed(seed: tf.Tensor, num: int) -> list[tf.Tensor]:
@@ -144,11 +163,10 @@ def rademacher(shape, seed: tf.Tensor, dtype="float32") -> tf.Tensor:
     bits = tf.random.stateless_uniform(
         tf.reshape(words, [1]), seed=seed, minval=None, maxval=None, dtype=tf.int32, alg="philox"
     )
-    expanded = tf.bitwise.bitwise_and(
-        tf.bitwise.right_shift(bits[:, None], _SIGN_SHIFTS[None, :]), 1
-    )  # 0/1, shape [words, 32]
-    flat = tf.reshape(expanded, [-1])[:size]
-    signs = tf.cast(2 * flat - 1, dtype)
+    # Shift bit k of each word into the sign position: negative <=> bit k set.
+    spread = tf.bitwise.left_shift(bits[:, None], _SIGN_SHIFTS[None, :])
+    flat = tf.reshape(spread, [-1])[:size]
+    signs = tf.where(flat < 0, tf.constant(-1.0, dtype), tf.constant(1.0, dtype))
     return tf.reshape(signs, shape)
 
 

@@ -1,0 +1,147 @@
+"""Training-step time of a 512-512-10 MLP: bayesflip DenseFlipout vs keras Dense vs TFP.
+
+Input width 512, hidden layer 512, output 10 (two weight matrices 512×512 and
+512×10). One process; the three models' steps are interleaved (round-robin)
+and the median of many steps is reported, as ratios to the deterministic step.
+TFP's ``tfp.layers.DenseFlipout`` only runs on ``tf_keras`` (Keras 2), so its
+model is a ``tf_keras`` model; every model trains with a compiled
+``tf.function`` step (Adam, sparse categorical cross-entropy).
+
+Usage: ``python benchmarks/bench_dense.py [--steps 40] [--batch-sizes 256 1024]``
+Writes ``benchmarks/results/dense.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import bayesflip  # noqa: E402
+from bayesflip.layers import DenseFlipout  # noqa: E402
+
+IN, HIDDEN, OUT = 512, 512, 10
+
+
+def keras_step(model):
+    opt = keras.optimizers.Adam(1e-3)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    opt.build(model.trainable_variables)
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            loss = loss_fn(y, logits)
+            if model.losses:
+                loss = loss + tf.add_n(model.losses)
+        grads = tape.gradient(loss, model.trainable_variables)
+        opt.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    return step
+
+
+def deterministic_model():
+    return keras.Sequential([keras.Input((IN,)), keras.layers.Dense(HIDDEN, activation="relu"), keras.layers.Dense(OUT)])
+
+
+def bayesflip_model(estimator="flipout"):
+    return keras.Sequential(
+        [
+            keras.Input((IN,)),
+            DenseFlipout(HIDDEN, activation="relu", estimator=estimator, kl_weight=1e-4, seed=1),
+            DenseFlipout(OUT, estimator=estimator, kl_weight=1e-4, seed=2),
+        ]
+    )
+
+
+def tfp_step():
+    import tensorflow_probability as tfp
+    import tf_keras
+
+    n = 1e4
+    kl = lambda q, p, _: tfp.distributions.kl_divergence(q, p) / n  # noqa: E731
+    model = tf_keras.Sequential(
+        [
+            tf_keras.Input((IN,)),
+            tfp.layers.DenseFlipout(HIDDEN, activation="relu", kernel_divergence_fn=kl),
+            tfp.layers.DenseFlipout(OUT, kernel_divergence_fn=kl),
+        ]
+    )
+    opt = tf_keras.optimizers.Adam(1e-3)
+    loss_fn = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True)) + tf.add_n(model.losses)
+        grads = tape.gradient(loss, model.trainable_variables)
+        opt.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    return step
+
+
+def measure(batch_size: int, steps: int, warmup: int = 5) -> dict:
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(batch_size, IN)).astype("float32"))
+    y = tf.constant(rng.integers(0, OUT, size=batch_size))
+    runners = {
+        "keras_dense": keras_step(deterministic_model()),
+        "bayesflip_flipout": keras_step(bayesflip_model("flipout")),
+        "bayesflip_shared": keras_step(bayesflip_model("shared")),
+        "bayesflip_local": keras_step(bayesflip_model("local")),
+    }
+    try:
+        runners["tfp_flipout"] = tfp_step()
+    except Exception as err:  # pragma: no cover - TFP missing or broken
+        print(f"TFP unavailable: {err}")
+    times = {k: [] for k in runners}
+    for _ in range(warmup):
+        for step in runners.values():
+            step(x, y).numpy()
+    for _ in range(steps):
+        for name, step in runners.items():  # interleaved
+            t0 = time.perf_counter()
+            step(x, y).numpy()
+            times[name].append(time.perf_counter() - t0)
+    med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
+    base = med["keras_dense"]
+    ratios = {k: v / base for k, v in med.items()}
+    result = {"batch_size": batch_size, "steps": steps, "median_ms": med, "ratio_to_keras_dense": ratios}
+    if "tfp_flipout" in med:
+        result["tfp_over_bayesflip_flipout"] = med["tfp_flipout"] / med["bayesflip_flipout"]
+    return result
+
+
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 1024])
+    parser.add_argument("--output", default=os.path.join(os.path.dirname(__file__), "results", "dense.json"))
+    args = parser.parse_args(argv)
+    results = []
+    for bs in args.batch_sizes:
+        r = measure(bs, args.steps)
+        results.append(r)
+        print(f"batch {bs}: " + ", ".join(f"{k} {v:.2f} ms" for k, v in r["median_ms"].items()))
+        print(f"  ratio to keras Dense: " + ", ".join(f"{k} {v:.2f}x" for k, v in r["ratio_to_keras_dense"].items()))
+        if "tfp_over_bayesflip_flipout" in r:
+            print(f"  TFP flipout / bayesflip flipout: {r['tfp_over_bayesflip_flipout']:.2f}x")
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    with open(args.output, "w") as f:
+        json.dump({"benchmark": "dense_512_512_10", "results": results}, f, indent=2)
+    return results
+
+
+if __name__ == "__main__":
+    main()

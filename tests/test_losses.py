@@ -1,0 +1,153 @@
+"""ELBO helpers: KL weights, model KL, annealing, separate ELBO terms, seeds."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import bayesflip
+from bayesflip.layers import DenseFlipout
+
+
+def _model(seed=0, kl_weight=1.0):
+    keras.utils.set_random_seed(seed)  # deterministic initializers
+    return keras.Sequential(
+        [
+            keras.Input((6,)),
+            DenseFlipout(8, activation="relu", seed=seed + 1, kl_weight=kl_weight),
+            DenseFlipout(3, seed=seed + 2, kl_weight=kl_weight),
+        ]
+    )
+
+
+def _data(n=64):
+    rng = np.random.default_rng(3)
+    return rng.normal(size=(n, 6)).astype("float32"), rng.integers(0, 3, size=n)
+
+
+def _compile(model):
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="nll")],
+    )
+
+
+def test_set_and_get_kl_weight():
+    model = _model()
+    assert bayesflip.set_kl_weight(model, num_examples=200) == pytest.approx(1 / 200)
+    assert all(layer._kl_weight.numpy() == np.float32(1 / 200) for layer in model.layers)
+    assert bayesflip.get_kl_weight(model) == pytest.approx(1 / 200)
+    model.layers[0].kl_weight = 0.5
+    with pytest.raises(ValueError, match="different KL weights"):
+        bayesflip.get_kl_weight(model)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"kl_weight": -0.1}, "set_kl_weight: `kl_weight` must be a finite number >= 0, got -0.1"),
+        ({"num_examples": 0}, "`num_examples` must be a positive int, got 0"),
+        ({}, "exactly one of"),
+        ({"kl_weight": 1.0, "num_examples": 3}, "exactly one of"),
+    ],
+)
+def test_set_kl_weight_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        bayesflip.set_kl_weight(_model(), **kwargs)
+
+
+def test_no_variational_layers_is_an_error():
+    plain = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    with pytest.raises(ValueError, match="has no bayesflip variational layers"):
+        bayesflip.set_kl_weight(plain, 0.1)
+
+
+def test_model_kl_is_sum_of_layer_kls_and_add_loss_is_weighted():
+    model = _model(kl_weight=0.01)
+    x, _ = _data(4)
+    model(x)
+    total = float(bayesflip.kl_divergence(model))
+    per_layer = sum(float(layer.kl_divergence()) for layer in model.layers)
+    np.testing.assert_allclose(total, per_layer, rtol=1e-6)
+    np.testing.assert_allclose(float(sum(model.losses)), 0.01 * total, rtol=1e-5)
+    assert len(model.losses) == 2  # one KL term per layer, once
+
+
+def test_fit_history_has_separate_elbo_terms():
+    x, y = _data()
+    model = _model()
+    bayesflip.set_kl_weight(model, num_examples=len(x))
+    _compile(model)
+    hist = model.fit(
+        x, y, epochs=2, batch_size=16, verbose=0, validation_data=(x, y), callbacks=[bayesflip.ELBOTerms()]
+    ).history
+    for prefix in ("", "val_"):
+        np.testing.assert_allclose(
+            np.array(hist[prefix + "kl"]) + hist[prefix + "nll"], hist[prefix + "loss"], rtol=1e-6
+        )
+    # validation runs at the end of the epoch with fixed weights: its KL term is
+    # exactly kl_weight · KL(q ‖ p) of the final weights
+    np.testing.assert_allclose(hist["val_kl"][-1], float(bayesflip.kl_divergence(model)) / len(x), rtol=1e-4)
+
+
+def test_elbo_terms_requires_the_data_metric():
+    x, y = _data(16)
+    model = _model()
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with pytest.raises(ValueError, match="ELBOTerms: no 'nll' in the logs"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[bayesflip.ELBOTerms()])
+
+
+def test_kl_annealing_sets_weights_per_epoch():
+    x, y = _data(32)
+    model = _model()
+    _compile(model)
+    cb = bayesflip.KLAnnealing(target=0.02, warmup_epochs=2)
+    hist = model.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[cb]).history
+    np.testing.assert_allclose(hist["kl_weight"], [0.01, 0.02, 0.02], rtol=1e-6)
+    assert bayesflip.get_kl_weight(model) == pytest.approx(0.02)
+    cos = bayesflip.KLAnnealing(target=1.0, warmup_epochs=4, schedule="cosine")
+    assert cos.weight_at(1) == pytest.approx(0.5) and cos.weight_at(10) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        bayesflip.KLAnnealing(target=1.0, warmup_epochs=0)
+    with pytest.raises(ValueError, match="KLAnnealing: `kl_weight` must be a finite number >= 0"):
+        bayesflip.KLAnnealing(target=-1.0, warmup_epochs=1)
+
+
+def _train(seed):
+    x, y = _data()
+    model = _model(seed)
+    bayesflip.set_kl_weight(model, num_examples=len(x))
+    _compile(model)
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0, shuffle=False)
+    return model, model.predict(x, verbose=0)
+
+
+def test_same_seed_same_training_run_and_predictions():
+    m1, p1 = _train(0)
+    m2, p2 = _train(0)
+    for a, b in zip(m1.get_weights(), m2.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(p1, p2)
+    _, p3 = _train(5)
+    assert not np.allclose(p1, p3)
+
+
+def test_save_load_resumes_training_identically(tmp_path):
+    x, y = _data()
+    model, _ = _train(0)
+    bayesflip.set_kl_weight(model, 0.123)
+    path = os.path.join(tmp_path, "m.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert bayesflip.get_kl_weight(loaded) == pytest.approx(0.123)
+    for layer, twin in zip(model.layers, loaded.layers):
+        np.testing.assert_array_equal(layer.rng_state.numpy(), twin.rng_state.numpy())
+        assert layer.get_config() == twin.get_config()
+    # both continue training identically (optimizer state and RNG state restored)
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
+    loaded.fit(x, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
+    for a, b in zip(model.get_weights(), loaded.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

@@ -1,0 +1,93 @@
+"""Priors: validation, serialization, analytic and Monte Carlo KL."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy import integrate, stats
+
+from bayesflip import priors
+from bayesflip._tfp import tfd
+from bayesflip.layers import DenseFlipout
+
+
+@pytest.mark.parametrize("prior", [priors.Normal(0.5, 2.0), priors.ScaleMixtureNormal(0.25, 1.5, 0.01)])
+def test_prior_serialization_round_trip(prior):
+    config = keras.saving.serialize_keras_object(prior)
+    restored = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    assert restored == prior and restored is not prior
+    assert priors.get(config) == prior
+
+
+def test_prior_get():
+    assert priors.get(None) == priors.Normal(0.0, 1.0)
+    assert isinstance(priors.get("scale_mixture_normal"), priors.ScaleMixtureNormal)
+    with pytest.raises(ValueError, match="Unknown prior 'laplace-ish'"):
+        priors.get("laplace-ish")
+    with pytest.raises(TypeError, match="must be a bayesflip.priors.Prior"):
+        priors.get(3)
+
+
+@pytest.mark.parametrize(
+    "factory, match",
+    [
+        (lambda: priors.Normal(0.0, 0.0), "Normal prior: `scale` must be a positive finite number, got 0.0"),
+        (lambda: priors.Normal(0.0, -1.0), "`scale` must be a positive"),
+        (lambda: priors.Normal(float("nan"), 1.0), "`loc` must be a finite number"),
+        (lambda: priors.ScaleMixtureNormal(1.5, 1.0, 0.1), r"`pi` must lie in \(0, 1\)"),
+        (lambda: priors.ScaleMixtureNormal(0.5, 1.0, 0.0), "`scale_2` must be a positive"),
+    ],
+)
+def test_invalid_prior_parameters(factory, match):
+    with pytest.raises(ValueError, match=match):
+        factory()
+
+
+def test_invalid_prior_type():
+    with pytest.raises(TypeError, match="`scale` must be a positive number, got 'big'"):
+        priors.Normal(0.0, "big")
+
+
+def _layer_with_posterior(prior, rng, shape=(3, 2)):
+    layer = DenseFlipout(shape[1], prior=prior, use_bias=False, seed=0)
+    layer(np.ones((1, shape[0]), "float32"))
+    post = layer.kernel_posterior
+    post.loc.assign(rng.normal(size=shape).astype("float32"))
+    post.rho.assign(rng.normal(-1.0, 0.5, size=shape).astype("float32"))
+    return layer, post
+
+
+def test_normal_kl_matches_tfp_and_numpy(rng):
+    prior = priors.Normal(0.3, 1.7)
+    layer, post = _layer_with_posterior(prior, rng)
+    mu, sigma = post.loc.numpy(), post.scale().numpy()
+    numpy_kl = np.sum(np.log(1.7 / sigma) + (sigma**2 + (mu - 0.3) ** 2) / (2 * 1.7**2) - 0.5)
+    tfp_kl = tf.reduce_sum(tfd.kl_divergence(tfd.Normal(mu, sigma), tfd.Normal(0.3, 1.7))).numpy()
+    ours = post.kl_divergence().numpy()
+    np.testing.assert_allclose(ours, numpy_kl, rtol=1e-5)
+    np.testing.assert_allclose(ours, tfp_kl, rtol=1e-5)
+    # the layer's add_loss term is kl_weight * KL
+    layer.kl_weight = 0.25
+    layer(np.ones((1, 3), "float32"))
+    np.testing.assert_allclose(float(layer.losses[0]), 0.25 * numpy_kl, rtol=1e-5)
+
+
+def test_scale_mixture_monte_carlo_kl_is_unbiased(rng):
+    prior = priors.ScaleMixtureNormal(0.5, 1.0, 0.1)
+    _, post = _layer_with_posterior(prior, rng, shape=(2, 1))
+    mu, sigma = post.loc.numpy().ravel(), post.scale().numpy().ravel()
+
+    def exact_kl(m, s):  # numerical integration of E_q[log q - log p]
+        def integrand(w):
+            q = stats.norm.pdf(w, m, s)
+            p = 0.5 * stats.norm.pdf(w, 0, 1.0) + 0.5 * stats.norm.pdf(w, 0, 0.1)
+            return q * (np.log(q) - np.log(p)) if q > 0 else 0.0
+
+        return integrate.quad(integrand, m - 12 * s, m + 12 * s, limit=200)[0]
+
+    reference = sum(exact_kl(m, s) for m, s in zip(mu, sigma))
+    estimate = tf.function(lambda seed: post.kl_divergence(seed=seed))
+    draws = np.array([estimate(tf.constant([i, 7], tf.int64)).numpy() for i in range(4000)])
+    stderr = draws.std() / np.sqrt(len(draws))
+    assert abs(draws.mean() - reference) < 4 * stderr, (draws.mean(), reference, stderr)
+    assert draws.std() > 0  # it is a Monte Carlo estimate, not a closed form

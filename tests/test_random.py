@@ -1,0 +1,60 @@
+"""Sign and noise draws, seeds and RNG-state behaviour."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bayesflip import random as rnd
+
+
+@pytest.mark.parametrize("shape", [[1], [31, 3], [256, 512], [7, 5, 3]])
+def test_rademacher_is_exactly_plus_minus_one(shape):
+    s = rnd.rademacher(shape, tf.constant([3, 4], tf.int64)).numpy()
+    assert s.shape == tuple(shape)
+    assert set(np.unique(s).tolist()) <= {-1.0, 1.0}
+    if s.size > 1000:
+        assert set(np.unique(s).tolist()) == {-1.0, 1.0}
+        # balanced: binomial(n, 1/2), 5 standard deviations
+        assert abs(s.mean()) < 5 / np.sqrt(s.size)
+
+
+def test_rademacher_bits_are_independent():
+    s = rnd.rademacher([200_000], tf.constant([9, 1], tf.int64)).numpy()
+    # neighbouring signs come from neighbouring bits of one word: uncorrelated
+    for lag in (1, 8, 31, 32, 33):
+        assert abs(np.mean(s[:-lag] * s[lag:])) < 5 / np.sqrt(s.size)
+
+
+def test_rademacher_dtype_and_determinism():
+    seed = tf.constant([1, 2], tf.int64)
+    a = rnd.rademacher([10, 10], seed, "float16")
+    assert a.dtype == tf.float16
+    np.testing.assert_array_equal(a.numpy(), rnd.rademacher([10, 10], seed, "float16").numpy())
+    assert not np.array_equal(a.numpy(), rnd.rademacher([10, 10], tf.constant([1, 3], tf.int64), "float16").numpy())
+
+
+def test_standard_normal_moments():
+    z = rnd.standard_normal([100_000], tf.constant([5, 6], tf.int64)).numpy()
+    assert abs(z.mean()) < 5 / np.sqrt(z.size)
+    assert abs(z.var() - 1) < 5 * np.sqrt(2 / z.size)
+
+
+def test_split_seed_gives_distinct_seeds():
+    seeds = [s.numpy().tolist() for s in rnd.split_seed(tf.constant([1, 2], tf.int64), 4)]
+    assert len({tuple(s) for s in seeds}) == 4
+
+
+def test_resolve_seed_validation():
+    assert rnd.resolve_seed(5) == 5
+    assert 0 <= rnd.resolve_seed(None) < 2**31
+    with pytest.raises(ValueError, match="non-negative"):
+        rnd.resolve_seed(-1)
+    with pytest.raises(TypeError, match="seed must be an int"):
+        rnd.resolve_seed("3")
+
+
+def test_softplus_inverse_round_trip():
+    for v in (1e-6, 0.01, 1.0, 30.0):
+        assert np.isclose(float(tf.nn.softplus(rnd.softplus_inverse(v))), v, rtol=1e-5)
+    with pytest.raises(ValueError, match="positive"):
+        rnd.softplus_inverse(0.0)
