@@ -1,6 +1,14 @@
 """Variational Keras layers."""
 
 from bayesflip.layers._variational import ESTIMATORS, GaussianPosterior, VariationalLayer
+from bayesflip.layers.conv import (
+    Conv1DFlipout,
+    Conv1DTransposeFlipout,
+    Conv2DFlipout,
+    Conv2DTransposeFlipout,
+    Conv3DFlipout,
+    Conv3DTransposeFlipout,
+)
 from bayesflip.layers.dense import DenseFlipout, DenseLocalReparameterization, DenseReparameterization
 
 __all__ = [
@@ -10,4 +18,10 @@ __all__ = [
     "DenseFlipout",
     "DenseReparameterization",
     "DenseLocalReparameterization",
+    "Conv1DFlipout",
+    "Conv2DFlipout",
+    "Conv3DFlipout",
+    "Conv1DTransposeFlipout",
+    "Conv2DTransposeFlipout",
+    "Conv3DTransposeFlipout",
 ]

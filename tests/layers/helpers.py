@@ -110,3 +110,16 @@ def check_variational_layer(factory, input_shape, *, input_dtype="float32", chec
 
 def _first(y):
     return y[0] if isinstance(y, (list, tuple)) else y
+
+
+def monte_carlo_moments(layer, x, calls):
+    """Mean and variance over the batch copies and ``calls`` forward passes.
+
+    ``x`` holds one example tiled along the batch axis; returns per-output
+    ``(mean, var)`` over ``batch * calls`` posterior samples, and the samples
+    themselves with shape ``(calls, batch, ...)``.
+    """
+    fn = tf.function(lambda t: _first(layer(t)))
+    samples = np.stack([keras.ops.convert_to_numpy(fn(x)) for _ in range(calls)])
+    flat = samples.reshape((-1,) + samples.shape[2:])
+    return flat.mean(0), flat.var(0), samples

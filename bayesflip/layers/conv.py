@@ -1,0 +1,370 @@
+"""Convolutional and transposed-convolutional variational layers.
+
+Each layer is a thin wrapper over :meth:`VariationalLayer.sample_linear` with
+``op = keras.ops.conv`` (or ``keras.ops.conv_transpose``): flipout signs are
+drawn per example and per channel and broadcast over the spatial positions,
+so a batch costs two convolutions (mean and perturbation) instead of one.
+The posterior-mean prediction uses exactly the op of ``keras.layers.ConvND``
+and therefore equals it for the same weights.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras.src.backend.common.backend_utils import compute_conv_transpose_output_shape
+from keras.src.ops.operation_utils import compute_conv_output_shape
+
+from bayesflip.layers._variational import VariationalLayer
+
+__all__ = [
+    "Conv1DFlipout",
+    "Conv2DFlipout",
+    "Conv3DFlipout",
+    "Conv1DTransposeFlipout",
+    "Conv2DTransposeFlipout",
+    "Conv3DTransposeFlipout",
+]
+
+
+def _int_tuple(owner: str, name: str, value, rank: int, minimum: int = 1) -> tuple[int, ...]:
+    """``value`` (an int or a length-``rank`` sequence of ints) as a tuple of ints."""
+    items = (value,) * rank if isinstance(value, int) and not isinstance(value, bool) else value
+    try:
+        items = tuple(items)
+    except TypeError:
+        items = None
+    if (
+        items is None
+        or len(items) != rank
+        or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in items)
+    ):
+        raise ValueError(
+            f"{owner}: `{name}` must be an int >= {minimum} or a tuple of {rank} such ints, got {value!r}."
+        )
+    return items
+
+
+class _BaseConvFlipout(VariationalLayer):
+    """Shared implementation of the ``ConvND(Transpose)Flipout`` layers."""
+
+    rank: int = 2
+    transpose: bool = False
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size,
+        strides=1,
+        padding: str = "valid",
+        data_format: str | None = None,
+        dilation_rate=1,
+        groups: int = 1,
+        output_padding=None,
+        activation=None,
+        use_bias: bool = True,
+        bayesian_bias: bool = False,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        estimator: str = "flipout",
+        prior=None,
+        init_scale: float = 1e-2,
+        min_scale: float = 1e-6,
+        kl_weight: float = 1.0,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(
+            estimator=estimator,
+            prior=prior,
+            init_scale=init_scale,
+            min_scale=min_scale,
+            kl_weight=kl_weight,
+            seed=seed,
+            **kwargs,
+        )
+        owner = self._owner
+        rank = self.rank
+        if isinstance(filters, bool) or not isinstance(filters, int) or filters <= 0:
+            raise ValueError(f"{owner}: `filters` must be a positive int, got {filters!r}.")
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups <= 0:
+            raise ValueError(f"{owner}: `groups` must be a positive int, got {groups!r}.")
+        if filters % groups:
+            raise ValueError(f"{owner}: `filters`={filters} must be divisible by `groups`={groups}.")
+        if self.transpose and groups != 1:
+            raise ValueError(f"{owner}: transposed convolutions support only groups=1, got {groups}.")
+        self.filters = filters
+        self.groups = groups
+        self.kernel_size = _int_tuple(owner, "kernel_size", kernel_size, rank)
+        self.strides = _int_tuple(owner, "strides", strides, rank)
+        self.dilation_rate = _int_tuple(owner, "dilation_rate", dilation_rate, rank)
+        allowed = ("valid", "same", "causal") if rank == 1 and not self.transpose else ("valid", "same")
+        if not isinstance(padding, str) or padding.lower() not in allowed:
+            raise ValueError(f"{owner}: `padding` must be one of {list(allowed)}, got {padding!r}.")
+        self.padding = padding.lower()
+        if data_format is None:
+            data_format = keras.config.image_data_format()
+        if data_format not in ("channels_last", "channels_first"):
+            raise ValueError(
+                f"{owner}: `data_format` must be 'channels_last' or 'channels_first', got {data_format!r}."
+            )
+        self.data_format = data_format
+        if output_padding is not None:
+            if not self.transpose:
+                raise ValueError(f"{owner}: `output_padding` applies only to transposed convolutions.")
+            output_padding = _int_tuple(owner, "output_padding", output_padding, rank, minimum=0)
+            for p, s in zip(output_padding, self.strides):
+                if p >= s:
+                    raise ValueError(
+                        f"{owner}: `output_padding` {output_padding} must be smaller than `strides` "
+                        f"{self.strides} in every dimension."
+                    )
+        self.output_padding = output_padding
+        self.activation = keras.activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.bayesian_bias = bool(bayesian_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.channel_axis = -1 if data_format == "channels_last" else 1
+        self.input_spec = keras.layers.InputSpec(ndim=rank + 2)
+
+    # ----------------------------------------------------------------- build
+    def build(self, input_shape):
+        channels = input_shape[self.channel_axis]
+        if channels is None:
+            raise ValueError(
+                f"{self._owner} needs a known channel dimension (axis {self.channel_axis}), "
+                f"got input shape {input_shape}."
+            )
+        if channels % self.groups:
+            raise ValueError(
+                f"{self._owner}: input channels ({channels}) must be divisible by `groups`={self.groups}."
+            )
+        if self.transpose:
+            shape = self.kernel_size + (self.filters, channels)
+        else:
+            shape = self.kernel_size + (channels // self.groups, self.filters)
+        self.kernel_posterior = self.add_posterior("kernel", shape, self.kernel_initializer)
+        self.bias = None
+        if self.use_bias:
+            if self.bayesian_bias:
+                self.bias = self.add_posterior("bias", (self.filters,), self.bias_initializer)
+            else:
+                self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer=self.bias_initializer)
+        self.build_variational_state()
+        self.input_spec = keras.layers.InputSpec(ndim=self.rank + 2, axes={self.channel_axis: channels})
+
+    # ------------------------------------------------------------------ call
+    def _op(self, x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+        if self.transpose:
+            return keras.ops.conv_transpose(
+                x,
+                kernel,
+                strides=self.strides,
+                padding=self.padding,
+                output_padding=self.output_padding,
+                data_format=self.data_format,
+                dilation_rate=self.dilation_rate,
+            )
+        return keras.ops.conv(
+            x,
+            kernel,
+            strides=self.strides,
+            padding="valid" if self.padding == "causal" else self.padding,
+            data_format=self.data_format,
+            dilation_rate=self.dilation_rate,
+        )
+
+    def _causal_pad(self, x: tf.Tensor) -> tf.Tensor:
+        left = self.dilation_rate[0] * (self.kernel_size[0] - 1)
+        pad = [[0, 0], [left, 0], [0, 0]] if self.data_format == "channels_last" else [[0, 0], [0, 0], [left, 0]]
+        return tf.pad(x, pad)
+
+    def call(self, inputs):
+        x = self.cast_inputs(inputs)
+        if self.padding == "causal":
+            x = self._causal_pad(x)
+        y = self.sample_linear(self._op, x, self.kernel_posterior, self.bias, channel_axis=self.channel_axis)
+        return self.activation(y) if self.activation is not None else y
+
+    def compute_output_shape(self, input_shape):
+        if self.transpose:
+            return tuple(compute_conv_transpose_output_shape(
+                input_shape,
+                self.kernel_size,
+                self.filters,
+                strides=self.strides,
+                padding=self.padding,
+                output_padding=self.output_padding,
+                data_format=self.data_format,
+                dilation_rate=self.dilation_rate,
+            ))
+        shape = list(input_shape)
+        if self.padding == "causal":
+            i = 1 if self.data_format == "channels_last" else 2
+            if shape[i] is not None:
+                shape[i] += self.dilation_rate[0] * (self.kernel_size[0] - 1)
+        return compute_conv_output_shape(
+            tuple(shape),
+            self.filters,
+            self.kernel_size,
+            strides=self.strides,
+            padding="valid" if self.padding == "causal" else self.padding,
+            data_format=self.data_format,
+            dilation_rate=self.dilation_rate,
+        )
+
+    # ---------------------------------------------------------------- config
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "filters": self.filters,
+                "kernel_size": self.kernel_size,
+                "strides": self.strides,
+                "padding": self.padding,
+                "data_format": self.data_format,
+                "dilation_rate": self.dilation_rate,
+                "activation": keras.activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "bayesian_bias": self.bayesian_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            }
+        )
+        if self.transpose:
+            config["output_padding"] = self.output_padding
+        else:
+            config["groups"] = self.groups
+        return config
+
+
+_CONV_DOC = """{rank}D convolution with a mean-field Gaussian posterior over its kernel.
+
+    Computes ``activation(conv(x, W) + b)`` with ``W ~ q(W)``. With the default
+    ``estimator="flipout"`` each example gets its own pseudo-independent kernel
+    perturbation, with random signs per example and channel broadcast over the
+    spatial positions (Wen et al. 2018). Every forward pass is a posterior
+    sample; :func:`bayesflip.posterior_mean` gives the posterior-mean
+    prediction, which equals ``keras.layers.Conv{rank}D`` with ``kernel = loc``.
+
+    Args:
+        filters, kernel_size, strides, padding, data_format, dilation_rate,
+            groups, activation, use_bias: as in ``keras.layers.Conv{rank}D``{causal}.
+        bayesian_bias: give the bias its own Gaussian posterior (default: a
+            deterministic weight).
+        kernel_initializer: initializer of the kernel's posterior mean.
+        bias_initializer: initializer of the bias (posterior mean).
+        estimator: ``"flipout"``, ``"shared"`` (one draw per batch) or
+            ``"local"`` (local reparameterization).
+        prior, init_scale, min_scale, kl_weight, seed: see
+            :class:`bayesflip.layers.VariationalLayer`.
+
+    Example:
+    >>> import numpy as np
+    >>> layer = Conv{rank}DFlipout(4, 3, padding="same", seed=0)
+    >>> layer(np.ones((2,{spatial} 3), "float32")).shape
+    TensorShape([2,{spatial} 4])
+    """
+
+_TRANSPOSE_DOC = """{rank}D transposed convolution with a Gaussian posterior over its kernel.
+
+    The variational counterpart of ``keras.layers.Conv{rank}DTranspose`` (same
+    arguments, kernel shape ``kernel_size + (filters, in_channels)``); flipout
+    signs per example and channel, broadcast over positions.
+
+    Args:
+        filters, kernel_size, strides, padding, output_padding, data_format,
+            dilation_rate, activation, use_bias: as in
+            ``keras.layers.Conv{rank}DTranspose``.
+        bayesian_bias, kernel_initializer, bias_initializer, estimator, prior,
+            init_scale, min_scale, kl_weight, seed: see :class:`Conv2DFlipout`.
+
+    Example:
+    >>> import numpy as np
+    >>> layer = Conv{rank}DTransposeFlipout(2, 3, strides=2, padding="same", seed=0)
+    >>> layer(np.ones((1,{spatial} 3), "float32")).shape
+    TensorShape([1,{doubled} 2])
+    """
+
+
+def _make(rank: int, transpose: bool):
+    spatial = " 4," * rank
+    doubled = " 8," * rank
+
+    if transpose:
+
+        def __init__(
+            self,
+            filters,
+            kernel_size,
+            strides=1,
+            padding="valid",
+            output_padding=None,
+            data_format=None,
+            dilation_rate=1,
+            activation=None,
+            use_bias=True,
+            **kwargs,
+        ):
+            _BaseConvFlipout.__init__(
+                self,
+                filters,
+                kernel_size,
+                strides=strides,
+                padding=padding,
+                output_padding=output_padding,
+                data_format=data_format,
+                dilation_rate=dilation_rate,
+                activation=activation,
+                use_bias=use_bias,
+                **kwargs,
+            )
+
+        name = f"Conv{rank}DTransposeFlipout"
+        doc = _TRANSPOSE_DOC.format(rank=rank, spatial=spatial, doubled=doubled)
+    else:
+
+        def __init__(
+            self,
+            filters,
+            kernel_size,
+            strides=1,
+            padding="valid",
+            data_format=None,
+            dilation_rate=1,
+            groups=1,
+            activation=None,
+            use_bias=True,
+            **kwargs,
+        ):
+            _BaseConvFlipout.__init__(
+                self,
+                filters,
+                kernel_size,
+                strides=strides,
+                padding=padding,
+                data_format=data_format,
+                dilation_rate=dilation_rate,
+                groups=groups,
+                activation=activation,
+                use_bias=use_bias,
+                **kwargs,
+            )
+
+        name = f"Conv{rank}DFlipout"
+        causal = " (``padding`` may also be ``\"causal\"``)" if rank == 1 else ""
+        doc = _CONV_DOC.format(rank=rank, spatial=spatial, causal=causal)
+
+    cls = type(name, (_BaseConvFlipout,), {"rank": rank, "transpose": transpose, "__init__": __init__,
+                                           "__doc__": doc, "__module__": __name__})
+    cls.__qualname__ = name
+    return keras.saving.register_keras_serializable(package="bayesflip")(cls)
+
+
+Conv1DFlipout = _make(1, False)
+Conv2DFlipout = _make(2, False)
+Conv3DFlipout = _make(3, False)
+Conv1DTransposeFlipout = _make(1, True)
+Conv2DTransposeFlipout = _make(2, True)
+Conv3DTransposeFlipout = _make(3, True)
