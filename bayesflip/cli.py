@@ -1,0 +1,72 @@
+"""Command-line interface: ``bayesflip demo`` (and ``python -m bayesflip demo``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from bayesflip.layers._variational import ESTIMATORS
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bayesflip", description="Bayesian neural networks with flipout.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="train a flipout BNN and a deterministic net on scikit-learn's digits")
+    demo.add_argument("--output", default="bayesflip_demo_output", help="output folder (default: %(default)s)")
+    demo.add_argument("--epochs", type=_positive_int, default=60, help="training epochs (default: %(default)s)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    demo.add_argument("--estimator", choices=ESTIMATORS, default="flipout", help="gradient estimator (default: %(default)s)")
+    demo.add_argument("--num-samples", type=_positive_int, default=32, help="posterior samples for prediction (default: %(default)s)")
+    demo.add_argument("--batch-size", type=_positive_int, default=64, help="mini-batch size (default: %(default)s)")
+    demo.add_argument("--learning-rate", type=_positive_float, default=1e-2, help="Adam learning rate (default: %(default)s)")
+    demo.add_argument("--quiet", action="store_true", help="no progress output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``bayesflip`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    if args.command == "demo":
+        if os.path.exists(args.output) and not os.path.isdir(args.output):
+            print(f"bayesflip demo: --output {args.output!r} exists and is not a folder", file=sys.stderr)
+            return 2
+        try:
+            os.makedirs(args.output, exist_ok=True)
+        except OSError as err:
+            print(f"bayesflip demo: cannot create --output folder {args.output!r}: {err}", file=sys.stderr)
+            return 2
+        from bayesflip.demo import run_demo  # heavy imports only when needed
+
+        run_demo(
+            output=args.output,
+            epochs=args.epochs,
+            seed=args.seed,
+            estimator=args.estimator,
+            num_samples=args.num_samples,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            verbose=0 if args.quiet else 1,
+        )
+    return 0

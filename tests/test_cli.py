@@ -1,0 +1,74 @@
+"""The ``bayesflip`` command line and the demo job."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bayesflip import cli
+from bayesflip.datasets import corrupt_images, load_digits
+
+
+def test_demo_end_to_end_writes_a_consistent_report(tmp_path):
+    out = os.path.join(tmp_path, "out")
+    assert cli.main(["demo", "--output", out, "--epochs", "2", "--num-samples", "4", "--quiet"]) == 0
+    with open(os.path.join(out, "report.json")) as f:
+        report = json.load(f)
+    for net in ("deterministic", "bayesian"):
+        scores = report[net]
+        assert 0.0 <= scores["accuracy"] <= 1.0 and 0.0 <= scores["ece"] <= 1.0
+        assert scores["nll"] > 0 and 0.0 <= scores["brier"] <= 2.0
+    assert report["config"]["train_examples"] + report["config"]["test_examples"] == 1797
+    unc = report["uncertainty"]
+    for kind in ("in_distribution", "permuted", "noise"):
+        assert 0.0 <= unc[kind]["mutual_information"] <= unc[kind]["predictive_entropy"] + 1e-6
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["demo", "--epochs", "0"], "expected a positive integer, got 0"),
+        (["demo", "--num-samples", "x"], "expected a positive integer, got 'x'"),
+        (["demo", "--estimator", "magic"], "invalid choice: 'magic'"),
+        (["demo", "--learning-rate", "-1"], "expected a positive number"),
+        ([], "required"),
+    ],
+)
+def test_cli_rejects_bad_arguments(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_output_that_is_a_file(tmp_path, capsys):
+    path = os.path.join(tmp_path, "file.txt")
+    open(path, "w").close()
+    assert cli.main(["demo", "--output", path, "--quiet"]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+
+
+def test_python_dash_m_entry_point():
+    proc = subprocess.run(
+        [sys.executable, "-m", "bayesflip", "demo", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and "--estimator" in proc.stdout
+
+
+def test_digits_split_and_corruptions():
+    d = load_digits(seed=1)
+    assert d.x_train.shape == (1437, 64) and d.x_test.shape == (360, 64)
+    assert d.x_train.min() >= 0.0 and d.x_train.max() <= 1.0
+    assert sorted(np.unique(d.y_test)) == list(range(10))
+    x = d.x_test[:10]
+    perm = corrupt_images(x, "permuted")
+    np.testing.assert_allclose(np.sort(perm, axis=1), np.sort(x, axis=1))  # same pixels, shuffled
+    assert not np.array_equal(perm, x)
+    np.testing.assert_allclose(corrupt_images(x, "inverted"), 1 - x)
+    with pytest.raises(ValueError, match="unknown `kind` 'blur'"):
+        corrupt_images(x, "blur")
+    with pytest.raises(ValueError, match="test_fraction"):
+        load_digits(test_fraction=1.5)
