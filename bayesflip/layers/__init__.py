@@ -9,6 +9,7 @@ from bayesflip.layers.conv import (
     Conv3DFlipout,
     Conv3DTransposeFlipout,
 )
+from bayesflip.layers.recurrent import GRUFlipout, LSTMFlipout, RecurrentPerturbation
 from bayesflip.layers.dense import DenseFlipout, DenseLocalReparameterization, DenseReparameterization
 
 __all__ = [
@@ -24,4 +25,7 @@ __all__ = [
     "Conv1DTransposeFlipout",
     "Conv2DTransposeFlipout",
     "Conv3DTransposeFlipout",
+    "LSTMFlipout",
+    "GRUFlipout",
+    "RecurrentPerturbation",
 ]
