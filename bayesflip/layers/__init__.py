@@ -9,6 +9,7 @@ from bayesflip.layers.conv import (
     Conv3DFlipout,
     Conv3DTransposeFlipout,
 )
+from bayesflip.layers.embedding import EmbeddingFlipout
 from bayesflip.layers.recurrent import GRUFlipout, LSTMFlipout, RecurrentPerturbation
 from bayesflip.layers.dense import DenseFlipout, DenseLocalReparameterization, DenseReparameterization
 
@@ -28,4 +29,5 @@ __all__ = [
     "LSTMFlipout",
     "GRUFlipout",
     "RecurrentPerturbation",
+    "EmbeddingFlipout",
 ]

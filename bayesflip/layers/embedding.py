@@ -1,0 +1,136 @@
+"""Variational embedding layer.
+
+An embedding lookup is the linear op ``one_hot(ids) @ W``. Its flipout
+perturbation for example ``b`` is ``ΔW[id] ∘ R_b`` with one random-sign vector
+``R_b`` over the embedding dimension per example (shared by all positions of
+the example): the input-side signs of flipout would only flip whole rows of
+``ΔW`` and add nothing for one-hot inputs, so they are not drawn. Each
+example's perturbation is marginally ``N(0, scale²)`` per row, and two examples
+of a batch are uncorrelated (``E[R_b R_b'] = 0``); a token repeated inside one
+example sees the same weight row, as it should.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from bayesflip.layers._variational import VariationalLayer, _sign_shape
+
+__all__ = ["EmbeddingFlipout"]
+
+
+@keras.saving.register_keras_serializable(package="bayesflip")
+class EmbeddingFlipout(VariationalLayer):
+    """Embedding with a mean-field Gaussian posterior over its table.
+
+    Maps integer ids ``(batch, ...)`` to vectors ``(batch, ..., output_dim)``.
+    Every forward pass draws a posterior sample (see the module docstring for
+    the flipout form); :func:`bayesflip.posterior_mean` gives the lookup in
+    the posterior mean, equal to ``keras.layers.Embedding`` with the same
+    table.
+
+    Args:
+        input_dim: vocabulary size (ids lie in ``[0, input_dim)``).
+        output_dim: embedding dimension.
+        embeddings_initializer: initializer of the posterior mean.
+        mask_zero: whether id 0 is padding (the layer then returns a mask, as
+            ``keras.layers.Embedding`` does).
+        estimator: ``"flipout"`` (default) or ``"shared"`` (one table draw
+            for the whole batch).
+        prior, init_scale, min_scale, kl_weight, seed: see
+            :class:`bayesflip.layers.VariationalLayer`.
+
+    Example:
+    >>> import numpy as np
+    >>> layer = EmbeddingFlipout(10, 3, mask_zero=True, seed=0)
+    >>> layer(np.array([[1, 2, 0]])).shape
+    TensorShape([1, 3, 3])
+    """
+
+    supported_estimators = ("flipout", "shared")
+
+    def __init__(
+        self,
+        input_dim: int,
+        output_dim: int,
+        embeddings_initializer="uniform",
+        mask_zero: bool = False,
+        estimator: str = "flipout",
+        prior=None,
+        init_scale: float = 1e-2,
+        min_scale: float = 1e-6,
+        kl_weight: float = 1.0,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(
+            estimator=estimator,
+            prior=prior,
+            init_scale=init_scale,
+            min_scale=min_scale,
+            kl_weight=kl_weight,
+            seed=seed,
+            **kwargs,
+        )
+        for name, value in (("input_dim", input_dim), ("output_dim", output_dim)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{self._owner}: `{name}` must be a positive int, got {value!r}.")
+        self.input_dim = input_dim
+        self.output_dim = output_dim
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        self.mask_zero = bool(mask_zero)
+        self.supports_masking = self.mask_zero
+
+    def build(self, input_shape=None):
+        self.embeddings_posterior = self.add_posterior(
+            "embeddings", (self.input_dim, self.output_dim), self.embeddings_initializer
+        )
+        self.build_variational_state()
+
+    def _ids(self, inputs) -> tf.Tensor:
+        ids = inputs if tf.is_tensor(inputs) else tf.convert_to_tensor(inputs)
+        dtype = tf.as_dtype(ids.dtype)
+        if dtype.is_floating:
+            ids = tf.cast(ids, tf.int32)
+        elif not dtype.is_integer:
+            raise TypeError(f"{self._owner} expects integer ids, got dtype {dtype.name}.")
+        if ids.shape.rank is not None and ids.shape.rank < 1:
+            raise ValueError(f"{self._owner} expects ids of shape (batch, ...), got a scalar.")
+        return ids
+
+    def call(self, inputs):
+        ids = self._ids(inputs)
+        post = self.embeddings_posterior
+        loc = self.posterior_mean_weight(post)
+        if self.use_posterior_mean:
+            self._add_kl(seed=None)
+            return tf.gather(loc, ids)
+        eps_seed, sign_seed, kl_seed = self.draw_seeds(3)
+        delta, sample = self.draw_weight_noise(post, eps_seed)
+        self._add_kl(samples={post.name: sample}, seed=kl_seed)
+        if self.estimator == "shared":
+            return tf.gather(loc + delta, ids)
+        mean = tf.gather(loc, ids)
+        (sign_out,) = self.draw_signs([_sign_shape(mean, -1)], sign_seed)
+        return mean + tf.gather(delta, ids) * sign_out
+
+    def compute_mask(self, inputs, mask=None):
+        if not self.mask_zero:
+            return None
+        return keras.ops.not_equal(inputs, 0)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.output_dim,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "input_dim": self.input_dim,
+                "output_dim": self.output_dim,
+                "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+                "mask_zero": self.mask_zero,
+            }
+        )
+        return config
