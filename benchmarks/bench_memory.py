@@ -1,0 +1,139 @@
+"""Peak memory of one training step: 4096×4096 DenseFlipout vs keras Dense, batch 1024.
+
+Method. Each variant runs in its own fresh subprocess with
+``TF_CPU_ALLOCATOR_USE_BFC=true``, which makes TensorFlow's CPU allocator keep
+statistics, so ``tf.config.experimental.get_memory_info("CPU:0")`` reports the
+bytes held by TensorFlow tensors (``current``) and their high-water mark
+(``peak``) — the CPU counterpart of the GPU measurement. In the child:
+
+1. build the one-layer model (4096 → 4096, bias) and an SGD optimizer, make a
+   1024×4096 input batch and targets;
+2. run one compiled training step (forward, MSE + KL, backward, update) to
+   trace it and allocate everything once;
+3. ``reset_memory_stats``, record ``current`` (= resting memory: weights, data),
+   run ``--steps`` more steps and record ``peak``.
+
+Both a plain ``tf.function`` step (``graph``) and an XLA-compiled one
+(``jit_compile=True``, ``xla``) are measured: XLA fuses the element-wise
+sampling and KL ops and so keeps fewer weight-sized temporaries alive.
+
+Reported: resting bytes, peak bytes, and the step's transient
+(``peak - resting``), each as a ratio to keras ``Dense``; plus the process's
+peak RSS for reference (includes the TF runtime and Python). Explicit
+per-example weights (what flipout avoids) would need ``1024·4096·4096·4 B = 64
+GiB`` for the weights alone — computed, not run.
+
+Usage: ``python benchmarks/bench_memory.py [--units 4096] [--batch 1024]``
+Writes ``benchmarks/results/memory.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+VARIANTS = ["dense", "flipout", "shared", "local"]
+
+CHILD = r"""
+import json, os, resource, sys
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+import keras, numpy as np, tensorflow as tf
+from bayesflip.layers import DenseFlipout
+variant, units, batch, steps, jit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
+if variant == "dense":
+    layer = keras.layers.Dense(units)
+else:
+    layer = DenseFlipout(units, estimator=variant, kl_weight=1e-6, seed=0)
+model = keras.Sequential([keras.Input((units,)), layer])
+opt = keras.optimizers.SGD(1e-3)
+opt.build(model.trainable_variables)
+x = tf.random.normal([batch, units])
+y = tf.random.normal([batch, units])
+
+@tf.function(jit_compile=jit)
+def step(x, y):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
+        if model.losses:
+            loss += tf.add_n(model.losses)
+    grads = tape.gradient(loss, model.trainable_variables)
+    opt.apply_gradients(zip(grads, model.trainable_variables))
+    return loss
+
+step(x, y).numpy()
+tf.config.experimental.reset_memory_stats("CPU:0")
+resting = tf.config.experimental.get_memory_info("CPU:0")["current"]
+for _ in range(steps):
+    step(x, y).numpy()
+info = tf.config.experimental.get_memory_info("CPU:0")
+params = sum(int(np.prod(v.shape)) * 4 for v in model.trainable_variables)
+print("RESULT" + json.dumps({"resting": resting, "peak": info["peak"], "param_bytes": params,
+      "max_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+"""
+
+
+def measure(variant: str, units: int, batch: int, steps: int, jit: bool = False) -> dict:
+    env = dict(os.environ, TF_CPU_ALLOCATOR_USE_BFC="true", TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, variant, str(units), str(batch), str(steps), "1" if jit else "0"],
+        env=env, capture_output=True, text=True, check=False,
+    )
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT"):
+            return json.loads(line[len("RESULT"):])
+    raise RuntimeError(f"bench_memory: child for {variant!r} failed:\n{proc.stderr[-3000:]}")
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--units", type=int, default=4096)
+    p.add_argument("--batch", type=int, default=1024)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--variants", nargs="+", default=VARIANTS, choices=VARIANTS, help="dense must come first")
+    p.add_argument("--modes", nargs="+", default=["graph", "xla"], choices=["graph", "xla"],
+                   help="tf.function step without / with jit_compile=True")
+    p.add_argument("--out", default=RESULTS)
+    args = p.parse_args(argv)
+    mib = 2.0**20
+    res = {}
+    print(f"{'variant':10s} {'step':8s} {'resting MiB':>12s} {'peak MiB':>10s} {'transient MiB':>14s} "
+          f"{'peak/dense':>11s} {'RSS MiB':>9s}")
+    for mode in args.modes:
+        jit = mode == "xla"
+        res[mode] = {}
+        for v in args.variants:
+            r = measure(v, args.units, args.batch, args.steps, jit=jit)
+            r["transient"] = r["peak"] - r["resting"]
+            base = res[mode].get("dense")
+            if base:
+                r["peak_ratio_to_dense"] = r["peak"] / base["peak"]
+                r["transient_ratio_to_dense"] = r["transient"] / max(base["transient"], 1)
+            res[mode][v] = r
+            print(
+                f"{v:10s} {mode:8s} {r['resting']/mib:12.1f} {r['peak']/mib:10.1f} {r['transient']/mib:14.1f} "
+                f"{r.get('peak_ratio_to_dense', 1.0):11.2f} {r['max_rss']/mib:9.1f}",
+                flush=True,
+            )
+    explicit = args.batch * args.units * args.units * 4
+    print(f"explicit per-example weights would need {explicit / 2**30:.1f} GiB for the weights alone")
+    out = {
+        "method": "TF CPU BFC allocator statistics (TF_CPU_ALLOCATOR_USE_BFC=true), tf.config.experimental.get_memory_info, "
+        "one subprocess per variant, peak over steady-state SGD training steps; graph = tf.function, "
+        "xla = tf.function(jit_compile=True)",
+        "units": args.units,
+        "batch": args.batch,
+        "results": res,
+        "explicit_per_example_weight_bytes": explicit,
+    }
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "memory.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    return out
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
