@@ -628,6 +628,8 @@ def interval_coverage(y_true, lower, upper) -> float:
         raise ValueError(
             f"{fn}: `lower` and `upper` must have the shape of `y_true` {y.shape}, got {lo.shape} and {hi.shape}."
         )
+    if not (np.all(np.isfinite(y)) and np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        raise ValueError(f"{fn}: `y_true`, `lower` and `upper` must be finite, got NaN or infinite values.")
     if np.any(lo > hi):
         raise ValueError(f"{fn}: every `lower` bound must be <= its `upper` bound.")
     return float(np.mean((y >= lo) & (y <= hi)))

@@ -182,6 +182,15 @@ class _BaseConvFlipout(VariationalLayer):
 
     def call(self, inputs):
         x = self.cast_inputs(inputs)
+        if self.padding == "valid" and not self.transpose:
+            first = 1 if self.data_format == "channels_last" else 2
+            for size, k, d in zip(x.shape[first:first + self.rank], self.kernel_size, self.dilation_rate):
+                if size is not None and size < d * (k - 1) + 1:
+                    raise ValueError(
+                        f"{self._owner}: with padding='valid' every spatial size must be >= the dilated "
+                        f"kernel size {tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation_rate))}, "
+                        f"got input shape {tuple(x.shape)}."
+                    )
         if self.padding == "causal":
             x = self._causal_pad(x)
         y = self.sample_linear(self._op, x, self.kernel_posterior, self.bias, channel_axis=self.channel_axis)
