@@ -198,7 +198,10 @@ class VariationalLayer(keras.layers.Layer):
             raise type(err)(f"{owner}: invalid `prior`: {err}") from None
         self.init_scale, self.min_scale = _check_scale(owner, init_scale, min_scale)
         self._initial_kl_weight = check_kl_weight(owner, kl_weight)
-        self.seed = None if seed is None else rnd.resolve_seed(seed)
+        try:
+            self.seed = None if seed is None else rnd.resolve_seed(seed)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{owner}: invalid `seed`: {err}") from None
         self._resolved_seed = rnd.resolve_seed(seed)
         self.posteriors: list[GaussianPosterior] = []
         #: When True, ``call`` returns the posterior-mean prediction (no sampling).
