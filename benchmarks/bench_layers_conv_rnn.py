@@ -1,0 +1,183 @@
+"""Training-step time of convolutional and recurrent flipout layers vs Keras (and TFP).
+
+Conv: a two-convolution CNN on 32×32×3 images (Conv 3×3×32 "same" + ReLU,
+Conv 3×3×64 stride 2 + ReLU, global average pooling, Dense 10): keras
+``Conv2D`` vs bayesflip ``Conv2DFlipout`` vs TFP's
+``tfp.layers.Convolution2DFlipout`` (a ``tf_keras`` model, since TFP's layers
+do not run in Keras 3).
+Recurrent: one recurrent layer (64 units) over sequences of 32 steps × 32
+features, then Dense 10: keras ``LSTM``/``GRU`` vs ``LSTMFlipout``/``GRUFlipout``.
+
+One process; the models' steps are interleaved (round-robin) and the median
+of many steps is reported, as ratios to the deterministic Keras step. Every
+model trains with a compiled ``tf.function`` step (Adam, sparse categorical
+cross-entropy + the KL terms).
+
+Usage: ``python benchmarks/bench_layers_conv_rnn.py [--steps 40] [--batch-size 64]``
+Writes ``benchmarks/results/layers_conv_rnn.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from bayesflip.layers import Conv2DFlipout, GRUFlipout, LSTMFlipout  # noqa: E402
+
+IMAGE = (32, 32, 3)
+SEQUENCE = (32, 32)
+UNITS = 64
+CLASSES = 10
+KL = 1e-4
+
+
+def keras_step(model):
+    opt = keras.optimizers.Adam(1e-3)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    opt.build(model.trainable_variables)
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+            if model.losses:
+                loss = loss + tf.add_n(model.losses)
+        grads = tape.gradient(loss, model.trainable_variables)
+        opt.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    return step
+
+
+def cnn(conv):
+    return keras.Sequential(
+        [
+            keras.Input(IMAGE),
+            conv(32, 3, padding="same", activation="relu"),
+            conv(64, 3, strides=2, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(CLASSES),
+        ]
+    )
+
+
+def flipout_conv(filters, kernel_size, **kwargs):
+    return Conv2DFlipout(filters, kernel_size, kl_weight=KL, **kwargs)
+
+
+def rnn(layer):
+    return keras.Sequential([keras.Input(SEQUENCE), layer, keras.layers.Dense(CLASSES)])
+
+
+def tfp_cnn_step():
+    import tensorflow_probability as tfp
+    import tf_keras
+
+    kl = lambda q, p, _: tfp.distributions.kl_divergence(q, p) * KL  # noqa: E731
+    conv = tfp.layers.Convolution2DFlipout
+    model = tf_keras.Sequential(
+        [
+            tf_keras.Input(IMAGE),
+            conv(32, 3, padding="same", activation="relu", kernel_divergence_fn=kl),
+            conv(64, 3, strides=2, activation="relu", kernel_divergence_fn=kl),
+            tf_keras.layers.GlobalAveragePooling2D(),
+            tf_keras.layers.Dense(CLASSES),
+        ]
+    )
+    opt = tf_keras.optimizers.Adam(1e-3)
+    loss_fn = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True)) + tf.add_n(model.losses)
+        grads = tape.gradient(loss, model.trainable_variables)
+        opt.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    return step
+
+
+def interleaved(runners: dict, data: dict, steps: int, warmup: int = 5) -> dict:
+    """Median milliseconds per step of each runner, steps interleaved round-robin."""
+    for _ in range(warmup):
+        for name, step in runners.items():
+            step(*data[name]).numpy()
+    times = {k: [] for k in runners}
+    for _ in range(steps):
+        for name, step in runners.items():
+            t0 = time.perf_counter()
+            step(*data[name]).numpy()
+            times[name].append(time.perf_counter() - t0)
+    return {k: float(np.median(v)) * 1e3 for k, v in times.items()}
+
+
+def measure(batch_size: int, steps: int) -> dict:
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.normal(size=(batch_size,) + IMAGE).astype("float32"))
+    sequences = tf.constant(rng.normal(size=(batch_size,) + SEQUENCE).astype("float32"))
+    labels = tf.constant(rng.integers(0, CLASSES, size=batch_size))
+    runners = {
+        "keras_conv2d": keras_step(cnn(keras.layers.Conv2D)),
+        "bayesflip_conv2d_flipout": keras_step(cnn(flipout_conv)),
+        "keras_lstm": keras_step(rnn(keras.layers.LSTM(UNITS))),
+        "bayesflip_lstm_flipout": keras_step(rnn(LSTMFlipout(UNITS, kl_weight=KL, seed=0))),
+        "keras_gru": keras_step(rnn(keras.layers.GRU(UNITS))),
+        "bayesflip_gru_flipout": keras_step(rnn(GRUFlipout(UNITS, kl_weight=KL, seed=0))),
+    }
+    try:
+        runners["tfp_conv2d_flipout"] = tfp_cnn_step()
+    except Exception as err:  # pragma: no cover - TFP missing or broken
+        print(f"TFP unavailable: {err}")
+    data = {k: ((images if "conv" in k else sequences), labels) for k in runners}
+    med = interleaved(runners, data, steps)
+    ratios = {
+        "conv2d_flipout_over_keras_conv2d": med["bayesflip_conv2d_flipout"] / med["keras_conv2d"],
+        "lstm_flipout_over_keras_lstm": med["bayesflip_lstm_flipout"] / med["keras_lstm"],
+        "gru_flipout_over_keras_gru": med["bayesflip_gru_flipout"] / med["keras_gru"],
+    }
+    if "tfp_conv2d_flipout" in med:
+        ratios["tfp_conv2d_flipout_over_keras_conv2d"] = med["tfp_conv2d_flipout"] / med["keras_conv2d"]
+        ratios["tfp_over_bayesflip_conv2d_flipout"] = med["tfp_conv2d_flipout"] / med["bayesflip_conv2d_flipout"]
+    return {"batch_size": batch_size, "steps": steps, "median_ms": med, "ratios": ratios}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--output", default=os.path.join(os.path.dirname(__file__), "results", "layers_conv_rnn.json")
+    )
+    args = parser.parse_args(argv)
+    result = measure(args.batch_size, args.steps)
+    print(f"batch {args.batch_size}, median of {args.steps} interleaved steps:")
+    for k, v in result["median_ms"].items():
+        print(f"  {k:28s} {v:8.2f} ms")
+    for k, v in result["ratios"].items():
+        print(f"  {k:40s} {v:5.2f}x")
+    result.update(
+        benchmark="layers_conv_rnn",
+        machine=f"{platform.machine()}, {os.cpu_count()} CPUs",
+        tensorflow=tf.__version__,
+        keras=keras.__version__,
+        config={"image": IMAGE, "sequence": SEQUENCE, "units": UNITS},
+    )
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    with open(args.output, "w") as f:
+        json.dump(result, f, indent=2)
+    return result
+
+
+if __name__ == "__main__":
+    main()
