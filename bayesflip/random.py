@@ -55,16 +55,30 @@ def initial_state(seed: int) -> list[int]:
 
 
 def add_state_variable(layer: keras.layers.Layer, seed: int) -> keras.Variable:
-    """Create the saved RNG-state variable of ``layer`` (call from ``build``)."""
-    return layer.add_weight(
-        name="rng_state",
-        shape=(2,),
-        dtype="int64",
-        initializer=keras.initializers.Constant(initial_state(seed)),
-        trainable=False,
-        # Every replica advances the same counter; keep one copy in sync.
-        aggregation="only_first_replica",
-    )
+    """Create the saved RNG-state variable of ``layer`` (call from ``build``).
+
+    Under ``tf.distribute`` the variable is *sync-on-read* with aggregation
+    ``only_first_replica``: every replica advances its own copy by the same
+    amount (so the copies stay equal) without a cross-replica ``merge_call``,
+    and reads in cross-replica context, checkpoints and ``.keras`` files see the
+    first replica's copy. A sync-on-write variable would need a ``merge_call``
+    in every forward pass, which makes ``MirroredStrategy`` interleave the
+    replica threads inside the forward pass; Keras' per-layer ``losses`` list is
+    shared by those threads, so ``model.losses`` would then mix the KL terms of
+    both replicas (measured: 3 and 4 terms instead of 2 with Keras 3.15).
+    """
+    with keras.name_scope(layer.name, caller=layer):
+        variable = keras.Variable(
+            initializer=keras.initializers.Constant(initial_state(seed)),
+            shape=(2,),
+            dtype="int64",
+            trainable=False,
+            aggregation="only_first_replica",
+            synchronization="on_read",
+            name="rng_state",
+        )
+    layer._track_variable(variable)
+    return variable
 
 
 def next_seed(state: keras.Variable) -> tf.Tensor:

@@ -1,0 +1,441 @@
+"""Training Bayesian models under ``tf.distribute`` (and without it).
+
+Three things matter when a flipout network is trained on several replicas:
+
+1. **Decorrelated replicas.** Every variational layer folds the global replica
+   index into its stateless seed (:func:`bayesflip.random.fold_in_replica`), so
+   replicas perturb independently while the RNG state stays one synchronised,
+   saved variable: a run is reproducible from its seeds.
+2. **ELBO scaling.** Gradients are *summed* over replicas, so each replica
+   contributes ``sum(NLL_i) / global_batch + KL / num_replicas``
+   (:func:`compute_loss`); the sum over replicas is then the per-example
+   negative ELBO of the global batch, with the KL counted once. Keras'
+   ``model.fit`` does the same under ``MirroredStrategy``.
+3. **Multi-worker training.** Keras 3's ``model.fit`` fails under
+   ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585). :func:`fit` is a
+   small custom training loop (``strategy.run`` over a distributed dataset) that
+   works under no strategy, ``MirroredStrategy``, ``MultiWorkerMirroredStrategy``
+   and — by construction, untested here — ``TPUStrategy``, with metrics, chief-only
+   progress output and checkpoint/resume through ``tf.train.CheckpointManager``.
+
+``TPUStrategy`` (not testable on this project's CPU-only CI): create the model,
+optimizer and metrics under ``strategy.scope()``, batch the dataset with
+``drop_remainder=True`` (static shapes) and call ``fit(model, dataset,
+strategy=strategy)``. The step uses only stateless RNG ops and variables (no
+host-side ops) and compiles with ``jit_compile=True`` on CPU, which is the
+property TPUs need.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any, Callable, Iterable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["split_cpu", "is_chief", "compute_loss", "fit"]
+
+
+# ----------------------------------------------------------------- devices
+def split_cpu(num_devices: int) -> list[str]:
+    """Split the host CPU into ``num_devices`` logical devices.
+
+    Lets ``MirroredStrategy`` run ``num_devices`` replicas on one CPU (for tests
+    and tutorials; the replicas share the physical cores). Must be called before
+    TensorFlow initializes its devices, i.e. before the first tensor is created.
+    Calling it again with the same number is a no-op.
+
+    Args:
+        num_devices: positive int.
+
+    Returns:
+        The names of the logical CPU devices, e.g. ``["/device:CPU:0", "/device:CPU:1"]``.
+
+    Raises:
+        ValueError: ``num_devices`` is not a positive int.
+        RuntimeError: TensorFlow's devices were initialized already with another split.
+
+    Example:
+    >>> names = split_cpu(len(tf.config.list_logical_devices("CPU")))  # no-op re-split
+    >>> all("CPU" in n for n in names)
+    True
+    """
+    if isinstance(num_devices, bool) or not isinstance(num_devices, int) or num_devices < 1:
+        raise ValueError(f"split_cpu: `num_devices` must be a positive int, got {num_devices!r}.")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)]
+        )
+    except RuntimeError:
+        current = tf.config.list_logical_devices("CPU")
+        if len(current) != num_devices:
+            raise RuntimeError(
+                f"split_cpu: TensorFlow's devices are already initialized with {len(current)} logical CPU "
+                f"device(s), cannot split into {num_devices}; call split_cpu before creating any tensor "
+                "(at the very top of the program)."
+            ) from None
+    return [d.name for d in tf.config.list_logical_devices("CPU")]
+
+
+def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
+    """Whether this process is the chief (the one that logs and keeps checkpoints).
+
+    True outside multi-worker training; under ``MultiWorkerMirroredStrategy`` the
+    task ``chief`` (or ``worker`` 0 when the cluster has no chief).
+
+    Args:
+        strategy: the strategy; default the current one.
+
+    Returns:
+        bool.
+
+    Example:
+    >>> is_chief()
+    True
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    jobs = resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in jobs
+
+
+# --------------------------------------------------------------- ELBO terms
+def _num_replicas() -> int:
+    ctx = tf.distribute.get_replica_context()
+    if ctx is not None:
+        return ctx.num_replicas_in_sync
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def compute_loss(
+    per_example_loss: tf.Tensor,
+    model_losses: keras.layers.Layer | Sequence[tf.Tensor] = (),
+    *,
+    global_batch_size: int | tf.Tensor | None = None,
+    sample_weight: tf.Tensor | None = None,
+) -> tf.Tensor:
+    """This replica's share of the per-example negative ELBO (call inside ``strategy.run``).
+
+    ``sum_i w_i · nll_i / global_batch_size + sum(model_losses) / num_replicas``
+
+    where ``model_losses`` are the layers' ``kl_weight · KL`` terms (``model.losses``).
+    Gradients of the replicas are summed by the optimizer, so the total is
+    ``mean NLL over the global batch + KL`` with the KL counted once — the
+    negative ELBO per example when ``kl_weight = 1 / num_training_examples``.
+    Outside ``tf.distribute`` it is simply ``mean(nll) + KL``.
+
+    Args:
+        per_example_loss: ``(local_batch,)`` or ``(local_batch, ...)`` data term;
+            extra axes are averaged.
+        model_losses: a Keras model/layer (its ``.losses`` after the forward
+            pass) or a list of scalar tensors.
+        global_batch_size: number of examples in the step over all replicas;
+            default ``local_batch × num_replicas`` (exact for evenly split batches).
+        sample_weight: optional ``(local_batch,)`` weights of the data term.
+
+    Returns:
+        A float32 scalar tensor.
+
+    Example:
+    >>> nll = tf.constant([1.0, 2.0, 3.0, 6.0])
+    >>> float(compute_loss(nll, [tf.constant(0.5)]))  # mean 3.0 + KL 0.5
+    3.5
+    """
+    if not tf.is_tensor(per_example_loss):
+        per_example_loss = tf.convert_to_tensor(per_example_loss)
+    if per_example_loss.shape.rank == 0:
+        raise ValueError(
+            "compute_loss: `per_example_loss` must have a batch axis (shape (batch, ...)), got a scalar; "
+            "use a loss with reduction='none'."
+        )
+    values = tf.cast(per_example_loss, tf.float32)
+    if values.shape.rank > 1:
+        values = tf.reduce_mean(values, axis=list(range(1, values.shape.rank)))
+    if sample_weight is not None:
+        values = values * tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
+    replicas = _num_replicas()
+    if global_batch_size is None:
+        global_batch_size = tf.cast(tf.shape(values)[0] * replicas, tf.float32)
+    nll = tf.reduce_sum(values) / tf.cast(global_batch_size, tf.float32)
+    if isinstance(model_losses, keras.layers.Layer):
+        model_losses = model_losses.losses
+    reg = tf.constant(0.0, tf.float32)
+    for term in model_losses:
+        reg += tf.reduce_sum(tf.cast(term, tf.float32))
+    return nll + reg / replicas
+
+
+# -------------------------------------------------------------- training
+def _per_example_loss_fn(loss, caller: str) -> Callable:
+    if loss is None:
+        raise ValueError(f"{caller}: no `loss` given and the model is not compiled with one.")
+    if isinstance(loss, str):
+        loss = keras.losses.get(loss)
+    if isinstance(loss, keras.losses.Loss):
+        config = loss.get_config()
+        if "reduction" in config:
+            config["reduction"] = None
+            return type(loss).from_config(config)
+        return loss.call
+    if callable(loss):
+        return loss
+    raise TypeError(f"{caller}: `loss` must be a keras.losses.Loss, a loss name or a callable, got {loss!r}.")
+
+
+def _clone_metric(metric, caller: str) -> keras.metrics.Metric:
+    if isinstance(metric, str):
+        fn = keras.metrics.get(metric)
+        return fn if isinstance(fn, keras.metrics.Metric) else keras.metrics.MeanMetricWrapper(fn, name=metric)
+    if isinstance(metric, keras.metrics.Metric):
+        try:  # fresh variables, created under the current strategy scope
+            return type(metric).from_config(metric.get_config())
+        except Exception:  # noqa: BLE001 - custom metrics without a round-tripping config
+            return metric
+    if callable(metric):
+        return keras.metrics.MeanMetricWrapper(metric, name=getattr(metric, "__name__", "metric"))
+    raise TypeError(f"{caller}: each metric must be a keras.metrics.Metric, a name or a callable, got {metric!r}.")
+
+
+def _as_dataset(dataset, batch_size, caller: str) -> tf.data.Dataset:
+    if isinstance(dataset, tf.data.Dataset):
+        if batch_size is not None:
+            raise ValueError(f"{caller}: `batch_size` is only for array inputs; batch the tf.data.Dataset yourself.")
+        return dataset
+    if isinstance(dataset, (tuple, list)) and len(dataset) in (2, 3):
+        if batch_size is None:
+            raise ValueError(f"{caller}: array inputs (x, y[, sample_weight]) need a `batch_size`.")
+        arrays = tuple(np.asarray(a) for a in dataset)
+        return tf.data.Dataset.from_tensor_slices(arrays).batch(batch_size)
+    raise TypeError(
+        f"{caller}: `dataset` must be a tf.data.Dataset of (x, y[, sample_weight]) batches or a tuple of arrays, "
+        f"got {type(dataset).__name__}."
+    )
+
+
+def _check_model_in_scope(model, strategy, caller: str) -> None:
+    if not model.built or not model.weights:
+        raise ValueError(f"{caller}: model '{model.name}' must be built (e.g. start it with keras.Input).")
+    if strategy.num_replicas_in_sync == 1 and not isinstance(strategy, tf.distribute.MirroredStrategy):
+        return
+    variable = getattr(model.weights[0], "_value", model.weights[0])
+    if not strategy.extended.variable_created_in_scope(variable):
+        raise ValueError(
+            f"{caller}: the variables of model '{model.name}' were not created under `strategy.scope()`; "
+            "build (and compile) the model inside `with strategy.scope():`."
+        )
+
+
+def fit(
+    model: keras.Model,
+    dataset: tf.data.Dataset | tuple,
+    epochs: int = 1,
+    *,
+    strategy: tf.distribute.Strategy | None = None,
+    loss: keras.losses.Loss | str | Callable | None = None,
+    optimizer: keras.optimizers.Optimizer | str | None = None,
+    metrics: Iterable[Any] = (),
+    batch_size: int | None = None,
+    steps_per_epoch: int | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    max_to_keep: int = 1,
+    jit_compile: bool = False,
+    verbose: int = 1,
+) -> dict[str, list[float]]:
+    """Train ``model`` with a custom loop that works with any ``tf.distribute`` strategy.
+
+    Each step runs ``model(x, training=True)`` on every replica, computes the
+    replica's loss with :func:`compute_loss` (data term over the global batch,
+    ``model.losses`` — the KL terms — divided by the number of replicas), and
+    applies the all-reduced gradients. Under no strategy it takes exactly the
+    steps ``model.fit`` takes (same loss, same draws, same updates).
+
+    Args:
+        model: a built Keras model; under a strategy it must be created in
+            ``strategy.scope()``.
+        dataset: a ``tf.data.Dataset`` of ``(x, y)`` or ``(x, y, sample_weight)``
+            batches of the *global* batch size, or arrays ``(x, y[, w])`` with
+            ``batch_size``. It is re-iterated every epoch (shuffle it with
+            ``reshuffle_each_iteration`` if wanted).
+        epochs: total number of epochs (a resumed run continues up to it).
+        strategy: default the strategy whose scope the model was created in
+            (else the current one).
+        loss: default ``model.loss`` from ``compile``; evaluated per example.
+        optimizer: default ``model.optimizer``; under the ``mixed_float16``
+            policy it is wrapped in a ``LossScaleOptimizer``.
+        metrics: ``keras.metrics.Metric`` objects, names or ``fn(y_true, y_pred)``,
+            updated with ``(y, y_pred)``; fresh copies are made under the strategy.
+        batch_size: only for array inputs.
+        steps_per_epoch: stop each epoch after this many steps (default: the
+            whole dataset).
+        checkpoint_dir: when given, a ``tf.train.CheckpointManager`` saves
+            model (RNG states included), optimizer and epoch at every epoch end
+            there, and a later call resumes from the latest checkpoint.
+            Non-chief workers write to a temporary sub-directory they delete.
+        max_to_keep: checkpoints kept.
+        jit_compile: compile each replica's step with XLA. Not supported with
+            several replicas of ``MirroredStrategy``/``MultiWorkerMirroredStrategy``
+            (their all-reduce runs outside XLA); ``TPUStrategy`` always compiles.
+        verbose: 0 silent, 1 progress bar per step, 2 one line per epoch; only
+            the chief prints.
+
+    Returns:
+        History dict: ``{"loss": [...], "nll": [...], "kl": [...], <metric>: [...]}``
+        with one value per epoch run (epochs restored from a checkpoint are not
+        repeated). ``loss = nll + kl``; ``kl`` is the sum of ``model.losses``.
+
+    Example:
+    >>> import keras, numpy as np
+    >>> from bayesflip.layers import DenseFlipout
+    >>> m = keras.Sequential([keras.Input((4,)), DenseFlipout(1, kl_weight=1 / 32, seed=0)])
+    >>> x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    >>> h = fit(m, (x, x.sum(1, keepdims=True)), epochs=2, batch_size=8, loss="mse",
+    ...         optimizer=keras.optimizers.Adam(0.05), verbose=0)
+    >>> sorted(h), len(h["loss"]), h["loss"][1] < h["loss"][0]
+    (['kl', 'loss', 'nll'], 2, True)
+    """
+    caller = "bayesflip.distribute.fit"
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"{caller}: `model` must be a keras.Model, got {type(model).__name__}.")
+    for name, value, low in (("epochs", epochs, 0), ("max_to_keep", max_to_keep, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{caller}: `{name}` must be an int >= {low}, got {value!r}.")
+    if steps_per_epoch is not None and (
+        isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1
+    ):
+        raise ValueError(f"{caller}: `steps_per_epoch` must be a positive int or None, got {steps_per_epoch!r}.")
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"{caller}: `verbose` must be 0, 1 or 2, got {verbose!r}.")
+    model_strategy = getattr(model, "_distribute_strategy", None)  # set by Keras when built in a scope
+    if strategy is None:
+        strategy = model_strategy or tf.distribute.get_strategy()
+    if not isinstance(strategy, tf.distribute.Strategy):
+        raise TypeError(f"{caller}: `strategy` must be a tf.distribute.Strategy, got {type(strategy).__name__}.")
+    if model_strategy is not None and model_strategy is not strategy:
+        raise ValueError(
+            f"{caller}: model '{model.name}' was created under {type(model_strategy).__name__}'s scope, "
+            f"but `strategy` is another {type(strategy).__name__}; pass the strategy the model was built with."
+        )
+    replicas = strategy.num_replicas_in_sync
+    is_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+    if jit_compile and replicas > 1 and not is_tpu:
+        raise ValueError(
+            f"{caller}: `jit_compile=True` needs a single replica (or TPUStrategy, which always compiles); "
+            f"got {type(strategy).__name__} with {replicas} replicas."
+        )
+    _check_model_in_scope(model, strategy, caller)
+    dataset = _as_dataset(dataset, batch_size, caller)
+    per_example = _per_example_loss_fn(loss if loss is not None else getattr(model, "loss", None), caller)
+    chief = is_chief(strategy)
+
+    with strategy.scope():
+        optimizer = optimizer if optimizer is not None else getattr(model, "optimizer", None)
+        if optimizer is None:
+            raise ValueError(f"{caller}: no `optimizer` given and the model is not compiled with one.")
+        optimizer = keras.optimizers.get(optimizer)
+        if keras.mixed_precision.global_policy().name == "mixed_float16" and not isinstance(
+            optimizer, keras.optimizers.LossScaleOptimizer
+        ):
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer.build(model.trainable_variables)
+        trackers = {name: keras.metrics.Mean(name=name) for name in ("loss", "nll", "kl")}
+        user_metrics = [_clone_metric(m, caller) for m in metrics]
+        names = list(trackers) + [m.name for m in user_metrics]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{caller}: metric names must be unique (and not loss/nll/kl), got {names}.")
+        epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+
+    manager, temp_dir = None, None
+    if checkpoint_dir is not None:
+        checkpoint_dir = os.fspath(checkpoint_dir)
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var)
+        latest = tf.train.latest_checkpoint(checkpoint_dir)
+        if latest is not None:
+            checkpoint.restore(latest).assert_existing_objects_matched()
+        write_dir = checkpoint_dir
+        if not chief:
+            resolver = strategy.cluster_resolver
+            temp_dir = write_dir = os.path.join(checkpoint_dir, f".{resolver.task_type}_{resolver.task_id}")
+        manager = tf.train.CheckpointManager(checkpoint, write_dir, max_to_keep=max_to_keep)
+
+    def replica_step(x, y, sample_weight):
+        ctx = tf.distribute.get_replica_context()
+        first = tf.nest.flatten(x)[0]
+        local = tf.cast(tf.shape(first)[0], tf.float32)
+        global_batch = ctx.all_reduce(tf.distribute.ReduceOp.SUM, local)
+        with tf.GradientTape() as tape:
+            y_pred = model(x, training=True)
+            values = per_example(y, tf.cast(y_pred, tf.float32))
+            values = tf.cast(values, tf.float32)
+            if values.shape.rank > 1:
+                values = tf.reduce_mean(values, axis=list(range(1, values.shape.rank)))
+            if sample_weight is not None:
+                values = values * tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
+            kl = tf.add_n([tf.cast(tf.reduce_sum(t), tf.float32) for t in model.losses] or [tf.zeros(())])
+            total = compute_loss(values, [kl], global_batch_size=global_batch)
+            scaled = optimizer.scale_loss(total)
+        variables = model.trainable_variables
+        grads = tape.gradient(scaled, variables)
+        optimizer.apply_gradients(zip(grads, variables))
+        local_nll = tf.reduce_sum(values) / local
+        trackers["loss"].update_state(local_nll + kl, sample_weight=local)
+        trackers["nll"].update_state(local_nll, sample_weight=local)
+        trackers["kl"].update_state(kl, sample_weight=local)
+        for metric in user_metrics:
+            metric.update_state(y, y_pred, sample_weight=sample_weight)
+
+    step_fn = tf.function(replica_step, jit_compile=True) if (jit_compile and not is_tpu) else replica_step
+
+    @tf.function
+    def train_step(batch):
+        if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+            raise ValueError(f"{caller}: dataset elements must be (x, y) or (x, y, sample_weight) tuples.")
+        x, y = batch[0], batch[1]
+        sample_weight = batch[2] if len(batch) == 3 else None
+        strategy.run(step_fn, args=(x, y, sample_weight))
+
+    def results() -> dict[str, float]:
+        return {m.name: float(m.result()) for m in list(trackers.values()) + user_metrics}
+
+    distributed = strategy.experimental_distribute_dataset(dataset)
+    history: dict[str, list[float]] = {name: [] for name in names}
+    start = int(epoch_var.numpy())
+    target = steps_per_epoch
+    cardinality = int(dataset.cardinality())
+    if cardinality > 0:
+        target = cardinality if target is None else min(target, cardinality)
+    try:
+        for epoch in range(start, epochs):
+            for m in list(trackers.values()) + user_metrics:
+                m.reset_state()
+            show = chief and verbose > 0
+            if show:
+                print(f"Epoch {epoch + 1}/{epochs}")
+            bar = keras.utils.Progbar(target, verbose=verbose if show else 0, stateful_metrics=names)
+            steps = 0
+            for batch in distributed:
+                train_step(batch)
+                steps += 1
+                if verbose == 1:  # every worker reads (a collective op), the chief prints
+                    bar.update(steps, values=list(results().items()), finalize=False)
+                if steps_per_epoch is not None and steps >= steps_per_epoch:
+                    break
+            logs = results()
+            if show:
+                bar.update(steps, values=list(logs.items()), finalize=True)
+            for name in names:
+                history[name].append(logs[name])
+            epoch_var.assign(epoch + 1)
+            if manager is not None:
+                manager.save(checkpoint_number=epoch + 1)
+    finally:
+        if temp_dir is not None:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+    return history
