@@ -35,12 +35,14 @@ __all__ = ["ESTIMATORS", "GaussianPosterior", "VariationalLayer", "analytic_kl_a
 
 ESTIMATORS = ("flipout", "shared", "local")
 
-_ANALYTIC_KL_CACHE: dict[type, bool] = {}
+_ANALYTIC_KL_CACHE: dict = {}
 
 
 def analytic_kl_available(prior: priors_lib.Prior) -> bool:
     """Whether TFP's KL registry has ``KL(Normal ‖ prior.distribution)``."""
-    key = type(prior)
+    # Keyed by the prior's value (priors hash by type and config): one class
+    # such as ``TFPPrior`` may build families with and without an analytic KL.
+    key = prior
     if key not in _ANALYTIC_KL_CACHE:
         try:
             tfd.kl_divergence(tfd.Normal(0.0, 1.0), prior.distribution([], "float32"))
@@ -81,7 +83,9 @@ class GaussianPosterior:
             initializer=keras.initializers.Constant(rnd.softplus_inverse(init_scale - min_scale)),
             trainable=True,
         )
-        prior.build(layer, shape, name)
+        # A prior with per-weight state (e.g. LearnableNormal) returns a prior
+        # bound to the variables it created for this weight.
+        self.prior = prior.build(layer, shape, name) or prior
 
     def scale(self) -> tf.Tensor:
         """Posterior standard deviation, float32."""
