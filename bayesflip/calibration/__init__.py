@@ -21,8 +21,12 @@ from bayesflip.calibration.metrics import (
     quantile_calibration_curve,
     quantile_calibration_error,
 )
+from bayesflip.calibration.streaming import BrierScore, ExpectedCalibrationError, NegativeLogLikelihood
 
 __all__ = [
+    "BrierScore",
+    "ExpectedCalibrationError",
+    "NegativeLogLikelihood",
     "BrierDecomposition",
     "CalibrationBins",
     "brier_decomposition",

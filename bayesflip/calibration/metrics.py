@@ -168,34 +168,40 @@ def equal_width_bin_index(confidences: tf.Tensor, num_bins: int) -> tf.Tensor:
     return tf.clip_by_value(idx, 0, num_bins - 1)
 
 
-def binned_sums(confidences, outcomes, bin_index, num_segments: int):
-    """``(counts, sum_confidence, sum_outcome)`` per bin, float64 tensors of length ``num_segments``."""
+def binned_sums(confidences, outcomes, bin_index, num_segments: int, weights=None):
+    """``(counts, sum_confidence, sum_outcome)`` per bin, float64 tensors of length ``num_segments``.
+
+    With ``weights`` (one per element of ``confidences``) the counts and sums are weighted.
+    """
     confidences = tf.cast(tf.reshape(confidences, [-1]), tf.float64)
     outcomes = tf.cast(tf.reshape(outcomes, [-1]), tf.float64)
     bin_index = tf.reshape(bin_index, [-1])
-    counts = tf.math.unsorted_segment_sum(tf.ones_like(confidences), bin_index, num_segments)
-    sum_conf = tf.math.unsorted_segment_sum(confidences, bin_index, num_segments)
-    sum_out = tf.math.unsorted_segment_sum(outcomes, bin_index, num_segments)
+    w = tf.ones_like(confidences) if weights is None else tf.cast(tf.reshape(weights, [-1]), tf.float64)
+    counts = tf.math.unsorted_segment_sum(w, bin_index, num_segments)
+    sum_conf = tf.math.unsorted_segment_sum(w * confidences, bin_index, num_segments)
+    sum_out = tf.math.unsorted_segment_sum(w * outcomes, bin_index, num_segments)
     return counts, sum_conf, sum_out
 
 
-def top_label_stats(labels, probs, num_bins: int):
+def top_label_stats(labels, probs, num_bins: int, weights=None):
     """Equal-width top-label bin sums (TF): used by the ECE function and metric."""
     probs = tf.convert_to_tensor(probs)
     conf = tf.reduce_max(probs, axis=-1)
     correct = tf.equal(tf.argmax(probs, axis=-1, output_type=tf.int64), tf.cast(labels, tf.int64))
     idx = equal_width_bin_index(tf.cast(conf, tf.float64), num_bins)
-    return binned_sums(conf, correct, idx, num_bins)
+    return binned_sums(conf, correct, idx, num_bins, weights)
 
 
-def classwise_stats(labels, probs, num_bins: int):
+def classwise_stats(labels, probs, num_bins: int, weights=None):
     """Equal-width per-class bin sums (TF), each of shape ``(K, num_bins)``."""
     probs = tf.convert_to_tensor(probs)
     num_classes = probs.shape[-1]
     onehot = tf.one_hot(tf.cast(labels, tf.int64), num_classes, dtype=tf.float64)
     idx = equal_width_bin_index(tf.cast(probs, tf.float64), num_bins)
     idx = idx + tf.range(num_classes, dtype=tf.int32)[None, :] * num_bins
-    sums = binned_sums(probs, onehot, idx, num_classes * num_bins)
+    if weights is not None:
+        weights = tf.broadcast_to(tf.cast(weights, tf.float64)[:, None], tf.shape(onehot))
+    sums = binned_sums(probs, onehot, idx, num_classes * num_bins, weights)
     return tuple(tf.reshape(s, [num_classes, num_bins]) for s in sums)
 
 

@@ -75,13 +75,16 @@ class GaussianPosterior:
         self.min_scale = float(min_scale)
         self.prior = prior
         self.loc = layer.add_weight(
-            name=f"{name}_loc", shape=shape, initializer=loc_initializer, trainable=True
+            name=f"{name}_loc", shape=shape, initializer=loc_initializer, trainable=True, autocast=False
         )
         self.rho = layer.add_weight(
             name=f"{name}_rho",
             shape=shape,
             initializer=keras.initializers.Constant(rnd.softplus_inverse(init_scale - min_scale)),
             trainable=True,
+            # read in float32 even inside the autocast scope Keras opens for a
+            # top-level call of a mixed-policy layer (it ignores autocast=False there)
+            autocast=False,
         )
         # A prior with per-weight state (e.g. LearnableNormal) returns a prior
         # bound to the variables it created for this weight.
