@@ -26,8 +26,16 @@ from bayesflip.layers import DenseFlipout, DenseReparameterization  # noqa: E402
 from tests.distribute._common import data, make_model  # noqa: E402
 
 
+_STRATEGY = []
+
+
 def mirrored():
-    return tf.distribute.MirroredStrategy(DEVICES)
+    """One MirroredStrategy per process: separate instances share TF's collective
+    executor but number their collective ops independently, and their keys collide
+    (measured: "Shape mismatch in the collective instance")."""
+    if not _STRATEGY:
+        _STRATEGY.append(tf.distribute.MirroredStrategy(DEVICES))
+    return _STRATEGY[0]
 
 
 def weights(model):
@@ -74,6 +82,7 @@ def one_step(strategy, x, y, how):
     with strategy.scope():
         model = make_model(seed=3, init_scale=0.05)
     bayesflip.set_posterior_mean(model)
+    initial = weights(model)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(len(x))
     if how == "fit":
         loss = model.fit(ds, epochs=1, verbose=0).history["loss"][0]
@@ -98,7 +107,7 @@ def one_step(strategy, x, y, how):
 
         for batch in strategy.experimental_distribute_dataset(ds):
             loss = float(step(batch))
-    return {"loss": float(loss), "weights": weights(model)}
+    return {"loss": float(loss), "weights": weights(model), "initial": initial}
 
 
 def check_elbo_scaling():
