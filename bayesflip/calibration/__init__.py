@@ -22,8 +22,11 @@ from bayesflip.calibration.metrics import (
     quantile_calibration_error,
 )
 from bayesflip.calibration.streaming import BrierScore, ExpectedCalibrationError, NegativeLogLikelihood
+from bayesflip.calibration.temperature import TemperatureScaling, fit_temperature
 
 __all__ = [
+    "TemperatureScaling",
+    "fit_temperature",
     "BrierScore",
     "ExpectedCalibrationError",
     "NegativeLogLikelihood",
