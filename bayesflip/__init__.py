@@ -20,6 +20,8 @@ if _keras.backend.backend() != "tensorflow":  # pragma: no cover - checked at im
     )
 
 from bayesflip import layers, priors, random  # noqa: E402
+from bayesflip import convert  # noqa: E402
+from bayesflip.convert import to_bayesian  # noqa: E402
 from bayesflip.inference import posterior_mean, set_posterior_mean, variational_layers  # noqa: E402
 from bayesflip.losses import (  # noqa: E402
     ELBOTerms,
@@ -33,6 +35,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "layers",
+    "convert",
+    "to_bayesian",
     "priors",
     "random",
     "posterior_mean",

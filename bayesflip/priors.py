@@ -17,7 +17,17 @@ import tensorflow as tf
 
 from bayesflip._tfp import tfd
 
-__all__ = ["Prior", "Normal", "ScaleMixtureNormal", "TFPPrior", "Laplace", "StudentT", "LearnableNormal", "get"]
+__all__ = [
+    "Prior",
+    "Normal",
+    "ScaleMixtureNormal",
+    "TFPPrior",
+    "Laplace",
+    "StudentT",
+    "LearnableNormal",
+    "CenteredNormal",
+    "get",
+]
 
 _PACKAGE = "bayesflip"
 
@@ -365,12 +375,70 @@ class _BoundLearnableNormal(Prior):
     __hash__ = object.__hash__
 
 
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class CenteredNormal(Prior):
+    """Gaussian prior ``N(w₀, scale²)`` centred on per-weight values ``w₀``.
+
+    ``w₀`` is stored on the layer as a non-trainable variable
+    ``{weight}_prior_loc`` with the weight's shape (initialised to zero), so it
+    is saved with the model. :func:`bayesflip.convert.to_bayesian` sets it to
+    a deterministic network's trained weights (the MOPED prior of Krishnan et
+    al. 2020). The KL term is analytic.
+
+    Args:
+        scale: prior standard deviation (> 0).
+
+    Example:
+    >>> import numpy as np
+    >>> from bayesflip.layers import DenseFlipout
+    >>> layer = DenseFlipout(2, prior=CenteredNormal(0.1), seed=0)
+    >>> _ = layer(np.ones((1, 3), "float32"))
+    >>> tuple(layer.kernel_posterior.prior.loc_variable.shape)
+    (3, 2)
+    """
+
+    def __init__(self, scale: float = 1.0):
+        self.scale = _check_positive("CenteredNormal prior", "scale", scale)
+
+    def distribution(self, shape, dtype="float32"):
+        """The prior before its centre is set (centred on zero)."""
+        return Normal(0.0, self.scale).distribution(shape, dtype)
+
+    def build(self, layer, shape, name):
+        """Create this weight's centre ``{name}_prior_loc`` on ``layer``; returns the bound prior."""
+        loc = layer.add_weight(name=f"{name}_prior_loc", shape=shape, initializer="zeros", trainable=False)
+        return _BoundCenteredNormal(self, loc)
+
+    def get_config(self):
+        return {"scale": self.scale}
+
+
+class _BoundCenteredNormal(Prior):
+    """A :class:`CenteredNormal` bound to one weight's centre variable (not serialized)."""
+
+    def __init__(self, spec: CenteredNormal, loc):
+        self.spec, self.loc_variable = spec, loc
+
+    def distribution(self, shape, dtype="float32"):
+        loc = tf.cast(tf.convert_to_tensor(self.loc_variable.value), dtype)
+        return tfd.Normal(loc=loc, scale=tf.constant(self.spec.scale, dtype))
+
+    def get_config(self):
+        return self.spec.get_config()
+
+    def __eq__(self, other):
+        return self is other
+
+    __hash__ = object.__hash__
+
+
 _ALIASES = {
     "normal": Normal,
     "scale_mixture_normal": ScaleMixtureNormal,
     "laplace": Laplace,
     "student_t": StudentT,
     "learnable_normal": LearnableNormal,
+    "centered_normal": CenteredNormal,
 }
 
 
