@@ -23,8 +23,12 @@ from bayesflip.calibration.metrics import (
 )
 from bayesflip.calibration.streaming import BrierScore, ExpectedCalibrationError, NegativeLogLikelihood
 from bayesflip.calibration.temperature import TemperatureScaling, fit_temperature
+from bayesflip.calibration.plots import regression_calibration_curve, reliability_diagram, uncertainty_histogram
 
 __all__ = [
+    "regression_calibration_curve",
+    "reliability_diagram",
+    "uncertainty_histogram",
     "TemperatureScaling",
     "fit_temperature",
     "BrierScore",
