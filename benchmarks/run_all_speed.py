@@ -1,0 +1,147 @@
+"""Run every layer-speed benchmark in ``benchmarks/`` and combine the results.
+
+Discovers the ``benchmarks/bench_*.py`` modules that are speed comparisons
+(everything except the non-speed experiments listed in ``NOT_SPEED``), runs
+each one's ``main(["--steps", N, "--output", <json>])`` in this process, and
+reads back the JSON it wrote. Each such JSON holds one or more measurements
+``{"batch_size": …, "median_ms": {name: ms}}`` (under ``"results"`` when there
+are several). A name is ``<implementation>_<layer>[_<variant>]`` (e.g.
+``keras_lstm``, ``bayesflip_conv2d_flipout``, ``tfp_conv2d_flipout``); when the
+second token is an estimator (``bayesflip_flipout`` in ``bench_dense``) the
+layer is the benchmark's name (``dense``). The baseline of a layer is
+``keras_<layer>`` from the same measurement.
+
+Writes ``benchmarks/results/speed.json`` (all rows) and
+``benchmarks/results/speed.md`` (a Markdown table for the README) and prints
+the table. Ratios are step time over the deterministic Keras layer's step time,
+measured in the same process with interleaved steps (median of many).
+
+Usage: ``python benchmarks/run_all_speed.py [--steps 40] [--only dense layers_conv_rnn]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import importlib.util
+import json
+import os
+import platform
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+NOT_SPEED = {"bench_gradient_variance", "bench_memory", "bench_es", "bench_lstm_regularization"}
+
+
+def discover() -> dict[str, str]:
+    """``{short name: path}`` of the speed benchmark modules, sorted."""
+    found = {}
+    for path in sorted(glob.glob(os.path.join(HERE, "bench_*.py"))):
+        mod = os.path.splitext(os.path.basename(path))[0]
+        if mod not in NOT_SPEED:
+            found[mod[len("bench_"):]] = path
+    return found
+
+
+def _load(name: str, path: str):
+    spec = importlib.util.spec_from_file_location(f"bayesflip_bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "main"):
+        raise AttributeError(f"run_all_speed: benchmark {path} has no main(argv) function.")
+    return module
+
+
+def family_of(name: str, default: str) -> str:
+    """Layer family of a result name: ``keras_lstm`` -> ``lstm``; ``bayesflip_flipout`` -> default."""
+    parts = name.split("_")
+    if len(parts) >= 2 and parts[1] not in ("flipout", "shared", "local"):
+        return parts[1]
+    return default
+
+
+def rows_from(benchmark: str, data: dict) -> list[dict]:
+    """Normalise one benchmark's JSON into table rows with ratios to ``keras_<layer>``."""
+    measurements = data["results"] if "results" in data else [data]
+    default_family = benchmark.split("_")[0]
+    rows = []
+    for m in measurements:
+        med = m.get("median_ms")
+        if not med:
+            continue
+        for name, ms in med.items():
+            fam = family_of(name, default_family)
+            base = med.get(f"keras_{fam}")
+            rows.append(
+                {
+                    "benchmark": benchmark,
+                    "batch_size": m.get("batch_size"),
+                    "layer": fam,
+                    "implementation": name,
+                    "median_ms": float(ms),
+                    "ratio_to_keras": float(ms) / base if base else None,
+                }
+            )
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = [
+        "| benchmark | batch | layer | implementation | median step (ms) | × Keras deterministic |",
+        "|---|---:|---|---|---:|---:|",
+    ]
+    for r in rows:
+        ratio = "—" if r["ratio_to_keras"] is None else f"{r['ratio_to_keras']:.2f}"
+        lines.append(
+            f"| {r['benchmark']} | {r['batch_size']} | {r['layer']} | {r['implementation']} | "
+            f"{r['median_ms']:.2f} | {ratio} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=int, default=40, help="timed steps per model (passed to every benchmark)")
+    p.add_argument("--only", nargs="+", default=None, help="short names, e.g. dense layers_conv_rnn")
+    p.add_argument("--out", default=RESULTS)
+    args = p.parse_args(argv)
+    available = discover()
+    names = args.only or list(available)
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise SystemExit(f"run_all_speed: unknown benchmark(s) {unknown}; available: {sorted(available)}")
+    os.makedirs(args.out, exist_ok=True)
+    rows, failures, seconds = [], {}, {}
+    for name in names:
+        path = os.path.join(args.out, f"{name}.json")
+        print(f"== {name} ==", flush=True)
+        t0 = time.time()
+        try:
+            _load(name, available[name]).main(["--steps", str(args.steps), "--output", path])
+            with open(path) as f:
+                rows += rows_from(name, json.load(f))
+        except Exception as err:  # report and continue with the other benchmarks
+            failures[name] = f"{type(err).__name__}: {err}"
+            print(f"   FAILED: {failures[name]}", flush=True)
+        seconds[name] = time.time() - t0
+    table = markdown(rows)
+    header = (
+        f"Training-step time, median of {args.steps} interleaved steps per model, one process; "
+        f"{platform.machine()}, {os.cpu_count()} CPUs. Ratio = step time / deterministic Keras step time.\n\n"
+    )
+    with open(os.path.join(args.out, "speed.md"), "w") as f:
+        f.write(header + table)
+    out = {"steps": args.steps, "rows": rows, "failures": failures, "seconds": seconds}
+    with open(os.path.join(args.out, "speed.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    print()
+    print(table)
+    if failures:
+        print("failed:", failures)
+    return out
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
