@@ -8,12 +8,17 @@ do not run in Keras 3).
 Recurrent: one recurrent layer (64 units) over sequences of 32 steps × 32
 features, then Dense 10: keras ``LSTM``/``GRU`` vs ``LSTMFlipout``/``GRUFlipout``.
 
-One process; the models' steps are interleaved (round-robin) and the median
-of many steps is reported, as ratios to the deterministic Keras step. Every
+Two update rules: each framework's own Adam (``adam``; TFP's tf_keras Adam
+is a fused kernel, Keras 3's is not) and the same hand-written SGD step for
+every model (``sgd``), which isolates the layers' own forward/backward cost.
+One process; within each group (convolutional, recurrent) the models' steps
+are interleaved (round-robin) and the median of many steps is reported, as
+ratios to the deterministic Keras step, together with the median of the
+per-round ratios (more robust when other processes load the machine). Every
 model trains with a compiled ``tf.function`` step (Adam, sparse categorical
 cross-entropy + the KL terms).
 
-Usage: ``python benchmarks/bench_layers_conv_rnn.py [--steps 40] [--batch-size 64]``
+Usage: ``python benchmarks/bench_layers_conv_rnn.py [--steps 40] [--batch-size 64] [--updates adam sgd]``
 Writes ``benchmarks/results/layers_conv_rnn.json``.
 """
 
@@ -41,7 +46,13 @@ CLASSES = 10
 KL = 1e-4
 
 
-def keras_step(model):
+def _sgd(variables, grads, lr=1e-2):
+    """The same plain update for every framework (isolates the layers' cost)."""
+    for v, g in zip(variables, grads):
+        v.assign_sub(lr * g)
+
+
+def keras_step(model, update="adam"):
     opt = keras.optimizers.Adam(1e-3)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     opt.build(model.trainable_variables)
@@ -53,7 +64,10 @@ def keras_step(model):
             if model.losses:
                 loss = loss + tf.add_n(model.losses)
         grads = tape.gradient(loss, model.trainable_variables)
-        opt.apply_gradients(zip(grads, model.trainable_variables))
+        if update == "adam":
+            opt.apply_gradients(zip(grads, model.trainable_variables))
+        else:
+            _sgd(model.trainable_variables, grads)
         return loss
 
     return step
@@ -79,7 +93,7 @@ def rnn(layer):
     return keras.Sequential([keras.Input(SEQUENCE), layer, keras.layers.Dense(CLASSES)])
 
 
-def tfp_cnn_step():
+def tfp_cnn_step(update="adam"):
     import tensorflow_probability as tfp
     import tf_keras
 
@@ -102,14 +116,17 @@ def tfp_cnn_step():
         with tf.GradientTape() as tape:
             loss = loss_fn(y, model(x, training=True)) + tf.add_n(model.losses)
         grads = tape.gradient(loss, model.trainable_variables)
-        opt.apply_gradients(zip(grads, model.trainable_variables))
+        if update == "adam":
+            opt.apply_gradients(zip(grads, model.trainable_variables))
+        else:
+            _sgd(model.trainable_variables, grads)
         return loss
 
     return step
 
 
 def interleaved(runners: dict, data: dict, steps: int, warmup: int = 5) -> dict:
-    """Median milliseconds per step of each runner, steps interleaved round-robin."""
+    """Per-step seconds of each runner, steps interleaved round-robin."""
     for _ in range(warmup):
         for name, step in runners.items():
             step(*data[name]).numpy()
@@ -119,64 +136,94 @@ def interleaved(runners: dict, data: dict, steps: int, warmup: int = 5) -> dict:
             t0 = time.perf_counter()
             step(*data[name]).numpy()
             times[name].append(time.perf_counter() - t0)
-    return {k: float(np.median(v)) * 1e3 for k, v in times.items()}
+    return {k: np.asarray(v) for k, v in times.items()}
 
 
-def measure(batch_size: int, steps: int) -> dict:
+def _summary(times: dict, pairs: dict) -> dict:
+    """Median ms per runner; for each ratio both the ratio of medians and the
+    median of per-round ratios (robust to load drifting on a shared machine)."""
+    med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
+    ratios, paired = {}, {}
+    for name, (num, den) in pairs.items():
+        if num in times and den in times:
+            ratios[name] = med[num] / med[den]
+            paired[name] = float(np.median(times[num] / times[den]))
+    return {"median_ms": med, "ratios": ratios, "median_paired_ratios": paired}
+
+
+def measure(batch_size: int, steps: int, update: str = "adam") -> dict:
     rng = np.random.default_rng(0)
     images = tf.constant(rng.normal(size=(batch_size,) + IMAGE).astype("float32"))
     sequences = tf.constant(rng.normal(size=(batch_size,) + SEQUENCE).astype("float32"))
     labels = tf.constant(rng.integers(0, CLASSES, size=batch_size))
-    runners = {
-        "keras_conv2d": keras_step(cnn(keras.layers.Conv2D)),
-        "bayesflip_conv2d_flipout": keras_step(cnn(flipout_conv)),
-        "keras_lstm": keras_step(rnn(keras.layers.LSTM(UNITS))),
-        "bayesflip_lstm_flipout": keras_step(rnn(LSTMFlipout(UNITS, kl_weight=KL, seed=0))),
-        "keras_gru": keras_step(rnn(keras.layers.GRU(UNITS))),
-        "bayesflip_gru_flipout": keras_step(rnn(GRUFlipout(UNITS, kl_weight=KL, seed=0))),
+
+    # Group 1: convolutions (Keras 3, bayesflip, TFP on tf_keras), interleaved.
+    conv = {
+        "keras_conv2d": keras_step(cnn(keras.layers.Conv2D), update),
+        "bayesflip_conv2d_flipout": keras_step(cnn(flipout_conv), update),
     }
     try:
-        runners["tfp_conv2d_flipout"] = tfp_cnn_step()
+        conv["tfp_conv2d_flipout"] = tfp_cnn_step(update)
     except Exception as err:  # pragma: no cover - TFP missing or broken
         print(f"TFP unavailable: {err}")
-    data = {k: ((images if "conv" in k else sequences), labels) for k in runners}
-    med = interleaved(runners, data, steps)
-    ratios = {
-        "conv2d_flipout_over_keras_conv2d": med["bayesflip_conv2d_flipout"] / med["keras_conv2d"],
-        "lstm_flipout_over_keras_lstm": med["bayesflip_lstm_flipout"] / med["keras_lstm"],
-        "gru_flipout_over_keras_gru": med["bayesflip_gru_flipout"] / med["keras_gru"],
+    conv_times = interleaved(conv, {k: (images, labels) for k in conv}, steps)
+
+    # Group 2: recurrent layers, interleaved.
+    rnn_runners = {
+        "keras_lstm": keras_step(rnn(keras.layers.LSTM(UNITS)), update),
+        "bayesflip_lstm_flipout": keras_step(rnn(LSTMFlipout(UNITS, kl_weight=KL, seed=0)), update),
+        "keras_gru": keras_step(rnn(keras.layers.GRU(UNITS)), update),
+        "bayesflip_gru_flipout": keras_step(rnn(GRUFlipout(UNITS, kl_weight=KL, seed=0)), update),
     }
-    if "tfp_conv2d_flipout" in med:
-        ratios["tfp_conv2d_flipout_over_keras_conv2d"] = med["tfp_conv2d_flipout"] / med["keras_conv2d"]
-        ratios["tfp_over_bayesflip_conv2d_flipout"] = med["tfp_conv2d_flipout"] / med["bayesflip_conv2d_flipout"]
-    return {"batch_size": batch_size, "steps": steps, "median_ms": med, "ratios": ratios}
+    rnn_times = interleaved(rnn_runners, {k: (sequences, labels) for k in rnn_runners}, steps)
+
+    summary = _summary(
+        {**conv_times, **rnn_times},
+        {
+            "conv2d_flipout_over_keras_conv2d": ("bayesflip_conv2d_flipout", "keras_conv2d"),
+            "tfp_conv2d_flipout_over_keras_conv2d": ("tfp_conv2d_flipout", "keras_conv2d"),
+            "tfp_over_bayesflip_conv2d_flipout": ("tfp_conv2d_flipout", "bayesflip_conv2d_flipout"),
+            "lstm_flipout_over_keras_lstm": ("bayesflip_lstm_flipout", "keras_lstm"),
+            "gru_flipout_over_keras_gru": ("bayesflip_gru_flipout", "keras_gru"),
+        },
+    )
+    return {"batch_size": batch_size, "steps": steps, "update": update, **summary}
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--updates", nargs="+", default=["adam", "sgd"], choices=["adam", "sgd"])
     parser.add_argument(
         "--output", default=os.path.join(os.path.dirname(__file__), "results", "layers_conv_rnn.json")
     )
     args = parser.parse_args(argv)
-    result = measure(args.batch_size, args.steps)
-    print(f"batch {args.batch_size}, median of {args.steps} interleaved steps:")
-    for k, v in result["median_ms"].items():
-        print(f"  {k:28s} {v:8.2f} ms")
-    for k, v in result["ratios"].items():
-        print(f"  {k:40s} {v:5.2f}x")
-    result.update(
-        benchmark="layers_conv_rnn",
-        machine=f"{platform.machine()}, {os.cpu_count()} CPUs",
-        tensorflow=tf.__version__,
-        keras=keras.__version__,
-        config={"image": IMAGE, "sequence": SEQUENCE, "units": UNITS},
-    )
+    runs = []
+    for update in args.updates:
+        result = measure(args.batch_size, args.steps, update)
+        runs.append(result)
+        print(f"update={update}, batch {args.batch_size}, median of {args.steps} interleaved steps:")
+        for k, v in result["median_ms"].items():
+            print(f"  {k:28s} {v:8.2f} ms")
+        for k, v in result["ratios"].items():
+            print(f"  {k:40s} {v:5.2f}x  (median of per-round ratios {result['median_paired_ratios'][k]:.2f}x)")
+    output = {
+        "benchmark": "layers_conv_rnn",
+        "updates": {
+            "adam": "each framework's own Adam (Keras 3 Adam for Keras 3 models, tf_keras' fused Adam for TFP)",
+            "sgd": "the same hand-written v -= 0.01 g for every model (isolates the layers)",
+        },
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "config": {"image": IMAGE, "sequence": SEQUENCE, "units": UNITS},
+        "runs": runs,
+    }
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
     with open(args.output, "w") as f:
-        json.dump(result, f, indent=2)
-    return result
+        json.dump(output, f, indent=2)
+    return output
 
 
 if __name__ == "__main__":
