@@ -148,7 +148,7 @@ def test_single_example_batches_and_uneven_last_batch():
             DenseFlipout(2, estimator="local", seed=1),
         ])
         bayesflip.set_kl_weight(model, num_examples=10)
-        history = _fit(model, x, y, batch_size=batch_size)
+        history = _fit(model, x, y, batch_size=batch_size, epochs=1)
         assert np.all(np.isfinite(history.history["loss"])), batch_size
         assert all(_finite(w) for w in model.weights)
         # prediction on a batch size that does not divide the data, and on one example

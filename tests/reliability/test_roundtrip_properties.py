@@ -131,7 +131,7 @@ def _round_trip_and_resume(make_model, x, y):
                                    rtol=1e-6, atol=1e-7, err_msg=wa.path)
 
 
-@settings(max_examples=4, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck),
+@settings(max_examples=3, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck),
     phases=NO_SHRINK)
 @given(dense_configs, st.integers(1, 5))
 def test_dense_save_load_safe_mode_is_lossless_and_resumes(kwargs, input_dim):
