@@ -11,7 +11,8 @@ script
    mini-batch gradient of the data term (mean cross-entropy) with respect to the
    posterior means, averaged over all weights
    (:func:`bayesflip.diagnostics.gradient_variance`; mini-batches i.i.d. with
-   replacement; ``--repeats`` mini-batches per point), for ``flipout`` and
+   replacement; ``--repeats`` mini-batches per point, ``repeats·16/batch`` for
+   batches below 16, whose single-example gradients are heavy-tailed), for ``flipout`` and
    ``shared``;
 3. fits the log-log slope of variance against batch size and writes the slopes
    and curves to ``benchmarks/results/gradient_variance.json`` and the figure to
@@ -114,6 +115,7 @@ def run(kinds, repeats, max_batch, init_scale, train_epochs, seed=0):
         ),
         "batch_sizes": sizes,
         "repeats": repeats,
+        "repeats_rule": "max(repeats, repeats*16//batch)",
         "init_scale": init_scale,
         "train_epochs": train_epochs,
         "models": {},
@@ -136,7 +138,9 @@ def run(kinds, repeats, max_batch, init_scale, train_epochs, seed=0):
         for est in ("flipout", "shared"):
             v = []
             for b in sizes:
-                r = gradient_variance(model, xi, y, loss, b, repeats, estimator=est, seed=seed + b)
+                # Small batches are cheap but their gradients heavy-tailed: give them more repeats.
+                reps = max(repeats, repeats * 16 // b)
+                r = gradient_variance(model, xi, y, loss, b, reps, estimator=est, seed=seed + b)
                 v.append(r.total)
             slope = loglog_slope(sizes, v)
             slope_small = loglog_slope(sizes[: len(sizes) // 2 + 1], v[: len(sizes) // 2 + 1])
