@@ -1,7 +1,8 @@
 """Run every layer-speed benchmark in ``benchmarks/`` and combine the results.
 
-Discovers the ``benchmarks/bench_*.py`` modules that are speed comparisons
-(everything except the non-speed experiments listed in ``NOT_SPEED``), runs
+Discovers the ``benchmarks/bench_*.py`` modules that are layer-speed
+comparisons (``bench_dense``, ``bench_layers_conv_rnn``, and any module that
+sets ``LAYER_SPEED_BENCHMARK = True``), runs
 each one's ``main(["--steps", N, "--output", <json>])`` in this process, and
 reads back the JSON it wrote. Each such JSON holds one or more measurements
 ``{"batch_size": …, "median_ms": {name: ms}}`` (under ``"results"`` when there
@@ -32,15 +33,20 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
-NOT_SPEED = {"bench_gradient_variance", "bench_memory", "bench_es", "bench_lstm_regularization"}
+#: Layer-speed comparisons known to this runner; any other ``bench_*.py`` joins by
+#: defining ``LAYER_SPEED_BENCHMARK = True`` at module level.
+KNOWN_SPEED = ("bench_dense", "bench_layers_conv_rnn")
+MARKER = "LAYER_SPEED_BENCHMARK = True"
 
 
 def discover() -> dict[str, str]:
-    """``{short name: path}`` of the speed benchmark modules, sorted."""
+    """``{short name: path}`` of the layer-speed benchmark modules, sorted."""
     found = {}
     for path in sorted(glob.glob(os.path.join(HERE, "bench_*.py"))):
         mod = os.path.splitext(os.path.basename(path))[0]
-        if mod not in NOT_SPEED:
+        with open(path, encoding="utf-8") as f:
+            marked = MARKER in f.read()
+        if mod in KNOWN_SPEED or marked:
             found[mod[len("bench_"):]] = path
     return found
 
