@@ -233,6 +233,51 @@ def _check_model_in_scope(model, strategy, caller: str) -> None:
         )
 
 
+def _make_train_step(model, strategy, per_example, optimizer, trackers, user_metrics, jit_compile):
+    """A ``tf.function(batch)`` running one distributed training step (used by :func:`fit`
+    and ``benchmarks/bench_distribute.py``); ``trackers`` holds ``loss``/``nll``/``kl`` means."""
+    caller = "bayesflip.distribute.fit"
+    is_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+
+    def replica_step(x, y, sample_weight):
+        ctx = tf.distribute.get_replica_context()
+        first = tf.nest.flatten(x)[0]
+        local = tf.cast(tf.shape(first)[0], tf.float32)
+        global_batch = ctx.all_reduce(tf.distribute.ReduceOp.SUM, local)
+        with tf.GradientTape() as tape:
+            y_pred = model(x, training=True)
+            values = per_example(y, tf.cast(y_pred, tf.float32))
+            values = tf.cast(values, tf.float32)
+            if values.shape.rank > 1:
+                values = tf.reduce_mean(values, axis=list(range(1, values.shape.rank)))
+            if sample_weight is not None:
+                values = values * tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
+            kl = tf.add_n([tf.cast(tf.reduce_sum(t), tf.float32) for t in model.losses] or [tf.zeros(())])
+            total = compute_loss(values, [kl], global_batch_size=global_batch)
+            scaled = optimizer.scale_loss(total)
+        variables = model.trainable_variables
+        grads = tape.gradient(scaled, variables)
+        optimizer.apply_gradients(zip(grads, variables))
+        local_nll = tf.reduce_sum(values) / local
+        trackers["loss"].update_state(local_nll + kl, sample_weight=local)
+        trackers["nll"].update_state(local_nll, sample_weight=local)
+        trackers["kl"].update_state(kl, sample_weight=local)
+        for metric in user_metrics:
+            metric.update_state(y, y_pred, sample_weight=sample_weight)
+
+    step_fn = tf.function(replica_step, jit_compile=True) if (jit_compile and not is_tpu) else replica_step
+
+    @tf.function
+    def train_step(batch):
+        if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+            raise ValueError(f"{caller}: dataset elements must be (x, y) or (x, y, sample_weight) tuples.")
+        x, y = batch[0], batch[1]
+        sample_weight = batch[2] if len(batch) == 3 else None
+        strategy.run(step_fn, args=(x, y, sample_weight))
+
+    return train_step
+
+
 def fit(
     model: keras.Model,
     dataset: tf.data.Dataset | tuple,
@@ -365,41 +410,7 @@ def fit(
             temp_dir = write_dir = os.path.join(checkpoint_dir, f".{resolver.task_type}_{resolver.task_id}")
         manager = tf.train.CheckpointManager(checkpoint, write_dir, max_to_keep=max_to_keep)
 
-    def replica_step(x, y, sample_weight):
-        ctx = tf.distribute.get_replica_context()
-        first = tf.nest.flatten(x)[0]
-        local = tf.cast(tf.shape(first)[0], tf.float32)
-        global_batch = ctx.all_reduce(tf.distribute.ReduceOp.SUM, local)
-        with tf.GradientTape() as tape:
-            y_pred = model(x, training=True)
-            values = per_example(y, tf.cast(y_pred, tf.float32))
-            values = tf.cast(values, tf.float32)
-            if values.shape.rank > 1:
-                values = tf.reduce_mean(values, axis=list(range(1, values.shape.rank)))
-            if sample_weight is not None:
-                values = values * tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
-            kl = tf.add_n([tf.cast(tf.reduce_sum(t), tf.float32) for t in model.losses] or [tf.zeros(())])
-            total = compute_loss(values, [kl], global_batch_size=global_batch)
-            scaled = optimizer.scale_loss(total)
-        variables = model.trainable_variables
-        grads = tape.gradient(scaled, variables)
-        optimizer.apply_gradients(zip(grads, variables))
-        local_nll = tf.reduce_sum(values) / local
-        trackers["loss"].update_state(local_nll + kl, sample_weight=local)
-        trackers["nll"].update_state(local_nll, sample_weight=local)
-        trackers["kl"].update_state(kl, sample_weight=local)
-        for metric in user_metrics:
-            metric.update_state(y, y_pred, sample_weight=sample_weight)
-
-    step_fn = tf.function(replica_step, jit_compile=True) if (jit_compile and not is_tpu) else replica_step
-
-    @tf.function
-    def train_step(batch):
-        if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
-            raise ValueError(f"{caller}: dataset elements must be (x, y) or (x, y, sample_weight) tuples.")
-        x, y = batch[0], batch[1]
-        sample_weight = batch[2] if len(batch) == 3 else None
-        strategy.run(step_fn, args=(x, y, sample_weight))
+    train_step = _make_train_step(model, strategy, per_example, optimizer, trackers, user_metrics, jit_compile)
 
     def results() -> dict[str, float]:
         return {m.name: float(m.result()) for m in list(trackers.values()) + user_metrics}
