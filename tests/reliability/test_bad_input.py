@@ -82,6 +82,11 @@ CASES = [
      [r"Conv2DFlipout 'L'", r"`filters`", r"positive int", r"got 2.5"]),
     ("conv1d-transpose-strides-negative", lambda: Conv1DTransposeFlipout(2, 3, strides=-1, name="L"), ValueError,
      [r"Conv1DTransposeFlipout 'L'", r"`strides`", r"int >= 1", r"got -1"]),
+    # Keras' own checks: clear, but they name the argument/value, not the layer instance
+    ("dense-activation-unknown", lambda: DenseFlipout(2, activation="nope", name="L"), ValueError,
+     [r"activation function identifier", r"nope"]),
+    ("lstm-unknown-keyword", lambda: LSTMFlipout(2, dropout=0.5, name="L"), ValueError,
+     [r"Unrecognized keyword arguments passed to LSTMFlipout", r"'dropout': 0.5"]),
     ("lstm-units-negative", lambda: LSTMFlipout(-2, name="L"), ValueError,
      [r"LSTMFlipout 'L'", r"`units`", r"positive int", r"got -2"]),
     ("gru-prior-unknown", lambda: GRUFlipout(2, prior="cauchy", name="L"), ValueError,
