@@ -181,8 +181,11 @@ def _mode_key(model) -> tuple:
 
 
 def _build_sampler(model, num_samples, return_samples, from_logits, training, jit_compile, signature):
+    # A weak reference: the cache is keyed weakly by the model, so its values must not keep it alive.
+    model_ref = weakref.ref(model)
+
     def one_pass(x):
-        y = model(x, training=training)
+        y = model_ref()(x, training=training)
         y = tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), y)
         if from_logits:
             y = tf.nest.map_structure(lambda t: tf.nn.softmax(t, axis=-1), y)

@@ -298,3 +298,15 @@ def test_ood_errors():
         unc.ood_auroc([], [1.0])
     with pytest.raises(ValueError, match=r"ood_aupr.*positive"):
         unc.ood_aupr([0.0], [1.0], positive="both")
+
+
+def test_mc_predict_cache_does_not_keep_the_model_alive():
+    import gc
+    import weakref
+
+    model, _ = linear_model(3, 2)
+    unc.mc_predict(model, np.ones((2, 3), "float32"), num_samples=2)
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None
