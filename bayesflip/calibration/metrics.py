@@ -240,7 +240,7 @@ def calibration_error_from_bins(counts, sum_confidence, sum_outcome, norm: str =
 class CalibrationBins(NamedTuple):
     """Per-bin statistics of a reliability diagram (NumPy arrays of length B)."""
 
-    edges: np.ndarray  #: bin edges, length B + 1 (for equal-mass bins: min/max confidence per bin boundary)
+    edges: np.ndarray  #: bin edges, length B + 1 (equal-mass: inner edges midway between neighbouring bins)
     counts: np.ndarray  #: examples per bin
     confidence: np.ndarray  #: mean confidence per bin (NaN where empty)
     accuracy: np.ndarray  #: fraction correct per bin (NaN where empty)
@@ -296,10 +296,13 @@ def _top_label_bins(y, p, num_bins, binning):
         correct = p.argmax(axis=1) == y
         idx = _equal_mass_index(conf, num_bins)
         counts, sum_conf, sum_acc = binned_sums(conf, correct, idx, num_bins)
+        # bin b holds ranks [ceil(b n / B), ceil((b + 1) n / B)); put each inner edge midway
+        # between the last confidence of one bin and the first of the next
         sorted_conf = np.sort(conf)
         n = conf.shape[0]
-        bounds = [sorted_conf[min(n - 1, -(-b * n // num_bins))] for b in range(num_bins)] + [sorted_conf[-1]]
-        edges = np.asarray([0.0] + bounds[1:-1] + [1.0]) if num_bins > 1 else np.array([0.0, 1.0])
+        starts = [min(max(-(-b * n // num_bins), 1), n - 1) if n > 1 else 0 for b in range(1, num_bins)]
+        inner = [0.5 * (sorted_conf[max(s - 1, 0)] + sorted_conf[s]) for s in starts]
+        edges = np.asarray([0.0, *inner, 1.0])
     return counts, sum_conf, sum_acc, edges
 
 

@@ -82,8 +82,10 @@ def test_equal_mass_bins_hold_equal_counts(rng, n):
     bins = cal.calibration_bins(labels, probs, num_bins=10, binning="equal_mass")
     assert bins.counts.sum() == n
     assert bins.counts.max() - bins.counts.min() <= 1
-    # bins are ordered by confidence
+    # bins are ordered by confidence and each bin's mean lies between its edges
     assert np.all(np.diff(bins.confidence) >= 0)
+    assert np.all(np.diff(bins.edges) >= 0) and bins.edges[0] == 0 and bins.edges[-1] == 1
+    assert np.all((bins.edges[:-1] <= bins.confidence) & (bins.confidence <= bins.edges[1:]))
 
 
 def test_calibration_bins_statistics(rng):
