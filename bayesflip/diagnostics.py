@@ -1,6 +1,6 @@
 """Gradient-variance diagnostic: the flipout paper's central experiment.
 
-Wen et al. (2018, §4.1, Fig. 1) compare gradient estimators by the variance of
+Wen et al. (2018, §4.1) compare gradient estimators by the variance of
 the stochastic gradient across repeated mini-batches, averaged over the weights
 of a layer. :func:`gradient_variance` estimates exactly that:
 

@@ -1,4 +1,4 @@
-"""Gradient variance vs batch size: flipout vs shared perturbation (paper Fig. 1).
+"""Gradient variance vs batch size: flipout vs shared perturbation (paper §4.1).
 
 For a fully connected net, a convolutional net (scikit-learn digits as 8×8
 images) and an LSTM (each digit's 8 pixel rows as a length-8 sequence), this
