@@ -88,7 +88,6 @@ def test_student_t_monte_carlo_kl_is_unbiased():
 @pytest.mark.parametrize(
     "factory",
     [
-        lambda **kw: DenseFlipout(3, prior=priors.StudentT(3.0), **kw),
         lambda **kw: Conv1DFlipout(2, 3, prior=priors.TFPPrior("Cauchy", loc=0.0, scale=1.0), **kw),
         lambda **kw: DenseFlipout(2, prior=priors.LearnableNormal(learn_loc=True), bayesian_bias=True, **kw),
     ],

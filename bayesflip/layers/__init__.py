@@ -10,7 +10,13 @@ from bayesflip.layers.conv import (
     Conv3DTransposeFlipout,
 )
 from bayesflip.layers.embedding import EmbeddingFlipout
-from bayesflip.layers.recurrent import GRUFlipout, LSTMFlipout, RecurrentPerturbation
+from bayesflip.layers.recurrent import (
+    GRUFlipout,
+    GRUFlipoutCell,
+    LSTMFlipout,
+    LSTMFlipoutCell,
+    RecurrentPerturbation,
+)
 from bayesflip.layers.dense import DenseFlipout, DenseLocalReparameterization, DenseReparameterization
 
 __all__ = [
@@ -28,6 +34,8 @@ __all__ = [
     "Conv3DTransposeFlipout",
     "LSTMFlipout",
     "GRUFlipout",
+    "LSTMFlipoutCell",
+    "GRUFlipoutCell",
     "RecurrentPerturbation",
     "EmbeddingFlipout",
 ]

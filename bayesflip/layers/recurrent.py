@@ -15,11 +15,14 @@ and each step adds ``h U_loc + ((h ∘ S_h) ΔU) ∘ R_h``. The loop itself is
 Keras' backend ``rnn`` (a ``tf.while_loop``), which handles masking,
 ``go_backwards`` and ``unroll`` exactly like ``keras.layers.LSTM``/``GRU``.
 
-Design choice: these are drop-in *layers*, not cells for
-``keras.layers.RNN``. Keras 3's ``RNN`` calls its cell once per step and has
-no public hook to draw a per-sequence perturbation before the loop (only the
-private dropout-mask hook of ``DropoutRNNCell``), and a cell could not
-precompute the input projection for all steps.
+Two forms: drop-in *layers* (:class:`LSTMFlipout`, :class:`GRUFlipout`,
+recommended) and *cells* for ``keras.layers.RNN`` (:class:`LSTMFlipoutCell`,
+:class:`GRUFlipoutCell`). Keras 3's ``RNN`` calls its cell once per step and
+has no public per-sequence hook; the cells use the one it gives
+``DropoutRNNCell`` cells (dropout masks are requested once before the loop and
+reset after it) to draw their perturbation, which makes ``RNN(cell)`` equal to
+the layer. That hook is Keras-internal, and a cell cannot precompute the input
+projection of all steps, so the layers are the faster and sturdier choice.
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 from keras.src import backend as _keras_backend
+from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
 from bayesflip.layers._variational import GaussianPosterior, VariationalLayer
 
-__all__ = ["LSTMFlipout", "GRUFlipout", "RecurrentPerturbation"]
+__all__ = ["LSTMFlipout", "GRUFlipout", "LSTMFlipoutCell", "GRUFlipoutCell", "RecurrentPerturbation"]
 
 
 @dataclass
@@ -179,7 +183,8 @@ class _RecurrentFlipout(VariationalLayer):
         return pert, kl_seed
 
     def _input_projection(self, x, pert: RecurrentPerturbation | None) -> tf.Tensor:
-        """``x W + b_input`` for all steps at once, ``(batch, time, gates·units)``."""
+        """``x W + b_input`` for all steps at once (``x``: ``(batch, time, features)``,
+        or ``(batch, features)`` for one step)."""
         loc = self.posterior_mean_weight(self.kernel_posterior)
         bias = self._input_bias(self.posterior_mean_weight(self.bias))
         if pert is None:
@@ -189,10 +194,13 @@ class _RecurrentFlipout(VariationalLayer):
             if pert.bias_delta is not None:
                 bias = bias + self._input_bias(pert.bias_delta)
         else:
-            noise = self.flipout_term(_matmul, x, pert.kernel_delta, pert.sign_x[:, None, :], 1.0)
+            # signs are (batch, channels); broadcast them over the time axis
+            sign_x, sign_x_out = (pert.sign_x, pert.sign_x_out) if x.shape.rank == 2 else (
+                pert.sign_x[:, None, :], pert.sign_x_out[:, None, :])
+            noise = self.flipout_term(_matmul, x, pert.kernel_delta, sign_x, 1.0)
             if pert.bias_delta is not None:
                 noise = noise + self._input_bias(pert.bias_delta)
-            z = _matmul(x, loc) + noise * pert.sign_x_out[:, None, :]
+            z = _matmul(x, loc) + noise * sign_x_out
         return z if bias is None else z + bias
 
     def _input_bias(self, bias):
@@ -432,3 +440,108 @@ class GRUFlipout(_RecurrentFlipout):
             return h, [h]
 
         return step
+
+
+class _FlipoutCell(DropoutRNNCell):
+    """Makes a recurrent flipout layer usable as a cell of ``keras.layers.RNN``.
+
+    ``keras.layers.RNN`` asks a ``DropoutRNNCell`` for its dropout masks once
+    per call, *before* its time loop, and resets them after it; these cells
+    use that hook to draw their per-sequence perturbation (and add the KL
+    term), so every step of a sequence reuses it. Called directly outside
+    ``keras.layers.RNN``, a cell draws a fresh perturbation per call (i.e. per
+    step). ``DropoutRNNCell`` is Keras-internal (``keras.src``), hence these
+    cells depend on that Keras 3 behaviour; the layers do not.
+    """
+
+    dropout = 0.0
+    recurrent_dropout = 0.0
+
+    def __init__(self, units: int, **kwargs):
+        for key in ("return_sequences", "return_state", "go_backwards", "unroll"):
+            if kwargs.pop(key, False):
+                raise ValueError(f"{type(self).__name__}: `{key}` is an argument of keras.layers.RNN, not of the cell.")
+        super().__init__(units, **kwargs)
+        self._perturbation = None
+        self._perturbation_ready = False
+        self.input_spec = keras.layers.InputSpec(ndim=2)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.input_spec = keras.layers.InputSpec(ndim=2, axes={-1: input_shape[-1]})
+
+    @property
+    def output_size(self) -> int:
+        return self.units
+
+    def get_dropout_mask(self, step_input):
+        # keras.layers.RNN calls this once per call, before the time loop.
+        self._begin_sequences(tf.shape(step_input)[0])
+        return None
+
+    def get_recurrent_dropout_mask(self, step_input):
+        return None
+
+    def reset_dropout_mask(self):
+        self._perturbation = None
+        self._perturbation_ready = False
+
+    def reset_recurrent_dropout_mask(self):
+        return None
+
+    def _begin_sequences(self, batch_size):
+        if self.use_posterior_mean:
+            self._perturbation = None
+            self._add_kl(seed=None)
+        else:
+            self._perturbation, kl_seed = self.draw_perturbation(batch_size)
+            self._add_kl(samples=self._perturbation.samples, seed=kl_seed)
+        self._perturbation_ready = True
+
+    def call(self, inputs, states, training=None):
+        x = self.cast_inputs(inputs)
+        states = list(states) if isinstance(states, (list, tuple)) else [states]
+        if not self._perturbation_ready:  # used outside keras.layers.RNN: one draw per call
+            self._begin_sequences(tf.shape(x)[0])
+            pert = self._perturbation
+            self.reset_dropout_mask()
+        else:
+            pert = self._perturbation
+        step = self._step_function(self._recurrent_projection(pert))
+        return step(self._input_projection(x, pert), states)
+
+    def get_config(self):
+        config = super().get_config()
+        for key in ("return_sequences", "return_state", "go_backwards", "unroll"):
+            config.pop(key)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="bayesflip")
+class LSTMFlipoutCell(_FlipoutCell, LSTMFlipout):
+    """The cell of :class:`LSTMFlipout`, for ``keras.layers.RNN``.
+
+    One perturbation per sequence, drawn by ``keras.layers.RNN`` through its
+    (Keras-internal) dropout-mask hook before the time loop; prefer
+    :class:`LSTMFlipout`, which also computes the input projection of all
+    steps at once. Arguments: those of :class:`LSTMFlipout` except
+    ``return_sequences``, ``return_state``, ``go_backwards`` and ``unroll``
+    (arguments of ``keras.layers.RNN``).
+
+    Example:
+    >>> import keras, numpy as np
+    >>> rnn = keras.layers.RNN(LSTMFlipoutCell(3, seed=0), return_sequences=True)
+    >>> rnn(np.ones((2, 5, 4), "float32")).shape
+    TensorShape([2, 5, 3])
+    """
+
+
+@keras.saving.register_keras_serializable(package="bayesflip")
+class GRUFlipoutCell(_FlipoutCell, GRUFlipout):
+    """The cell of :class:`GRUFlipout`, for ``keras.layers.RNN`` (see :class:`LSTMFlipoutCell`).
+
+    Example:
+    >>> import keras, numpy as np
+    >>> keras.layers.RNN(GRUFlipoutCell(3, seed=0))(np.ones((2, 5, 4), "float32")).shape
+    TensorShape([2, 3])
+    """

@@ -21,7 +21,6 @@ SHARED_CASES = [
     (lambda **kw: Conv2DFlipout(4, 3, bayesian_bias=True, estimator="local", **kw), (3, 5, 5, 2)),
     (lambda **kw: Conv2DFlipout(4, 3, estimator="shared", data_format="channels_first", **kw), (3, 2, 5, 5)),
     (lambda **kw: Conv3DFlipout(2, 2, **kw), (2, 3, 4, 4, 2)),
-    (lambda **kw: Conv1DTransposeFlipout(3, 3, strides=2, **kw), (3, 4, 2)),
     (lambda **kw: Conv2DTransposeFlipout(3, 3, strides=2, padding="same", output_padding=1,
                                          bayesian_bias=True, **kw), (2, 4, 4, 2)),
     (lambda **kw: Conv3DTransposeFlipout(2, 2, strides=2, **kw), (2, 2, 3, 3, 2)),

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 
 import bayesflip
-from bayesflip.layers import GRUFlipout, LSTMFlipout
+from bayesflip.layers import GRUFlipout, GRUFlipoutCell, LSTMFlipout, LSTMFlipoutCell
 from tests.layers.helpers import check_variational_layer, random_inputs
 
 KERAS = {LSTMFlipout: keras.layers.LSTM, GRUFlipout: keras.layers.GRU}
+CELLS = {LSTMFlipout: LSTMFlipoutCell, GRUFlipout: GRUFlipoutCell}
 
 
 def _np(t):
@@ -165,3 +166,44 @@ def test_bad_inputs():
         layer(np.ones((2, 5, 3), "float32"))
     with pytest.raises(ValueError, match="initial state"):
         layer(np.ones((2, 5, 4), "float32"), initial_state=[np.zeros((2, 3), "float32")])
+
+
+@pytest.mark.parametrize("cls", [LSTMFlipout, GRUFlipout])
+def test_cell_in_keras_rnn_equals_the_layer(cls):
+    """keras.layers.RNN(cell) draws one perturbation per call through the
+    cell's dropout-mask hook, so it reproduces the layer exactly (same seed)."""
+    x = random_inputs((3, 6, 4))
+    mask = np.ones((3, 6), bool)
+    mask[0, 3:] = False
+    cell = CELLS[cls](5, seed=2, init_scale=0.3, bayesian_bias=True)
+    rnn = keras.layers.RNN(cell, return_sequences=True, go_backwards=True)
+    layer = cls(5, seed=2, init_scale=0.3, bayesian_bias=True, return_sequences=True, go_backwards=True)
+    rnn.build(x.shape)
+    layer.build(x.shape)
+    layer.set_weights(cell.get_weights())
+    y_rnn, y_layer = _np(rnn(x, mask=mask)), _np(layer(x, mask=mask))
+    np.testing.assert_allclose(y_rnn, y_layer, rtol=1e-5, atol=1e-6)
+    assert len(rnn.losses) == 1  # one KL term per call, not per step
+    np.testing.assert_allclose(float(rnn.losses[0]), float(layer.losses[0]), rtol=1e-6)
+    assert not np.allclose(_np(rnn(x)), _np(rnn(x)))  # a new draw per call
+    # outside keras.layers.RNN, each call of the cell draws its own perturbation
+    states = cell.get_initial_state(3)
+    h1, _ = cell(x[:, 0], states)
+    h2, _ = cell(x[:, 0], states)
+    assert not np.allclose(_np(h1), _np(h2))
+
+
+def test_cell_model_fits_and_loads_with_safe_mode(tmp_path):
+    x = random_inputs((4, 5, 2))
+    model = keras.Sequential([keras.Input((5, 2)), keras.layers.RNN(LSTMFlipoutCell(3, seed=0)), keras.layers.Dense(1)])
+    model.compile("adam", "mse")
+    assert np.isfinite(model.fit(x, np.zeros((4, 1)), verbose=0).history["loss"][0])
+    assert len(bayesflip.variational_layers(model)) == 1
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert type(loaded.layers[0].cell) is LSTMFlipoutCell
+    assert loaded.layers[0].cell.get_config() == model.layers[0].cell.get_config()
+    with bayesflip.posterior_mean(model), bayesflip.posterior_mean(loaded):
+        np.testing.assert_array_equal(_np(model(x)), _np(loaded(x)))
+    with pytest.raises(ValueError, match="return_sequences"):
+        LSTMFlipoutCell(3, return_sequences=True)
