@@ -162,19 +162,26 @@ def to_bayesian(
     True
     """
     if not isinstance(model, keras.Model):
-        raise TypeError(f"to_bayesian expects a keras.Model (Sequential or functional), got {type(model).__name__}.")
+        raise TypeError(
+            f"to_bayesian expects a keras.Model (Sequential or functional), got {type(model).__name__}."
+        )
     if not model.built or not hasattr(model, "inputs") or not model.inputs:
         raise ValueError(
-            f"to_bayesian: model '{model.name}' must be a built Sequential or functional model with known inputs "
+            f"to_bayesian: model '{model.name}' must be a built Sequential or functional model with known "
+            "inputs "
             "(start it with keras.Input); subclassed models cannot be cloned layer by layer."
         )
     if moped_delta is not None:
         moped_delta = _check_number("moped_delta", moped_delta)
         if not copy_weights:
-            raise ValueError("to_bayesian: `moped_delta` initialises from the trained weights; it needs copy_weights=True.")
+            raise ValueError(
+                "to_bayesian: `moped_delta` initialises from the trained weights; it needs copy_weights=True."
+            )
         prior_scale = _check_number("prior_scale", prior_scale)
         if prior is not None:
-            raise ValueError("to_bayesian: `prior` is replaced by the MOPED prior; pass moped_delta=None to use it.")
+            raise ValueError(
+                "to_bayesian: `prior` is replaced by the MOPED prior; pass moped_delta=None to use it."
+            )
     if seed is not None:
         seed = rnd.resolve_seed(seed)
 

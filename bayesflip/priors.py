@@ -194,7 +194,9 @@ class TFPPrior(Prior):
     def __init__(self, distribution: str, **parameters: float):
         owner = "TFPPrior"
         if not isinstance(distribution, str):
-            raise TypeError(f"{owner}: `distribution` must be a tfp.distributions class name, got {distribution!r}.")
+            raise TypeError(
+                f"{owner}: `distribution` must be a tfp.distributions class name, got {distribution!r}."
+            )
         family = getattr(tfd, distribution, None)
         if not (isinstance(family, type) and issubclass(family, tfd.Distribution)):
             raise ValueError(
@@ -342,7 +344,10 @@ class LearnableNormal(Prior):
         loc = None
         if self.learn_loc:
             loc = layer.add_weight(
-                name=f"{name}_prior_loc", shape=(), initializer=keras.initializers.Constant(self.loc), trainable=True
+                name=f"{name}_prior_loc",
+                shape=(),
+                initializer=keras.initializers.Constant(self.loc),
+                trainable=True,
             )
         return _BoundLearnableNormal(self, rho, loc)
 

@@ -207,11 +207,12 @@ def main(argv=None) -> dict:
         for k, v in result["median_ms"].items():
             print(f"  {k:28s} {v:8.2f} ms")
         for k, v in result["ratios"].items():
-            print(f"  {k:40s} {v:5.2f}x  (median of per-round ratios {result['median_paired_ratios'][k]:.2f}x)")
+            paired = result["median_paired_ratios"][k]
+            print(f"  {k:40s} {v:5.2f}x  (median of per-round ratios {paired:.2f}x)")
     output = {
         "benchmark": "layers_conv_rnn",
         "updates": {
-            "adam": "each framework's own Adam (Keras 3 Adam for Keras 3 models, tf_keras' fused Adam for TFP)",
+            "adam": "each framework's own Adam (Keras 3's for Keras 3 models, tf_keras' fused one for TFP)",
             "sgd": "the same hand-written v -= 0.01 g for every model (isolates the layers)",
         },
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",

@@ -63,7 +63,8 @@ def test_laplace_monte_carlo_kl_is_unbiased():
     _, post = _posterior(priors.Laplace(0.1, b))
     mu, sigma = post.loc.numpy().ravel() - 0.1, post.scale().numpy().ravel()
     # closed form: -H[q] + log(2b) + E|w - loc| / b with E|N(m, s²)| folded-normal mean
-    folded = sigma * np.sqrt(2 / np.pi) * np.exp(-(mu**2) / (2 * sigma**2)) + mu * (1 - 2 * stats.norm.cdf(-mu / sigma))
+    folded = sigma * np.sqrt(2 / np.pi) * np.exp(-(mu**2) / (2 * sigma**2))
+    folded += mu * (1 - 2 * stats.norm.cdf(-mu / sigma))
     reference = np.sum(-0.5 * np.log(2 * np.pi * np.e * sigma**2) + np.log(2 * b) + folded / b)
     draws = _mc_kl_draws(post)
     stderr = draws.std() / np.sqrt(len(draws))
@@ -76,7 +77,9 @@ def test_student_t_monte_carlo_kl_is_unbiased():
     mu, sigma = post.loc.numpy().ravel(), post.scale().numpy().ravel()
 
     def exact(m, s):
-        f = lambda w: stats.norm.pdf(w, m, s) * (stats.norm.logpdf(w, m, s) - stats.t.logpdf(w, 4.0, 0.0, 2.0))  # noqa: E731
+        def f(w):
+            return stats.norm.pdf(w, m, s) * (stats.norm.logpdf(w, m, s) - stats.t.logpdf(w, 4.0, 0.0, 2.0))
+
         return integrate.quad(f, m - 12 * s, m + 12 * s, limit=200)[0]
 
     reference = sum(exact(m, s) for m, s in zip(mu, sigma))

@@ -150,7 +150,9 @@ class _BaseConvFlipout(VariationalLayer):
             if self.bayesian_bias:
                 self.bias = self.add_posterior("bias", (self.filters,), self.bias_initializer)
             else:
-                self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer=self.bias_initializer)
+                self.bias = self.add_weight(
+                    name="bias", shape=(self.filters,), initializer=self.bias_initializer
+                )
         self.build_variational_state()
         self.input_spec = keras.layers.InputSpec(ndim=self.rank + 2, axes={self.channel_axis: channels})
 
@@ -177,7 +179,10 @@ class _BaseConvFlipout(VariationalLayer):
 
     def _causal_pad(self, x: tf.Tensor) -> tf.Tensor:
         left = self.dilation_rate[0] * (self.kernel_size[0] - 1)
-        pad = [[0, 0], [left, 0], [0, 0]] if self.data_format == "channels_last" else [[0, 0], [0, 0], [left, 0]]
+        if self.data_format == "channels_last":
+            pad = [[0, 0], [left, 0], [0, 0]]
+        else:
+            pad = [[0, 0], [0, 0], [left, 0]]
         return tf.pad(x, pad)
 
     def call(self, inputs):

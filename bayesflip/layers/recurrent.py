@@ -150,7 +150,9 @@ class _RecurrentFlipout(VariationalLayer):
             if self.bayesian_bias:
                 self.bias = self.add_posterior("bias", self._bias_shape(), self._bias_init())
             else:
-                self.bias = self.add_weight(name="bias", shape=self._bias_shape(), initializer=self._bias_init())
+                self.bias = self.add_weight(
+                    name="bias", shape=self._bias_shape(), initializer=self._bias_init()
+                )
         self.build_variational_state()
         self.input_spec = keras.layers.InputSpec(ndim=3, axes={-1: input_dim})
 
@@ -250,7 +252,8 @@ class _RecurrentFlipout(VariationalLayer):
             states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
             if len(states) != len(self.state_size):
                 raise ValueError(
-                    f"{self._owner} expects {len(self.state_size)} initial state tensor(s), got {len(states)}."
+                    f"{self._owner} expects {len(self.state_size)} initial state tensor(s), "
+                    f"got {len(states)}."
                 )
             states = [tf.cast(s, self.compute_dtype) for s in states]
         if isinstance(mask, (list, tuple)):
@@ -367,7 +370,12 @@ class LSTMFlipout(_RecurrentFlipout):
 
         def initializer(shape, dtype=None):
             return tf.concat(
-                [init((units,), dtype=dtype), tf.ones((units,), dtype=dtype), init((2 * units,), dtype=dtype)], 0
+                [
+                    init((units,), dtype=dtype),
+                    tf.ones((units,), dtype=dtype),
+                    init((2 * units,), dtype=dtype),
+                ],
+                0,
             )
 
         return initializer
@@ -460,7 +468,9 @@ class _FlipoutCell(DropoutRNNCell):
     def __init__(self, units: int, **kwargs):
         for key in ("return_sequences", "return_state", "go_backwards", "unroll"):
             if kwargs.pop(key, False):
-                raise ValueError(f"{type(self).__name__}: `{key}` is an argument of keras.layers.RNN, not of the cell.")
+                raise ValueError(
+                    f"{type(self).__name__}: `{key}` is an argument of keras.layers.RNN, not of the cell."
+                )
         super().__init__(units, **kwargs)
         self._perturbation = None
         self._perturbation_ready = False

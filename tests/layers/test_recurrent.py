@@ -31,7 +31,11 @@ def test_shared_layer_checks(factory):
 @pytest.mark.parametrize("cls", [LSTMFlipout, GRUFlipout])
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(return_sequences=True), dict(go_backwards=True, return_state=True), dict(unroll=True, use_bias=False)],
+    [
+        dict(return_sequences=True),
+        dict(go_backwards=True, return_state=True),
+        dict(unroll=True, use_bias=False),
+    ],
 )
 def test_posterior_mean_equals_keras_layer_with_mask(cls, kwargs):
     x = random_inputs((3, 6, 4))
@@ -195,7 +199,9 @@ def test_cell_in_keras_rnn_equals_the_layer(cls):
 
 def test_cell_model_fits_and_loads_with_safe_mode(tmp_path):
     x = random_inputs((4, 5, 2))
-    model = keras.Sequential([keras.Input((5, 2)), keras.layers.RNN(LSTMFlipoutCell(3, seed=0)), keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [keras.Input((5, 2)), keras.layers.RNN(LSTMFlipoutCell(3, seed=0)), keras.layers.Dense(1)]
+    )
     model.compile("adam", "mse")
     assert np.isfinite(model.fit(x, np.zeros((4, 1)), verbose=0).history["loss"][0])
     assert len(bayesflip.variational_layers(model)) == 1
