@@ -68,15 +68,23 @@ def family_of(name: str, default: str) -> str:
     return default
 
 
+def measurements_in(data) -> list[dict]:
+    """Every dict holding a ``median_ms`` mapping, anywhere in a benchmark's JSON."""
+    if isinstance(data, dict):
+        if isinstance(data.get("median_ms"), dict):
+            return [data]
+        return [m for v in data.values() for m in measurements_in(v)]
+    if isinstance(data, list):
+        return [m for v in data for m in measurements_in(v)]
+    return []
+
+
 def rows_from(benchmark: str, data: dict) -> list[dict]:
     """Normalise one benchmark's JSON into table rows with ratios to ``keras_<layer>``."""
-    measurements = data["results"] if "results" in data else [data]
     default_family = benchmark.split("_")[0]
     rows = []
-    for m in measurements:
-        med = m.get("median_ms")
-        if not med:
-            continue
+    for m in measurements_in(data):
+        med = m["median_ms"]
         for name, ms in med.items():
             fam = family_of(name, default_family)
             base = med.get(f"keras_{fam}")
@@ -84,6 +92,8 @@ def rows_from(benchmark: str, data: dict) -> list[dict]:
                 {
                     "benchmark": benchmark,
                     "batch_size": m.get("batch_size"),
+                    # bench_dense trains with Adam and does not label its runs
+                    "update": m.get("update", "adam"),
                     "layer": fam,
                     "implementation": name,
                     "median_ms": float(ms),
@@ -95,13 +105,13 @@ def rows_from(benchmark: str, data: dict) -> list[dict]:
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| benchmark | batch | layer | implementation | median step (ms) | × Keras deterministic |",
-        "|---|---:|---|---|---:|---:|",
+        "| benchmark | batch | optimizer | layer | implementation | median step (ms) | × Keras deterministic |",
+        "|---|---:|---|---|---|---:|---:|",
     ]
     for r in rows:
         ratio = "—" if r["ratio_to_keras"] is None else f"{r['ratio_to_keras']:.2f}"
         lines.append(
-            f"| {r['benchmark']} | {r['batch_size']} | {r['layer']} | {r['implementation']} | "
+            f"| {r['benchmark']} | {r['batch_size']} | {r['update']} | {r['layer']} | {r['implementation']} | "
             f"{r['median_ms']:.2f} | {ratio} |"
         )
     return "\n".join(lines) + "\n"
@@ -112,6 +122,7 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=40, help="timed steps per model (passed to every benchmark)")
     p.add_argument("--only", nargs="+", default=None, help="short names, e.g. dense layers_conv_rnn")
     p.add_argument("--out", default=RESULTS)
+    p.add_argument("--from-json", action="store_true", help="only rebuild the table from the JSON files in --out")
     args = p.parse_args(argv)
     available = discover()
     names = args.only or list(available)
@@ -125,7 +136,8 @@ def main(argv=None) -> dict:
         print(f"== {name} ==", flush=True)
         t0 = time.time()
         try:
-            _load(name, available[name]).main(["--steps", str(args.steps), "--output", path])
+            if not args.from_json:
+                _load(name, available[name]).main(["--steps", str(args.steps), "--output", path])
             with open(path) as f:
                 rows += rows_from(name, json.load(f))
         except Exception as err:  # report and continue with the other benchmarks
