@@ -244,7 +244,7 @@ class VariationalLayer(keras.layers.Layer):
     def kl_weight(self) -> float:
         if not self.built:
             return self._initial_kl_weight
-        return float(keras.ops.convert_to_numpy(self._kl_weight.value))
+        return float(self._kl_weight.numpy())  # .value is a MirroredVariable inside strategy.scope()
 
     @kl_weight.setter
     def kl_weight(self, value: float) -> None:
