@@ -12,6 +12,9 @@ layer then takes one matrix product::
 
     ĝ_W = 1/(Mσ²) Σ_i F_i ΔW_i = 1/(Mσ²) · E ∘ (Sᵀ (F ∘ R))
 
+Biases are perturbed independently per example (``σ η_i``, only
+``batch × units`` numbers), with ``ĝ_b = 1/(Mσ²) Σ_i F_i σ η_i``.
+
 Antithetic sampling evaluates each example twice, with ``ΔW_i`` and ``-ΔW_i``
 (``r → -r``), so a constant fitness baseline cancels exactly. Fitness shaping
 optionally replaces ``F`` by its centered ranks in ``[-0.5, 0.5]``.
@@ -178,7 +181,9 @@ class FlipoutES:
 
         Args:
             fitness_fn: ``fitness_fn(y, outputs)`` → per-example fitness, shape
-                ``(batch,)`` (higher is better), e.g. the negative loss.
+                ``(batch,)`` (higher is better), e.g. the negative loss. The
+                compiled pass is cached per function object: pass the same
+                function every step (not a fresh lambda) to avoid retracing.
             x: inputs, ``(B, input_dim)``.
             y: targets, ``(B, ...)``.
 
