@@ -182,3 +182,13 @@ def test_bad_inputs():
         layer(np.ones((5, 5, 2), "float32"))
     with pytest.raises(TypeError, match="numeric"):
         Conv2DFlipout(4, 3, seed=0)(np.full((1, 3, 3, 1), "a"))
+
+
+@pytest.mark.parametrize("cls", [Conv2DFlipout, Conv2DTransposeFlipout])
+def test_mixed_precision(cls):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    layer = cls(3, 3, seed=0)
+    y = layer(random_inputs((2, 5, 5, 2)))
+    assert y.dtype == "float16" and layer.losses[0].dtype == "float32"
+    assert all(w.dtype == "float32" for w in layer.trainable_weights)
+    assert np.all(np.isfinite(keras.ops.convert_to_numpy(y)))

@@ -86,3 +86,11 @@ def test_bad_inputs():
     layer = EmbeddingFlipout(4, 2, seed=0)
     with pytest.raises(TypeError, match="integer ids"):
         layer(np.array([["a", "b"]]))
+
+
+def test_mixed_precision():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    layer = EmbeddingFlipout(5, 3, seed=0)
+    y = layer(np.array([[1, 2, 4]]))
+    assert y.dtype == "float16" and layer.losses[0].dtype == "float32"
+    assert layer.embeddings_posterior.loc.dtype == "float32"

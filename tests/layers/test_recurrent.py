@@ -213,3 +213,13 @@ def test_cell_model_fits_and_loads_with_safe_mode(tmp_path):
         np.testing.assert_array_equal(_np(model(x)), _np(loaded(x)))
     with pytest.raises(ValueError, match="return_sequences"):
         LSTMFlipoutCell(3, return_sequences=True)
+
+
+@pytest.mark.parametrize("cls", [LSTMFlipout, GRUFlipout])
+def test_mixed_precision(cls):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    layer = cls(3, seed=0, bayesian_bias=True, return_state=True)
+    outputs = layer(random_inputs((2, 4, 2)))
+    assert all(o.dtype == "float16" for o in outputs)
+    assert layer.losses[0].dtype == "float32"
+    assert all(w.dtype == "float32" for w in layer.trainable_weights)
