@@ -198,12 +198,14 @@ def _build_sampler(model, num_samples, return_samples, from_logits, training, ji
         first = one_pass(x)
         if return_samples:
             acc = tf.nest.map_structure(
-                lambda t: tf.TensorArray(tf.float32, size=num_samples, element_shape=t.shape).write(0, t), first
+                lambda t: tf.TensorArray(tf.float32, size=num_samples, element_shape=t.shape).write(0, t),
+                first,
             )
 
             def body(i, acc):
                 y = one_pass(x)
                 return i + 1, tf.nest.map_structure(lambda ta, t: ta.write(i, t), acc, y)
+
         else:
             acc = first
 
@@ -291,7 +293,9 @@ def mc_predict(
             raise ValueError(f"{fn}: inputs need a leading batch dimension, got a scalar.")
     n = int(leaves[0].shape[0])
     if any(int(leaf.shape[0]) != n for leaf in leaves):
-        raise ValueError(f"{fn}: all inputs must share the first (batch) dimension, got {[l.shape for l in leaves]}.")
+        raise ValueError(
+            f"{fn}: all inputs must share the first (batch) dimension, got {[l.shape for l in leaves]}."
+        )
     if n == 0:
         raise ValueError(f"{fn}: got an empty input (batch dimension 0).")
     x = tf.nest.pack_sequence_as(x, leaves)
@@ -309,8 +313,15 @@ def mc_predict(
     signature = None
     if len(leaves) == 1 and not isinstance(x, (list, tuple, dict)):
         signature = tf.TensorSpec([None, *leaves[0].shape[1:]], tf.as_dtype(leaves[0].dtype))
-    key = (num_samples, bool(return_samples), bool(from_logits), bool(training), bool(jit_compile), modes,
-           signature)
+    key = (
+        num_samples,
+        bool(return_samples),
+        bool(from_logits),
+        bool(training),
+        bool(jit_compile),
+        modes,
+        signature,
+    )
     cache = _SAMPLERS.setdefault(model, {})
     if key not in cache:
         cache[key] = _build_sampler(
@@ -345,15 +356,21 @@ def _regression_inputs(fn, sample_means, sample_scales):
     mu = np.asarray(sample_means.numpy() if tf.is_tensor(sample_means) else sample_means, dtype=np.float64)
     sd = np.asarray(sample_scales.numpy() if tf.is_tensor(sample_scales) else sample_scales, dtype=np.float64)
     if mu.shape != sd.shape:
-        raise ValueError(f"{fn}: `sample_means` and `sample_scales` must have the same shape, got {mu.shape} and {sd.shape}.")
+        raise ValueError(
+            f"{fn}: `sample_means` and `sample_scales` must have the same shape, got {mu.shape} and {sd.shape}."
+        )
     if mu.ndim < 2:
-        raise ValueError(f"{fn}: expected a leading sample axis, shape (num_samples, N, ...), got shape {mu.shape}.")
+        raise ValueError(
+            f"{fn}: expected a leading sample axis, shape (num_samples, N, ...), got shape {mu.shape}."
+        )
     if mu.size == 0:
         raise ValueError(f"{fn}: got an empty input (shape {mu.shape}).")
     if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(sd))):
         raise ValueError(f"{fn}: inputs contain NaN or infinite values.")
     if np.any(sd < 0):
-        raise ValueError(f"{fn}: `sample_scales` must be >= 0 (standard deviations), got a minimum of {sd.min():.4g}.")
+        raise ValueError(
+            f"{fn}: `sample_scales` must be >= 0 (standard deviations), got a minimum of {sd.min():.4g}."
+        )
     return mu, sd
 
 
@@ -474,7 +491,9 @@ def _mixture_quantile(mu: np.ndarray, sd: np.ndarray, q: float) -> np.ndarray:
 # --------------------------------------------------------------------------- OOD
 def _ood_scores(fn, scores_in, scores_out):
     a = np.asarray(scores_in.numpy() if tf.is_tensor(scores_in) else scores_in, dtype=np.float64).reshape(-1)
-    b = np.asarray(scores_out.numpy() if tf.is_tensor(scores_out) else scores_out, dtype=np.float64).reshape(-1)
+    b = np.asarray(scores_out.numpy() if tf.is_tensor(scores_out) else scores_out, dtype=np.float64).reshape(
+        -1
+    )
     if a.size == 0 or b.size == 0:
         raise ValueError(
             f"{fn}: needs at least one in- and one out-of-distribution score, got {a.size} and {b.size}."

@@ -53,11 +53,15 @@ def bench(model, x, num_samples: int, reps: int, with_batch32: bool = True) -> d
     contenders = {
         "mc_predict": lambda: mc_predict(model, x, num_samples=num_samples),
         "mc_predict_xla": lambda: mc_predict(model, x, num_samples=num_samples, jit_compile=True),
-        "predict_passes_full_batch": lambda: [model.predict(x, batch_size=n, verbose=0) for _ in range(num_samples)],
+        "predict_passes_full_batch": lambda: [
+            model.predict(x, batch_size=n, verbose=0) for _ in range(num_samples)
+        ],
         "predict_on_batch_passes": lambda: [model.predict_on_batch(x) for _ in range(num_samples)],
     }
     if with_batch32:
-        contenders["predict_passes_batch32"] = lambda: [model.predict(x, verbose=0) for _ in range(num_samples)]
+        contenders["predict_passes_batch32"] = lambda: [
+            model.predict(x, verbose=0) for _ in range(num_samples)
+        ]
     for fn in contenders.values():  # warm up: trace/compile everything first
         fn()
     times = {name: [] for name in contenders}
@@ -65,8 +69,12 @@ def bench(model, x, num_samples: int, reps: int, with_batch32: bool = True) -> d
         for name, fn in contenders.items():
             times[name].append(timed(fn))
     med = {name: float(np.median(t)) for name, t in times.items()}
-    ratios = {f"ratio_mc_vs_{name}": med["mc_predict"] / med[name] for name in med if not name.startswith("mc_")}
-    ratios["ratio_mc_xla_vs_predict_passes_full_batch"] = med["mc_predict_xla"] / med["predict_passes_full_batch"]
+    ratios = {
+        f"ratio_mc_vs_{name}": med["mc_predict"] / med[name] for name in med if not name.startswith("mc_")
+    }
+    ratios["ratio_mc_xla_vs_predict_passes_full_batch"] = (
+        med["mc_predict_xla"] / med["predict_passes_full_batch"]
+    )
     return {"median_seconds": med, **ratios, "reps": reps}
 
 

@@ -18,8 +18,10 @@ from bayesflip.layers import DenseFlipout
 
 def linear_model(in_dim, out_dim, *, seed=1, init_scale=0.3, use_bias=False, estimator="flipout"):
     model = keras.Sequential(
-        [keras.Input((in_dim,)), DenseFlipout(out_dim, use_bias=use_bias, init_scale=init_scale, seed=seed,
-                                              estimator=estimator)]
+        [
+            keras.Input((in_dim,)),
+            DenseFlipout(out_dim, use_bias=use_bias, init_scale=init_scale, seed=seed, estimator=estimator),
+        ]
     )
     layer = model.layers[0]
     # distinct posterior scales per weight so the closed form is not trivially symmetric
@@ -78,7 +80,9 @@ def test_mc_predict_moments_match_closed_form_multivariate():
     # the mean output is the average of the draws (same stream, fresh model)
     model2, layer2 = linear_model(5, 3, use_bias=True)
     model2.set_weights(model.get_weights())
-    layer2.rng_state.assign(layer.rng_state.value - [0, samples.shape[0] * 2])  # rewind: 2 batches per draw set
+    layer2.rng_state.assign(
+        layer.rng_state.value - [0, samples.shape[0] * 2]
+    )  # rewind: 2 batches per draw set
     mean_only = unc.mc_predict(model2, x, num_samples=T, batch_size=3)
     np.testing.assert_allclose(mean_only, samples.mean(axis=0), rtol=1e-5, atol=1e-5)
 
@@ -171,8 +175,9 @@ def test_entropies_match_scipy_and_decompose(rng):
     # from logits
     np.testing.assert_allclose(unc.expected_entropy(logits, from_logits=True), aleatoric, rtol=1e-9)
     np.testing.assert_allclose(unc.mutual_information(logits, from_logits=True), mi, rtol=1e-7, atol=1e-12)
-    np.testing.assert_allclose(unc.predictive_entropy(logits[0], from_logits=True),
-                               stats.entropy(probs[0], axis=-1), rtol=1e-9)
+    np.testing.assert_allclose(
+        unc.predictive_entropy(logits[0], from_logits=True), stats.entropy(probs[0], axis=-1), rtol=1e-9
+    )
 
 
 def test_entropy_edge_cases():

@@ -23,7 +23,11 @@ from bayesflip.calibration.metrics import (
 )
 from bayesflip.calibration.streaming import BrierScore, ExpectedCalibrationError, NegativeLogLikelihood
 from bayesflip.calibration.temperature import TemperatureScaling, fit_temperature
-from bayesflip.calibration.plots import regression_calibration_curve, reliability_diagram, uncertainty_histogram
+from bayesflip.calibration.plots import (
+    regression_calibration_curve,
+    reliability_diagram,
+    uncertainty_histogram,
+)
 
 __all__ = [
     "regression_calibration_curve",

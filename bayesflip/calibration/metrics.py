@@ -93,7 +93,9 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
 def _check_matrix(fn: str, what: str, value) -> np.ndarray:
     arr = _to_numpy(fn, what, value).astype(np.float64)
     if arr.ndim != 2:
-        raise ValueError(f"{fn}: `{what}` must have shape (num_examples, num_classes), got shape {arr.shape}.")
+        raise ValueError(
+            f"{fn}: `{what}` must have shape (num_examples, num_classes), got shape {arr.shape}."
+        )
     if arr.shape[0] == 0:
         raise ValueError(f"{fn}: got an empty input (`{what}` has shape {arr.shape}).")
     if arr.shape[1] < 1:
@@ -454,7 +456,9 @@ class BrierDecomposition(NamedTuple):
     within_bin_covariance: float
 
 
-def brier_decomposition(labels, probs, num_bins: int | None = 10, from_logits: bool = False) -> BrierDecomposition:
+def brier_decomposition(
+    labels, probs, num_bins: int | None = 10, from_logits: bool = False
+) -> BrierDecomposition:
     """Murphy's decomposition of the multiclass Brier score, exact with binned forecasts.
 
     Forecasts are grouped (by default by predicted class and equal-width bin of

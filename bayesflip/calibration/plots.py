@@ -62,7 +62,9 @@ def reliability_diagram(
     2
     """
     bins = m.calibration_bins(labels, probs, num_bins=num_bins, binning=binning, from_logits=from_logits)
-    ece = m.expected_calibration_error(labels, probs, num_bins=num_bins, binning=binning, from_logits=from_logits)
+    ece = m.expected_calibration_error(
+        labels, probs, num_bins=num_bins, binning=binning, from_logits=from_logits
+    )
     fig = Figure(figsize=(5.0, 6.0), dpi=100, layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     left, widths = bins.edges[:-1], np.diff(bins.edges)
@@ -70,8 +72,18 @@ def reliability_diagram(
     acc = np.where(filled, bins.accuracy, 0.0)
     conf = np.where(filled, bins.confidence, 0.0)
     top.bar(left, acc, width=widths, align="edge", color="tab:blue", edgecolor="black", label="accuracy")
-    top.bar(left[filled], (conf - acc)[filled], bottom=acc[filled], width=widths[filled], align="edge",
-            color="tab:red", alpha=0.3, hatch="//", edgecolor="tab:red", label="gap to confidence")
+    top.bar(
+        left[filled],
+        (conf - acc)[filled],
+        bottom=acc[filled],
+        width=widths[filled],
+        align="edge",
+        color="tab:red",
+        alpha=0.3,
+        hatch="//",
+        edgecolor="tab:red",
+        label="gap to confidence",
+    )
     top.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
     top.set_xlim(0, 1)
     top.set_ylim(0, 1)
@@ -81,10 +93,18 @@ def reliability_diagram(
         top.set_title(title)
     bottom.bar(left, bins.counts, width=widths, align="edge", color="tab:gray", edgecolor="black")
     total = bins.counts.sum()
-    bottom.axvline(np.sum(np.where(filled, bins.accuracy * bins.counts, 0)) / total, color="tab:blue",
-                   ls="-", label="accuracy")
-    bottom.axvline(np.sum(np.where(filled, bins.confidence * bins.counts, 0)) / total, color="tab:red",
-                   ls="--", label="mean confidence")
+    bottom.axvline(
+        np.sum(np.where(filled, bins.accuracy * bins.counts, 0)) / total,
+        color="tab:blue",
+        ls="-",
+        label="accuracy",
+    )
+    bottom.axvline(
+        np.sum(np.where(filled, bins.confidence * bins.counts, 0)) / total,
+        color="tab:red",
+        ls="--",
+        label="mean confidence",
+    )
     bottom.set_xlabel("confidence")
     bottom.set_ylabel("count")
     bottom.legend(loc="upper left", fontsize="small")

@@ -34,7 +34,9 @@ def _prepare(owner: str, y_true, y_pred, from_logits: bool):
     y_true = tf.convert_to_tensor(y_true)
     num_classes = y_pred.shape[-1]
     if y_pred.shape.rank is None or y_pred.shape.rank < 2 or num_classes is None:
-        raise ValueError(f"{owner} expects predictions of shape (batch, num_classes), got shape {y_pred.shape}.")
+        raise ValueError(
+            f"{owner} expects predictions of shape (batch, num_classes), got shape {y_pred.shape}."
+        )
     y_pred = tf.cast(tf.reshape(y_pred, [-1, num_classes]), tf.float64)
     probs = tf.nn.softmax(y_pred, axis=-1) if from_logits else tf.clip_by_value(y_pred, 0.0, 1.0)
     if y_true.shape.rank == y_pred.shape.rank and y_true.shape[-1] == num_classes and num_classes > 1:
@@ -46,7 +48,8 @@ def _prepare(owner: str, y_true, y_pred, from_logits: bool):
     labels = tf.cast(labels, tf.int64)
     checks = [
         tf.debugging.assert_equal(
-            tf.shape(labels, out_type=tf.int64)[0], tf.shape(probs, out_type=tf.int64)[0],
+            tf.shape(labels, out_type=tf.int64)[0],
+            tf.shape(probs, out_type=tf.int64)[0],
             message=f"{owner}: the number of labels differs from the number of predictions",
         ),
         tf.debugging.assert_non_negative(labels, message=f"{owner}: labels must be >= 0"),
@@ -113,9 +116,12 @@ class ExpectedCalibrationError(keras.metrics.Metric):
         if self.classwise and (
             isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
         ):
-            raise ValueError(f"{owner}: `classwise=True` needs `num_classes` (a positive int), got {num_classes!r}.")
-        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
-                                        or num_classes < 1):
+            raise ValueError(
+                f"{owner}: `classwise=True` needs `num_classes` (a positive int), got {num_classes!r}."
+            )
+        if num_classes is not None and (
+            isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
+        ):
             raise ValueError(f"{owner}: `num_classes` must be a positive int or None, got {num_classes!r}.")
         self.num_classes = num_classes
         self.from_logits = bool(from_logits)

@@ -45,7 +45,9 @@ def _nll_grad_hess(beta: float, z: np.ndarray, z_y: np.ndarray):
     return grad, max(hess, 0.0)
 
 
-def fit_temperature(logits, labels, from_probs: bool = False, bounds: tuple[float, float] = _DEFAULT_BOUNDS) -> float:
+def fit_temperature(
+    logits, labels, from_probs: bool = False, bounds: tuple[float, float] = _DEFAULT_BOUNDS
+) -> float:
     """The temperature ``T`` minimizing ``NLL(softmax(logits / T), labels)``.
 
     Args:
@@ -119,8 +121,10 @@ class TemperatureScaling(keras.layers.Layer):
         self._initial = self._check(temperature)
 
     def _check(self, temperature) -> float:
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.floating)) or not (
-            0 < float(temperature) < np.inf
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, (int, float, np.floating))
+            or not (0 < float(temperature) < np.inf)
         ):
             raise ValueError(
                 f"TemperatureScaling '{self.name}': `temperature` must be a finite number > 0, got {temperature!r}."

@@ -41,7 +41,10 @@ def reference_ece(labels, probs, num_bins, binning="equal_width", norm="l1"):
             members.append(np.nonzero(mask)[0])
     else:
         order = np.argsort(conf, kind="stable")
-        members = [order[int(np.ceil(b * n / num_bins)) : int(np.ceil((b + 1) * n / num_bins))] for b in range(num_bins)]
+        members = [
+            order[int(np.ceil(b * n / num_bins)) : int(np.ceil((b + 1) * n / num_bins))]
+            for b in range(num_bins)
+        ]
     gaps, weights = [], []
     for idx in members:
         if len(idx) == 0:

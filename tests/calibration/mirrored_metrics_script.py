@@ -74,7 +74,9 @@ def main() -> dict:
 
     for batch in dataset:
         step(batch)
-    per_replica_counts = [float(np.sum(v.numpy())) for v in strategy.experimental_local_results(metric.counts._value)]
+    per_replica_counts = [
+        float(np.sum(v.numpy())) for v in strategy.experimental_local_results(metric.counts._value)
+    ]
     return {
         "num_replicas": strategy.num_replicas_in_sync,
         "reference": reference,

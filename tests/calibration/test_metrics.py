@@ -21,7 +21,9 @@ def test_ece_hand_worked_example():
     labels = [0, 1, 1, 1]
     probs = [[0.9, 0.1], [0.9, 0.1], [0.2, 0.8], [0.2, 0.8]]
     assert cal.expected_calibration_error(labels, probs, num_bins=5) == pytest.approx(0.3, abs=1e-12)
-    assert cal.expected_calibration_error(labels, probs, num_bins=5, norm="max") == pytest.approx(0.4, abs=1e-12)
+    assert cal.expected_calibration_error(labels, probs, num_bins=5, norm="max") == pytest.approx(
+        0.4, abs=1e-12
+    )
     assert cal.expected_calibration_error(labels, probs, num_bins=5, norm="l2") == pytest.approx(
         np.sqrt(0.5 * 0.16 + 0.5 * 0.04), abs=1e-12
     )
@@ -121,7 +123,9 @@ def test_classwise_ece_hand_worked_example():
     # class 0 mirrors class 1: {.2, .4, .3, .05} vs outcomes 0, 0, 1, 0 and {.9, .7} vs 1, 1  => 0.075
     assert cal.classwise_calibration_error(labels, probs, num_bins=2) == pytest.approx(0.075, abs=1e-12)
     # top label: all confidences in (.5, 1], accuracy 5/6, mean confidence .775
-    assert cal.expected_calibration_error(labels, probs, num_bins=2) == pytest.approx(5 / 6 - 0.775, abs=1e-12)
+    assert cal.expected_calibration_error(labels, probs, num_bins=2) == pytest.approx(
+        5 / 6 - 0.775, abs=1e-12
+    )
 
 
 # --------------------------------------------------------------------------- Brier / NLL
@@ -179,7 +183,9 @@ def test_brier_decomposition_discrete_forecasts_murphy_hand_example():
     probs = [[0.8, 0.2], [0.8, 0.2], [0.8, 0.2], [0.3, 0.7]]
     d = cal.brier_decomposition(y, probs, num_bins=None)
     o1 = np.array([2 / 3, 1 / 3])
-    rel = (3 * np.sum((np.array([0.8, 0.2]) - o1) ** 2) + 1 * np.sum((np.array([0.3, 0.7]) - [0, 1]) ** 2)) / 4
+    rel = (
+        3 * np.sum((np.array([0.8, 0.2]) - o1) ** 2) + 1 * np.sum((np.array([0.3, 0.7]) - [0, 1]) ** 2)
+    ) / 4
     obar = np.array([0.5, 0.5])
     res = (3 * np.sum((o1 - obar) ** 2) + np.sum((np.array([0.0, 1.0]) - obar) ** 2)) / 4
     assert d.reliability == pytest.approx(rel, abs=1e-12)
@@ -253,15 +259,24 @@ GOOD_P = np.array([[0.6, 0.4], [0.3, 0.7]])
         (lambda: cal.expected_calibration_error([0, 1], [[0.6, 0.6], [0.3, 0.7]]), r"simplex.*from_logits"),
         (lambda: cal.expected_calibration_error([0, 1], [[1.5, -0.5], [0.3, 0.7]]), r"simplex"),
         (lambda: cal.expected_calibration_error([], np.zeros((0, 3))), r"empty"),
-        (lambda: cal.expected_calibration_error([0, 1], GOOD_P, num_bins=0), r"num_bins.*positive int, got 0"),
+        (
+            lambda: cal.expected_calibration_error([0, 1], GOOD_P, num_bins=0),
+            r"num_bins.*positive int, got 0",
+        ),
         (lambda: cal.expected_calibration_error([0, 1], GOOD_P, num_bins=2.5), r"num_bins"),
         (lambda: cal.expected_calibration_error([0, 1], GOOD_P, norm="l3"), r"norm.*'l3'"),
         (lambda: cal.expected_calibration_error([0, 1], GOOD_P, binning="quantile"), r"binning"),
         (lambda: cal.expected_calibration_error([0.5, 1], GOOD_P), r"integer class indices"),
         (lambda: cal.expected_calibration_error([[0.5, 0.5], [0, 1]], GOOD_P), r"one-hot"),
         (lambda: cal.brier_score([0, 1], [[np.nan, 1.0], [0.3, 0.7]]), r"brier_score.*NaN"),
-        (lambda: cal.negative_log_likelihood([0, 1], [[0.2, 0.2], [0.3, 0.7]]), r"negative_log_likelihood.*simplex"),
-        (lambda: cal.negative_log_likelihood([0, 3], [[1.0, 2.0], [0.0, 0.0]], from_logits=True), r"\[0, 1\]"),
+        (
+            lambda: cal.negative_log_likelihood([0, 1], [[0.2, 0.2], [0.3, 0.7]]),
+            r"negative_log_likelihood.*simplex",
+        ),
+        (
+            lambda: cal.negative_log_likelihood([0, 3], [[1.0, 2.0], [0.0, 0.0]], from_logits=True),
+            r"\[0, 1\]",
+        ),
         (lambda: cal.classwise_calibration_error([0, 1], GOOD_P, num_bins=-1), r"classwise.*num_bins"),
         (lambda: cal.brier_decomposition([0, 1], GOOD_P, num_bins=0), r"brier_decomposition.*num_bins"),
         (lambda: cal.interval_coverage([1.0], [2.0], [1.0]), r"lower.*upper"),

@@ -40,7 +40,9 @@ def data(rng):
 def test_streaming_ece_equals_function(data, norm, splits):
     labels, probs = data
     got = stream(cal.ExpectedCalibrationError(num_bins=12, norm=norm), labels, probs, splits)
-    assert got == pytest.approx(cal.expected_calibration_error(labels, probs, num_bins=12, norm=norm), rel=1e-6)
+    assert got == pytest.approx(
+        cal.expected_calibration_error(labels, probs, num_bins=12, norm=norm), rel=1e-6
+    )
 
 
 def test_streaming_classwise_and_label_formats(data):
@@ -59,7 +61,9 @@ def test_streaming_classwise_and_label_formats(data):
 def test_streaming_brier_and_nll_equal_functions(data, rng):
     labels, probs = data
     logits = rng.normal(size=probs.shape).astype("float32") * 3
-    assert stream(cal.BrierScore(), labels, probs, 5) == pytest.approx(cal.brier_score(labels, probs), rel=1e-6)
+    assert stream(cal.BrierScore(), labels, probs, 5) == pytest.approx(
+        cal.brier_score(labels, probs), rel=1e-6
+    )
     assert stream(cal.NegativeLogLikelihood(), labels, probs, 5) == pytest.approx(
         cal.negative_log_likelihood(labels, probs), rel=1e-6
     )
@@ -79,7 +83,10 @@ def test_sample_weights_equal_repeated_examples(data, rng):
     w = rng.integers(0, 3, size=len(labels))
     rep = np.repeat(np.arange(len(labels)), w)
     for metric, func in [
-        (cal.ExpectedCalibrationError(num_bins=9), lambda y, p: cal.expected_calibration_error(y, p, num_bins=9)),
+        (
+            cal.ExpectedCalibrationError(num_bins=9),
+            lambda y, p: cal.expected_calibration_error(y, p, num_bins=9),
+        ),
         (cal.BrierScore(), cal.brier_score),
         (cal.NegativeLogLikelihood(), cal.negative_log_likelihood),
     ]:
@@ -94,7 +101,9 @@ def test_reset_state_forgets_previous_data(data):
     m.reset_state()
     assert float(m.result()) == 0.0
     got = stream(m, labels[100:], probs[100:], 2)
-    assert got == pytest.approx(cal.expected_calibration_error(labels[100:], probs[100:], num_bins=10), rel=1e-6)
+    assert got == pytest.approx(
+        cal.expected_calibration_error(labels[100:], probs[100:], num_bins=10), rel=1e-6
+    )
 
 
 def test_metrics_in_compile_evaluate_and_saved_model(tmp_path, rng):
@@ -103,7 +112,11 @@ def test_metrics_in_compile_evaluate_and_saved_model(tmp_path, rng):
     model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="softmax")])
     model.compile(
         loss="sparse_categorical_crossentropy",
-        metrics=[cal.ExpectedCalibrationError(num_bins=7, name="ece"), cal.BrierScore(), cal.NegativeLogLikelihood()],
+        metrics=[
+            cal.ExpectedCalibrationError(num_bins=7, name="ece"),
+            cal.BrierScore(),
+            cal.NegativeLogLikelihood(),
+        ],
     )
     model.fit(x, y, epochs=1, batch_size=32, verbose=0)
     probs = model.predict(x, verbose=0)
@@ -113,7 +126,9 @@ def test_metrics_in_compile_evaluate_and_saved_model(tmp_path, rng):
     assert result["nll"] == pytest.approx(cal.negative_log_likelihood(y, probs), rel=1e-5)
     # a second evaluate resets the state (no accumulation across calls)
     again = model.evaluate(x[:50], y[:50], batch_size=16, verbose=0, return_dict=True)
-    assert again["ece"] == pytest.approx(cal.expected_calibration_error(y[:50], probs[:50], num_bins=7), rel=1e-5)
+    assert again["ece"] == pytest.approx(
+        cal.expected_calibration_error(y[:50], probs[:50], num_bins=7), rel=1e-5
+    )
     path = tmp_path / "m.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
@@ -124,8 +139,9 @@ def test_metrics_in_compile_evaluate_and_saved_model(tmp_path, rng):
 @pytest.mark.parametrize(
     "metric",
     [
-        cal.ExpectedCalibrationError(num_bins=4, norm="l2", classwise=True, num_classes=3, from_logits=True,
-                                     name="cw"),
+        cal.ExpectedCalibrationError(
+            num_bins=4, norm="l2", classwise=True, num_classes=3, from_logits=True, name="cw"
+        ),
         cal.BrierScore(from_logits=True, name="b"),
         cal.NegativeLogLikelihood(name="n"),
     ],
@@ -153,7 +169,9 @@ def test_streaming_errors():
     m = cal.ExpectedCalibrationError(num_bins=4, num_classes=3)
     with pytest.raises(ValueError, match=r"built for 3 classes"):
         m.update_state([0], [[0.5, 0.5]])
-    with pytest.raises(ValueError, match=r"BrierScore 'brier' expects predictions of shape \(batch, num_classes\)"):
+    with pytest.raises(
+        ValueError, match=r"BrierScore 'brier' expects predictions of shape \(batch, num_classes\)"
+    ):
         cal.BrierScore().update_state([0], [0.5])
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"labels must be < 2"):
         cal.BrierScore().update_state([0, 2], [[0.5, 0.5], [0.5, 0.5]])
@@ -163,11 +181,15 @@ def test_streaming_metrics_under_mirrored_strategy_two_logical_cpus():
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
     proc = subprocess.run(
         [sys.executable, str(ROOT / "tests" / "calibration" / "mirrored_metrics_script.py")],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    out = json.loads(lines[-1][len("RESULT "):])
+    out = json.loads(lines[-1][len("RESULT ") :])
     assert out["num_replicas"] == 2
     for key, ref in out["reference"].items():
         assert out["evaluated"][key] == pytest.approx(ref, rel=1e-5), key

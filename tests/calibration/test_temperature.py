@@ -26,8 +26,9 @@ def test_fitted_temperature_is_the_nll_minimizer(seed):
     z = rng.normal(scale=3.0, size=(500, 6))
     y = sample_labels(rng, special.softmax(z / rng.uniform(0.5, 4.0), axis=1))
     t = cal.fit_temperature(z, y)
-    ref = optimize.minimize_scalar(lambda lt: nll(np.exp(lt), z, y), bounds=(-4, 4), method="bounded",
-                                   options={"xatol": 1e-10}).x
+    ref = optimize.minimize_scalar(
+        lambda lt: nll(np.exp(lt), z, y), bounds=(-4, 4), method="bounded", options={"xatol": 1e-10}
+    ).x
     assert t == pytest.approx(np.exp(ref), rel=1e-5)
     assert nll(t, z, y) <= min(nll(t * 1.01, z, y), nll(t / 1.01, z, y))
 
@@ -47,7 +48,9 @@ def test_scaling_improves_calibration_and_keeps_predictions(rng):
     assert rep["nll_after"] < rep["nll_before"]
     assert rep["ece_after"] < 0.5 * rep["ece_before"]
     assert rep["brier_after"] < rep["brier_before"]
-    assert rep["ece_before"] == pytest.approx(cal.expected_calibration_error(y[2500:], z[2500:], from_logits=True))
+    assert rep["ece_before"] == pytest.approx(
+        cal.expected_calibration_error(y[2500:], z[2500:], from_logits=True)
+    )
     scaled = ts(z.astype("float32")).numpy()
     np.testing.assert_allclose(scaled, z / ts.temperature, rtol=1e-5)
     np.testing.assert_array_equal(scaled.argmax(1), z.argmax(1))
@@ -87,7 +90,10 @@ def test_layer_serialization_and_model_round_trip(tmp_path, rng):
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: cal.TemperatureScaling(temperature=0.0, name="t0"), r"TemperatureScaling 't0'.*> 0, got 0.0"),
+        (
+            lambda: cal.TemperatureScaling(temperature=0.0, name="t0"),
+            r"TemperatureScaling 't0'.*> 0, got 0.0",
+        ),
         (lambda: cal.TemperatureScaling(temperature=float("inf")), r"finite"),
         (lambda: cal.fit_temperature([[1.0, 0.0]], [0], bounds=(2.0, 1.0)), r"fit_temperature.*bounds"),
         (lambda: cal.fit_temperature([[1.0, 0.0]], [2]), r"fit_temperature.*labels"),
