@@ -37,7 +37,7 @@ import tensorflow as tf
 from bayesflip.inference import variational_layers
 from bayesflip.layers._variational import ESTIMATORS
 
-__all__ = ["GradientVariance", "gradient_variance", "use_estimator", "loglog_slope"]
+__all__ = ["GradientVariance", "gradient_variance", "variance_vs_batch_size", "use_estimator", "loglog_slope"]
 
 
 class GradientVariance(dict):
@@ -245,3 +245,67 @@ def loglog_slope(batch_sizes, variances) -> float:
         raise ValueError("loglog_slope: batch sizes and variances must be positive.")
     slope, _ = np.polyfit(np.log(b), np.log(v), 1)
     return float(slope) if math.isfinite(slope) else float("nan")
+
+
+def variance_vs_batch_size(
+    model: keras.Model,
+    x,
+    y,
+    loss_fn: Callable,
+    batch_sizes,
+    num_repeats: int = 100,
+    estimator: str | None = None,
+    small_batch_repeats: int = 16,
+    seed: int = 0,
+    **kwargs,
+) -> dict:
+    """:func:`gradient_variance` over several batch sizes, with the log-log slope.
+
+    Batches smaller than ``small_batch_repeats`` get ``num_repeats ·
+    small_batch_repeats // batch`` repeats (their gradients are cheap but
+    heavy-tailed); pass ``small_batch_repeats=1`` for a flat ``num_repeats``.
+
+    Args:
+        model, x, y, loss_fn, estimator: as in :func:`gradient_variance`.
+        batch_sizes: increasing positive ints (>= 2 of them).
+        num_repeats: mini-batches per batch size (>= 2).
+        small_batch_repeats: see above (positive int).
+        seed: base seed of the mini-batch sampling (``seed + batch``).
+        **kwargs: passed on to :func:`gradient_variance` (``replace``, ``include_kl``).
+
+    Returns:
+        ``{"batch_sizes", "variance", "num_repeats", "slope", "per_layer"}``,
+        ``per_layer`` mapping each layer name to its list of variances.
+
+    Example:
+    >>> import keras, numpy as np
+    >>> from bayesflip.layers import DenseFlipout
+    >>> m = keras.Sequential([keras.Input((3,)), DenseFlipout(1, init_scale=0.5, seed=0)])
+    >>> x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+    >>> loss = keras.losses.MeanSquaredError(reduction=None)
+    >>> r = variance_vs_batch_size(m, x, x[:, :1], loss, [1, 8, 64], 50)
+    >>> -1.3 < r["slope"] < -0.7
+    True
+    """
+    sizes = list(batch_sizes)
+    if len(sizes) < 2 or sorted(set(sizes)) != sizes:
+        raise ValueError(f"variance_vs_batch_size: `batch_sizes` must be >= 2 increasing ints, got {batch_sizes!r}.")
+    if isinstance(small_batch_repeats, bool) or not isinstance(small_batch_repeats, int) or small_batch_repeats < 1:
+        raise ValueError(
+            f"variance_vs_batch_size: `small_batch_repeats` must be a positive int, got {small_batch_repeats!r}."
+        )
+    variances, repeats, per_layer = [], [], {}
+    for b in sizes:
+        reps = max(int(num_repeats), int(num_repeats) * small_batch_repeats // int(b))
+        r = gradient_variance(model, x, y, loss_fn, b, reps, estimator=estimator, seed=seed + int(b), **kwargs)
+        variances.append(r.total)
+        repeats.append(reps)
+        for name, v in r.per_layer.items():
+            per_layer.setdefault(name, []).append(v)
+    return {
+        "batch_sizes": sizes,
+        "variance": variances,
+        "num_repeats": repeats,
+        "slope": loglog_slope(sizes, variances),
+        "per_layer": per_layer,
+    }

@@ -47,7 +47,7 @@ import numpy as np  # noqa: E402
 
 import bayesflip  # noqa: E402
 from bayesflip import layers as bl  # noqa: E402
-from bayesflip.diagnostics import gradient_variance, loglog_slope  # noqa: E402
+from bayesflip.diagnostics import loglog_slope, variance_vs_batch_size  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -136,16 +136,12 @@ def run(kinds, repeats, max_batch, init_scale, train_epochs, seed=0):
             acc = float(np.mean(np.argmax(model.predict(xi, verbose=0), -1) == y))
         res = {"train_loss": float(hist.history["loss"][-1]), "train_accuracy_posterior_mean": acc}
         for est in ("flipout", "shared"):
-            v = []
-            for b in sizes:
-                # Small batches are cheap but their gradients heavy-tailed: give them more repeats.
-                reps = max(repeats, repeats * 16 // b)
-                r = gradient_variance(model, xi, y, loss, b, reps, estimator=est, seed=seed + b)
-                v.append(r.total)
+            curve = variance_vs_batch_size(model, xi, y, loss, sizes, repeats, estimator=est, seed=seed)
+            v = curve["variance"]
             slope = loglog_slope(sizes, v)
             slope_small = loglog_slope(sizes[: len(sizes) // 2 + 1], v[: len(sizes) // 2 + 1])
             slope_large = loglog_slope(sizes[len(sizes) // 2 :], v[len(sizes) // 2 :])
-            res[est] = {"variance": v, "slope": slope, "slope_small_batches": slope_small, "slope_large_batches": slope_large}
+            res[est] = {"variance": v, "per_layer": curve["per_layer"], "slope": slope, "slope_small_batches": slope_small, "slope_large_batches": slope_large}
             print(
                 f"[{kind}] {est:8s} slope {slope:+.3f}  (batches {sizes[0]}-{sizes[len(sizes)//2]}: {slope_small:+.3f}, "
                 f"{sizes[len(sizes)//2]}-{sizes[-1]}: {slope_large:+.3f})  var@1={v[0]:.3g} var@{sizes[-1]}={v[-1]:.3g}",

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import pytest
 
-from bayesflip.diagnostics import gradient_variance, loglog_slope, use_estimator
+from bayesflip.diagnostics import gradient_variance, loglog_slope, use_estimator, variance_vs_batch_size
 from bayesflip.layers import DenseFlipout
 
 D, N = 3, 40
@@ -90,8 +90,9 @@ def test_flipout_slope_is_minus_one_and_shared_flattens():
     sizes = [1, 4, 16, 64]
     slopes = {}
     for est in ("flipout", "shared"):
-        v = [gradient_variance(model, x, y, LOSS, b, 400, estimator=est, seed=b).total for b in sizes]
-        slopes[est] = loglog_slope(sizes, v)
+        curve = variance_vs_batch_size(model, x, y, LOSS, sizes, 400, estimator=est, small_batch_repeats=1)
+        assert curve["num_repeats"] == [400] * 4 and list(curve["per_layer"]) == [model.layers[0].name]
+        slopes[est] = curve["slope"]
         exact = loglog_slope(sizes, [closed_form(x, y, mu, sigma, b, est).mean() for b in sizes])
         assert abs(slopes[est] - exact) < 0.08, (est, slopes[est], exact)
     assert -1.08 < slopes["flipout"] < -0.92
@@ -135,5 +136,7 @@ def test_errors_are_clear():
     with pytest.raises(ValueError, match="no bayesflip variational layers"):
         with use_estimator(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]), "shared"):
             pass
+    with pytest.raises(ValueError, match="increasing"):
+        variance_vs_batch_size(model, x, y, LOSS, [8, 4])
     with pytest.raises(ValueError, match="equal length"):
         loglog_slope([1, 2], [1.0])
