@@ -21,7 +21,17 @@ def test_demo_end_to_end_writes_a_consistent_report(tmp_path):
         scores = report[net]
         assert 0.0 <= scores["accuracy"] <= 1.0 and 0.0 <= scores["ece"] <= 1.0
         assert scores["nll"] > 0 and 0.0 <= scores["brier"] <= 2.0
-    assert report["config"]["train_examples"] + report["config"]["test_examples"] == 1797
+    config = report["config"]
+    assert config["train_examples"] + config["temperature_examples"] + config["test_examples"] == 1797
+    for net in ("deterministic", "bayesian"):
+        assert report[net]["temperature"] > 0
+        # temperature scaling changes confidences, never the predicted class
+        assert report[net]["after_temperature_scaling"]["accuracy"] == report[net]["accuracy"]
+        for suffix in ("", "_temperature_scaled"):
+            assert os.path.getsize(os.path.join(out, f"reliability_{net}{suffix}.png")) > 1000
+    for kind in ("permuted", "noise"):
+        for score in ("predictive", "mutual"):
+            assert os.path.getsize(os.path.join(out, f"uncertainty_{kind}_{score}.png")) > 1000
     unc = report["uncertainty"]
     for kind in ("in_distribution", "permuted", "noise"):
         assert 0.0 <= unc[kind]["mutual_information"] <= unc[kind]["predictive_entropy"] + 1e-6
