@@ -293,6 +293,7 @@ def fit(
     max_to_keep: int = 1,
     jit_compile: bool = False,
     verbose: int = 1,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> dict[str, list[float]]:
     """Train ``model`` with a custom loop that works with any ``tf.distribute`` strategy.
 
@@ -330,6 +331,10 @@ def fit(
             (their all-reduce runs outside XLA); ``TPUStrategy`` always compiles.
         verbose: 0 silent, 1 progress bar per step, 2 one line per epoch; only
             the chief prints.
+        callbacks: Keras callbacks; their ``on_train_begin/end`` and
+            ``on_epoch_begin/end`` hooks are called (e.g.
+            :class:`bayesflip.KLAnnealing`), with the epoch's logs; keys they add
+            to the logs appear in the history. Batch-level hooks are not called.
 
     Returns:
         History dict: ``{"loss": [...], "nll": [...], "kl": [...], <metric>: [...]}``
@@ -417,13 +422,22 @@ def fit(
 
     distributed = strategy.experimental_distribute_dataset(dataset)
     history: dict[str, list[float]] = {name: [] for name in names}
+    callbacks = list(callbacks)
+    for callback in callbacks:
+        if not isinstance(callback, keras.callbacks.Callback):
+            raise TypeError(f"{caller}: `callbacks` must be keras.callbacks.Callback objects, got {callback!r}.")
+        callback.set_model(model)
     start = int(epoch_var.numpy())
     target = steps_per_epoch
     cardinality = int(dataset.cardinality())
     if cardinality > 0:
         target = cardinality if target is None else min(target, cardinality)
+    for callback in callbacks:
+        callback.on_train_begin()
     try:
         for epoch in range(start, epochs):
+            for callback in callbacks:
+                callback.on_epoch_begin(epoch)
             for m in list(trackers.values()) + user_metrics:
                 m.reset_state()
             show = chief and verbose > 0
@@ -441,12 +455,16 @@ def fit(
             logs = results()
             if show:
                 bar.update(steps, values=list(logs.items()), finalize=True)
-            for name in names:
-                history[name].append(logs[name])
+            for callback in callbacks:  # one shared dict: keys they add reach the history
+                callback.on_epoch_end(epoch, logs)
+            for name, value in logs.items():
+                history.setdefault(name, []).append(float(value))
             epoch_var.assign(epoch + 1)
             if manager is not None:
                 manager.save(checkpoint_number=epoch + 1)
     finally:
         if temp_dir is not None:
             shutil.rmtree(temp_dir, ignore_errors=True)
+    for callback in callbacks:
+        callback.on_train_end()
     return history

@@ -146,6 +146,8 @@ def check_metrics_posterior_mean():
     for name, strategy in (("one_device", tf.distribute.get_strategy()), ("mirrored", mirrored())):
         with strategy.scope():
             model = make_model(seed=6, init_scale=0.05)
+            bayesflip.set_kl_weight(model, num_examples=32)  # reading/assigning kl_weight in the scope
+        res[name + "_kl_weight"] = bayesflip.get_kl_weight(model)
         bayesflip.set_posterior_mean(model)
         h = bd.fit(model, ds, epochs=2, verbose=0, metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")])
         res[name] = h

@@ -106,6 +106,17 @@ def test_fit_checkpoint_resume_is_exact(tmp_path):
     assert bd.fit(fresh, _ds(), epochs=2, checkpoint_dir=tmp_path, verbose=0)["loss"] == []
 
 
+def test_fit_runs_epoch_callbacks_like_kl_annealing():
+    """KLAnnealing sets the KL weight at each epoch start: the logged KL follows it."""
+    model = make_model(seed=2)
+    bayesflip.set_posterior_mean(model)
+    kl_full = float(bayesflip.kl_divergence(model))
+    annealing = bayesflip.KLAnnealing(target=1.0 / N_EXAMPLES, warmup_epochs=3)
+    h = bd.fit(model, _ds(), epochs=3, optimizer=keras.optimizers.SGD(0.0), callbacks=[annealing], verbose=0)
+    np.testing.assert_allclose(h["kl_weight"], [annealing.weight_at(e) for e in range(3)], rtol=1e-6)
+    np.testing.assert_allclose(h["kl"], kl_full * np.asarray(h["kl_weight"]), rtol=1e-5)
+
+
 # -------------------------------------------------------------------- XLA
 def test_fit_jit_compile_matches_model_fit_jit_compile():
     """The step (stateless RNG, variable updates) compiles with XLA on CPU.
@@ -180,6 +191,8 @@ def test_fit_errors():
         bd.fit(bare, _ds(), optimizer="sgd")
     with pytest.raises(ValueError, match="no `optimizer` given"):
         bd.fit(bare, _ds(), loss="mse")
+    with pytest.raises(TypeError, match="`callbacks` must be keras.callbacks.Callback"):
+        bd.fit(model, _ds(), callbacks=[print], verbose=0)
     with pytest.raises(ValueError, match="metric names must be unique"):
         bd.fit(model, _ds(), metrics=[keras.metrics.Mean(name="kl")], verbose=0)
 

@@ -81,6 +81,7 @@ def test_bd_fit_takes_the_same_steps_as_model_fit_under_mirrored(results):
 
 def test_streaming_metrics_aggregate_over_replicas(results):
     one, two = results["metrics"]["one_device"], results["metrics"]["mirrored"]
+    assert results["metrics"]["mirrored_kl_weight"] == pytest.approx(1 / 32)
     for name in ("loss", "nll", "kl", "acc"):
         np.testing.assert_allclose(two[name], one[name], rtol=1e-5, err_msg=name)
     # accuracy over 64 examples: a multiple of 1/64 (not a per-replica value)
