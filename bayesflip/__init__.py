@@ -19,7 +19,7 @@ if _keras.backend.backend() != "tensorflow":  # pragma: no cover - checked at im
         f"{_keras.backend.backend()!r}; set KERAS_BACKEND=tensorflow."
     )
 
-from bayesflip import layers, priors, random  # noqa: E402
+from bayesflip import calibration, datasets, layers, priors, random, uncertainty  # noqa: E402
 from bayesflip import convert  # noqa: E402
 from bayesflip.convert import to_bayesian  # noqa: E402
 from bayesflip.inference import posterior_mean, set_posterior_mean, variational_layers  # noqa: E402
@@ -34,6 +34,9 @@ from bayesflip.losses import (  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
+    "calibration",
+    "datasets",
+    "uncertainty",
     "layers",
     "convert",
     "to_bayesian",

@@ -72,6 +72,17 @@ def test_normal_kl_matches_tfp_and_numpy(rng):
     np.testing.assert_allclose(float(layer.losses[0]), 0.25 * numpy_kl, rtol=1e-5)
 
 
+def test_normal_kl_gradients_match_tfp(rng):
+    prior = priors.Normal(-0.2, 0.8)
+    _, post = _layer_with_posterior(prior, rng, shape=(4, 3))
+    variables = [post.loc, post.rho]
+    with tf.GradientTape(persistent=True) as tape:
+        ours = post.kl_divergence()
+        reference = tf.reduce_sum(tfd.kl_divergence(post.distribution(), tfd.Normal(-0.2, 0.8)))
+    for ours_grad, ref_grad in zip(tape.gradient(ours, variables), tape.gradient(reference, variables)):
+        np.testing.assert_allclose(ours_grad.numpy(), ref_grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_scale_mixture_monte_carlo_kl_is_unbiased(rng):
     prior = priors.ScaleMixtureNormal(0.5, 1.0, 0.1)
     _, post = _layer_with_posterior(prior, rng, shape=(2, 1))

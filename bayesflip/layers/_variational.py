@@ -109,6 +109,10 @@ class GaussianPosterior:
         draw, e.g. the one used in the forward pass) or at a fresh draw from
         ``seed``.
         """
+        closed_form = getattr(self.prior, "kl_from_softplus_normal", None)
+        if closed_form is not None:
+            rho = tf.convert_to_tensor(self.rho.value, tf.float32)
+            return closed_form(self.mean(), rho, self.min_scale)
         q = self.distribution()
         p = self.prior.distribution(self.shape, "float32")
         if analytic_kl_available(self.prior):
