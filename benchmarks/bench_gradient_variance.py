@@ -67,6 +67,7 @@ def _lstm_class():
 
 
 def build_model(kind: str, init_scale: float, seed: int = 0) -> keras.Model:
+    keras.utils.set_random_seed(seed)  # initial posterior means and fit's shuffling
     kw = dict(init_scale=init_scale)
     if kind == "fc":
         return keras.Sequential(
