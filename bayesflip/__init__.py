@@ -19,7 +19,7 @@ if _keras.backend.backend() != "tensorflow":  # pragma: no cover - checked at im
         f"{_keras.backend.backend()!r}; set KERAS_BACKEND=tensorflow."
     )
 
-from bayesflip import calibration, datasets, layers, priors, random, uncertainty  # noqa: E402
+from bayesflip import calibration, datasets, diagnostics, es, layers, priors, random, uncertainty  # noqa: E402
 from bayesflip import convert  # noqa: E402
 from bayesflip.convert import to_bayesian  # noqa: E402
 from bayesflip.inference import posterior_mean, set_posterior_mean, variational_layers  # noqa: E402
@@ -36,6 +36,8 @@ __version__ = "0.1.0"
 __all__ = [
     "calibration",
     "datasets",
+    "diagnostics",
+    "es",
     "uncertainty",
     "layers",
     "convert",
