@@ -9,6 +9,7 @@ be split only before they are initialized, which in a shared pytest process
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
@@ -94,3 +95,27 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def run_once(tmp_path_factory, name: str, compute) -> dict:
+    """``compute()`` once per pytest session, even across pytest-xdist workers.
+
+    The first worker computes under a file lock and stores the JSON result in
+    the session's shared temporary directory; the others wait and read it.
+    (``xdist_group`` marks are not enough: with pytest 9 / xdist 3.8 the
+    loadgroup scheduler was measured to spread a group over both workers.)
+    ``compute`` receives a fresh directory it may write into.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    path = root / f"{name}.json"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            return json.loads(path.read_text())
+        work = root / f"{name}_work"
+        work.mkdir(exist_ok=True)
+        result = compute(work)
+        path.write_text(json.dumps(result))
+        return result

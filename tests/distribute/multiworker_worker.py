@@ -50,7 +50,7 @@ def main(out_dir: str) -> None:
     ckpt = os.path.join(out_dir, "ckpt")
     with strategy.scope():
         model = make_model(seed=7, init_scale=0.05)
-    bayesflip.set_kl_weight(model, num_examples=64)  # cross-replica assign of kl_weight
+    bayesflip.set_kl_weight(model, num_examples=32)  # cross-replica assign of kl_weight (model has 1/64)
     bayesflip.set_posterior_mean(model)
     result["first_history"] = bd.fit(model, dataset(), epochs=1, checkpoint_dir=ckpt, verbose=1)
     with strategy.scope():  # a restarted process would start like this (another seed even)

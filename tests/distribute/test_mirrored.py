@@ -10,14 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.distribute._common import run_script
+from tests.distribute._common import run_once, run_script
 
 pytestmark = pytest.mark.xdist_group("distribute")
 
 
-@pytest.fixture(scope="module")
-def results():
-    return run_script("mirrored_checks.py", timeout=300)
+@pytest.fixture(scope="session")  # once per (xdist) process, whatever the test order
+def results(tmp_path_factory):
+    return run_once(tmp_path_factory, "mirrored_checks", lambda _: run_script("mirrored_checks.py", timeout=300))
 
 
 def _max_abs_diff(a, b):

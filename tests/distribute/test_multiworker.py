@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,15 +18,18 @@ import tensorflow as tf
 
 import bayesflip
 from bayesflip import distribute as bd
-from tests.distribute._common import HERE, ROOT, data, free_ports, make_model, subprocess_env
+from tests.distribute._common import HERE, ROOT, data, free_ports, make_model, run_once, subprocess_env
 
 pytestmark = pytest.mark.xdist_group("distribute")
 TIMEOUT_S = 300
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per (xdist) process, whatever the test order
 def workers(tmp_path_factory):
-    out = tmp_path_factory.mktemp("multiworker")
+    return run_once(tmp_path_factory, "multiworker", _run_workers)
+
+
+def _run_workers(out):
     cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
     procs = []
     try:
@@ -50,7 +54,7 @@ def workers(tmp_path_factory):
     for p, (stdout, stderr) in zip(procs, logs):
         assert p.returncode == 0, f"worker failed ({p.returncode}):\n{stdout[-2000:]}\n{stderr[-5000:]}"
     results = [json.loads((out / f"result_{i}.json").read_text()) for i in range(2)]
-    return {"results": results, "stdout": [log[0] for log in logs], "dir": out}
+    return {"results": results, "stdout": [log[0] for log in logs], "dir": str(out)}
 
 
 def _max_abs_diff(a, b):
@@ -85,6 +89,7 @@ def test_two_workers_equal_one_process_and_resume(workers):
     (posterior-mean mode, so the draws play no role), across a checkpoint resume."""
     x, y = data()
     model = make_model(seed=7, init_scale=0.05)
+    bayesflip.set_kl_weight(model, num_examples=32)  # as the workers did; the resumed model restores it
     bayesflip.set_posterior_mean(model)
     ref = bd.fit(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(16), epochs=2, verbose=0)
     r0, r1 = workers["results"]
@@ -97,6 +102,6 @@ def test_two_workers_equal_one_process_and_resume(workers):
         assert r0["resumed_history"][name][0] == pytest.approx(ref[name][1], rel=1e-5), name
     # restored RNG states are those of seeds 7/107, not of the fresh model's seed 99
     assert r0["rng_states"] == [[7, 0], [107, 0]]
-    ckpt = workers["dir"] / "ckpt"
+    ckpt = Path(workers["dir"]) / "ckpt"
     assert (ckpt / "checkpoint").exists()
     assert not [p for p in ckpt.iterdir() if p.name.startswith(".worker")]  # non-chief temp dir removed
