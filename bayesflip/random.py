@@ -29,6 +29,7 @@ __all__ = [
     "split_seed",
     "fold_in_replica",
     "rademacher",
+    "rademacher_rows",
     "standard_normal",
 ]
 
@@ -182,6 +183,42 @@ def rademacher(shape, seed: tf.Tensor, dtype="float32") -> tf.Tensor:
     flat = tf.reshape(spread, [-1])[:size]
     signs = tf.where(flat < 0, tf.constant(-1.0, dtype), tf.constant(1.0, dtype))
     return tf.reshape(signs, shape)
+
+
+def rademacher_rows(batch, widths: list[int], seed: tf.Tensor, dtype="float32") -> list[tf.Tensor]:
+    """Random signs ``(batch, w)`` for each ``w`` in ``widths``, from one draw.
+
+    The flipout signs of a layer: one row per example. All rows come from a
+    single ``(batch, words)`` Philox draw, 32 signs per word, with static widths
+    so that only the batch size is dynamic (few graph ops on the hot path).
+
+    Args:
+        batch: batch size (int or scalar tensor).
+        widths: static positive ints, the number of signs per row of each output.
+        seed: int tensor of shape ``(2,)``.
+        dtype: float dtype of the results.
+
+    Returns:
+        A list of tensors ``(batch, w)`` with entries exactly ``-1`` or ``+1``.
+
+    Example:
+    >>> a, b = rademacher_rows(3, [5, 40], tf.constant([1, 2], tf.int64))
+    >>> a.shape, b.shape
+    (TensorShape([3, 5]), TensorShape([3, 40]))
+    """
+    words = [(int(w) + 31) // 32 for w in widths]
+    bits = tf.random.stateless_uniform(
+        tf.stack([tf.cast(batch, tf.int32), sum(words)]),
+        seed=seed, minval=None, maxval=None, dtype=tf.int32, alg="philox",
+    )
+    spread = tf.bitwise.left_shift(bits[:, :, None], _SIGN_SHIFTS)  # (batch, words, 32)
+    signs = tf.where(spread < 0, tf.constant(-1.0, dtype), tf.constant(1.0, dtype))
+    signs = tf.reshape(signs, [-1, 32 * sum(words)])
+    out, offset = [], 0
+    for w, n in zip(widths, words):
+        out.append(signs[:, 32 * offset : 32 * offset + int(w)])
+        offset += n
+    return out
 
 
 def softplus_inverse(x: float) -> float:

@@ -101,18 +101,20 @@ class GaussianPosterior:
     def distribution(self) -> tfd.Normal:
         return tfd.Normal(loc=self.mean(), scale=self.scale())
 
-    def kl_divergence(self, sample: tf.Tensor | None = None, seed: tf.Tensor | None = None) -> tf.Tensor:
+    def kl_divergence(
+        self, sample: tf.Tensor | None = None, seed: tf.Tensor | None = None, scale: tf.Tensor | None = None
+    ) -> tf.Tensor:
         """``KL(q ‖ prior)`` summed over the weight, computed in float32.
 
-        Analytic when TFP's KL registry knows the pair; otherwise the unbiased
-        single-sample estimate ``log q(w) - log p(w)`` at ``sample`` (a posterior
-        draw, e.g. the one used in the forward pass) or at a fresh draw from
-        ``seed``.
+        Analytic when the prior has a closed form (``kl_from_normal``) or TFP's
+        KL registry knows the pair; otherwise the unbiased single-sample
+        estimate ``log q(w) - log p(w)`` at ``sample`` (a posterior draw, e.g.
+        the one used in the forward pass) or at a fresh draw from ``seed``.
+        ``scale`` may pass the already computed :meth:`scale` of this call.
         """
-        closed_form = getattr(self.prior, "kl_from_softplus_normal", None)
+        closed_form = getattr(self.prior, "kl_from_normal", None)
         if closed_form is not None:
-            rho = tf.convert_to_tensor(self.rho.value, tf.float32)
-            return closed_form(self.mean(), rho, self.min_scale)
+            return closed_form(self.mean(), self.scale() if scale is None else scale)
         q = self.distribution()
         p = self.prior.distribution(self.shape, "float32")
         if analytic_kl_available(self.prior):
@@ -156,15 +158,6 @@ def check_kl_weight(owner: str, kl_weight) -> float:
     if not (kl_weight >= 0 and kl_weight != float("inf")):
         raise ValueError(f"{owner}: `kl_weight` must be a finite number >= 0, got {kl_weight!r}.")
     return float(kl_weight)
-
-
-def _sign_shape(x: tf.Tensor, channel_axis: int) -> tf.Tensor:
-    """``[batch, 1, …, 1, channels]`` (with the channel at ``channel_axis``)."""
-    shape = tf.shape(x)
-    rank = x.shape.rank
-    axis = channel_axis % rank
-    dims = [shape[0] if i == 0 else (shape[i] if i == axis else 1) for i in range(rank)]
-    return tf.stack(dims)
 
 
 class VariationalLayer(keras.layers.Layer):
@@ -257,14 +250,21 @@ class VariationalLayer(keras.layers.Layer):
         if self.built:
             self._kl_weight.assign(value)
 
-    def kl_divergence(self, samples: dict | None = None, seed: tf.Tensor | None = None) -> tf.Tensor:
-        """Unweighted ``KL(q ‖ p)`` of all Bayesian weights of this layer (float32)."""
+    def kl_divergence(
+        self, samples: dict | None = None, seed: tf.Tensor | None = None, scales: dict | None = None
+    ) -> tf.Tensor:
+        """Unweighted ``KL(q ‖ p)`` of all Bayesian weights of this layer (float32).
+
+        ``samples``/``scales`` map weight names to this call's posterior draw and
+        scale (reused instead of recomputed).
+        """
         samples = samples or {}
+        scales = scales or {}
         total = tf.constant(0.0, tf.float32)
         seeds = rnd.split_seed(seed, len(self.posteriors)) if seed is not None else None
         for i, post in enumerate(self.posteriors):
             total += post.kl_divergence(
-                sample=samples.get(post.name), seed=None if seeds is None else seeds[i]
+                sample=samples.get(post.name), seed=None if seeds is None else seeds[i], scale=scales.get(post.name)
             )
         return total
 
@@ -290,23 +290,37 @@ class VariationalLayer(keras.layers.Layer):
         """Advance the layer's RNG state once and derive ``num`` independent seeds."""
         return rnd.split_seed(rnd.next_seed(self.rng_state), num)
 
-    def draw_weight_noise(self, posterior: GaussianPosterior, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def draw_weight_noise(
+        self, posterior: GaussianPosterior, seed: tf.Tensor, scale: tf.Tensor | None = None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         """One draw ``ΔW = scale ∘ ε`` of ``posterior``.
+
+        Args:
+            posterior: the weight's posterior.
+            seed: stateless seed of ``ε``.
+            scale: ``posterior.scale()`` if already computed in this call.
 
         Returns:
             ``(delta, sample)``: ``ΔW`` in the compute dtype, and the float32
             weight sample ``loc + ΔW`` (for a Monte Carlo KL).
         """
-        delta = posterior.scale() * rnd.standard_normal(posterior.shape, seed)
+        scale = posterior.scale() if scale is None else scale
+        delta = scale * rnd.standard_normal(posterior.shape, seed)
         return tf.cast(delta, self.compute_dtype), posterior.mean() + delta
 
-    def draw_signs(self, shapes: list, seed: tf.Tensor) -> list[tf.Tensor]:
-        """Random ±1 tensors of the given (dynamic) shapes from one Rademacher draw."""
-        shapes = [tf.convert_to_tensor(s, tf.int32) for s in shapes]
-        sizes = [tf.reduce_prod(s) for s in shapes]
-        signs = rnd.rademacher(tf.reshape(tf.add_n(sizes), [1]), seed, self.compute_dtype)
-        parts = tf.split(signs, tf.stack(sizes)) if len(shapes) > 1 else [signs]
-        return [tf.reshape(p, s) for p, s in zip(parts, shapes)]
+    def draw_signs(self, batch_size, widths: list[int], seed: tf.Tensor) -> list[tf.Tensor]:
+        """Per-example random ±1 rows ``(batch_size, w)`` for each static width ``w``."""
+        return rnd.rademacher_rows(batch_size, widths, seed, self.compute_dtype)
+
+    @staticmethod
+    def broadcast_signs(signs: tf.Tensor, rank: int, channel_axis: int = -1) -> tf.Tensor:
+        """Reshape ``(batch, channels)`` signs to broadcast over the other axes of a rank-``rank`` tensor."""
+        if rank == 2:
+            return signs
+        axis = channel_axis % rank
+        shape = [-1] + [1] * (rank - 1)
+        shape[axis] = signs.shape[-1]
+        return tf.reshape(signs, shape)
 
     @staticmethod
     def flipout_term(op, x, delta, sign_in, sign_out) -> tf.Tensor:
@@ -371,25 +385,30 @@ class VariationalLayer(keras.layers.Layer):
             self._add_kl(seed=kl_seed)
             return y
 
-        delta, samples[kernel.name] = self.draw_weight_noise(kernel, eps_seed)
+        scales = {kernel.name: kernel.scale()}
+        delta, samples[kernel.name] = self.draw_weight_noise(kernel, eps_seed, scales[kernel.name])
         if bayes_bias:
-            bias_delta, samples[bias.name] = self.draw_weight_noise(bias, bias_seed)
+            scales[bias.name] = bias.scale()
+            bias_delta, samples[bias.name] = self.draw_weight_noise(bias, bias_seed, scales[bias.name])
         if self.estimator == "shared":
             y = op(x, loc + delta)
             if bias is not None:
                 y = self._add_bias(y, bias_mean + bias_delta if bayes_bias else bias_mean, channel_axis)
         else:  # flipout
             mean = op(x, loc)
+            rank = x.shape.rank
             sign_in, sign_out = self.draw_signs(
-                [_sign_shape(x, channel_axis), _sign_shape(mean, channel_axis)], sign_seed
+                tf.shape(x)[0], [x.shape[channel_axis], mean.shape[channel_axis]], sign_seed
             )
+            sign_in = self.broadcast_signs(sign_in, rank, channel_axis)
+            sign_out = self.broadcast_signs(sign_out, mean.shape.rank, channel_axis)
             perturbation = op(x * sign_in, delta)
             if bayes_bias:
                 perturbation = self._add_bias(perturbation, bias_delta, channel_axis)
             y = mean + perturbation * sign_out
             if bias is not None:
                 y = self._add_bias(y, bias_mean, channel_axis)
-        self._add_kl(samples=samples, seed=kl_seed)
+        self._add_kl(samples=samples, seed=kl_seed, scales=scales)
         return y
 
     @staticmethod
@@ -400,12 +419,12 @@ class VariationalLayer(keras.layers.Layer):
         shape[channel_axis] = -1
         return y + tf.reshape(b, shape)
 
-    def _add_kl(self, samples=None, seed=None):
+    def _add_kl(self, samples=None, seed=None, scales=None):
         if not analytic_kl_available(self.prior) and seed is None:
             # Posterior-mean mode with a Monte Carlo KL: use a fixed draw so the
             # loss stays deterministic in this mode.
             seed = tf.constant([self._resolved_seed, -1], tf.int64)
-        kl = self.kl_divergence(samples=samples, seed=seed)
+        kl = self.kl_divergence(samples=samples, seed=seed, scales=scales)
         self.add_loss(self._kl_weight * kl)
 
     # ----------------------------------------------------------------- config

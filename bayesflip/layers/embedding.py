@@ -15,7 +15,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from bayesflip.layers._variational import VariationalLayer, _sign_shape
+from bayesflip.layers._variational import VariationalLayer
 
 __all__ = ["EmbeddingFlipout"]
 
@@ -112,7 +112,8 @@ class EmbeddingFlipout(VariationalLayer):
         if self.estimator == "shared":
             return tf.gather(loc + delta, ids)
         mean = tf.gather(loc, ids)
-        (sign_out,) = self.draw_signs([_sign_shape(mean, -1)], sign_seed)
+        (sign_out,) = self.draw_signs(tf.shape(mean)[0], [self.output_dim], sign_seed)
+        sign_out = self.broadcast_signs(sign_out, mean.shape.rank)
         return mean + tf.gather(delta, ids) * sign_out
 
     def compute_mask(self, inputs, mask=None):

@@ -174,13 +174,7 @@ class _RecurrentFlipout(VariationalLayer):
         if self.estimator == "flipout":
             width = self.gates * self.units
             pert.sign_x, pert.sign_x_out, pert.sign_h, pert.sign_h_out = self.draw_signs(
-                [
-                    [batch_size, self.kernel_posterior.shape[0]],
-                    [batch_size, width],
-                    [batch_size, self.units],
-                    [batch_size, width],
-                ],
-                sign_seed,
+                batch_size, [self.kernel_posterior.shape[0], width, self.units, width], sign_seed
             )
         return pert, kl_seed
 

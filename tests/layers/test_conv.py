@@ -109,9 +109,10 @@ def test_flipout_marginal_mean_and_variance_match_closed_form(estimator, cls, ke
     n = batch * calls
     # the sample mean is within 5 standard errors of the closed form everywhere
     assert np.all(np.abs(mean - ref_mean) <= 5 * np.sqrt(ref_var / n) + 1e-6)
-    # sample variances: relative standard error ≈ 0.03 per element here (12 kernel
-    # entries per output, 300 independent ΔW), so 0.15 is about 5 standard errors
-    np.testing.assert_allclose(var, ref_var, rtol=0.15)
+    # sample variances: the error is driven by the 300 independent ΔW draws. An
+    # output at a border ("same" padding) sees as few as 3 kernel entries, so its
+    # relative standard error is about sqrt(2/3)/sqrt(300) ≈ 0.047: 0.25 is ~5 of them.
+    np.testing.assert_allclose(var, ref_var, rtol=0.25)
     np.testing.assert_allclose(var.mean(), ref_var.mean(), rtol=0.05)
     # examples of a batch are decorrelated (flipout signs / local noise per example)
     dev = samples - ref_mean
