@@ -193,7 +193,9 @@ def _per_example_loss_fn(loss, caller: str) -> Callable:
 def _clone_metric(metric, caller: str) -> keras.metrics.Metric:
     if isinstance(metric, str):
         fn = keras.metrics.get(metric)
-        return fn if isinstance(fn, keras.metrics.Metric) else keras.metrics.MeanMetricWrapper(fn, name=metric)
+        if isinstance(fn, keras.metrics.Metric):
+            return fn
+        return keras.metrics.MeanMetricWrapper(fn, name=metric)
     if isinstance(metric, keras.metrics.Metric):
         try:  # fresh variables, created under the current strategy scope
             return type(metric).from_config(metric.get_config())
@@ -201,13 +203,17 @@ def _clone_metric(metric, caller: str) -> keras.metrics.Metric:
             return metric
     if callable(metric):
         return keras.metrics.MeanMetricWrapper(metric, name=getattr(metric, "__name__", "metric"))
-    raise TypeError(f"{caller}: each metric must be a keras.metrics.Metric, a name or a callable, got {metric!r}.")
+    raise TypeError(
+        f"{caller}: each metric must be a keras.metrics.Metric, a name or a callable, got {metric!r}."
+    )
 
 
 def _as_dataset(dataset, batch_size, caller: str) -> tf.data.Dataset:
     if isinstance(dataset, tf.data.Dataset):
         if batch_size is not None:
-            raise ValueError(f"{caller}: `batch_size` is only for array inputs; batch the tf.data.Dataset yourself.")
+            raise ValueError(
+                f"{caller}: `batch_size` is only for array inputs; batch the tf.data.Dataset yourself."
+            )
         return dataset
     if isinstance(dataset, (tuple, list)) and len(dataset) in (2, 3):
         if batch_size is None:
@@ -215,7 +221,8 @@ def _as_dataset(dataset, batch_size, caller: str) -> tf.data.Dataset:
         arrays = tuple(np.asarray(a) for a in dataset)
         return tf.data.Dataset.from_tensor_slices(arrays).batch(batch_size)
     raise TypeError(
-        f"{caller}: `dataset` must be a tf.data.Dataset of (x, y[, sample_weight]) batches or a tuple of arrays, "
+        f"{caller}: `dataset` must be a tf.data.Dataset of (x, y[, sample_weight]) batches "
+        "or a tuple of arrays, "
         f"got {type(dataset).__name__}."
     )
 
@@ -360,18 +367,23 @@ def fit(
     if steps_per_epoch is not None and (
         isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1
     ):
-        raise ValueError(f"{caller}: `steps_per_epoch` must be a positive int or None, got {steps_per_epoch!r}.")
+        raise ValueError(
+            f"{caller}: `steps_per_epoch` must be a positive int or None, got {steps_per_epoch!r}."
+        )
     if verbose not in (0, 1, 2):
         raise ValueError(f"{caller}: `verbose` must be 0, 1 or 2, got {verbose!r}.")
     model_strategy = getattr(model, "_distribute_strategy", None)  # set by Keras when built in a scope
     if strategy is None:
         strategy = model_strategy or tf.distribute.get_strategy()
     if not isinstance(strategy, tf.distribute.Strategy):
-        raise TypeError(f"{caller}: `strategy` must be a tf.distribute.Strategy, got {type(strategy).__name__}.")
+        raise TypeError(
+            f"{caller}: `strategy` must be a tf.distribute.Strategy, got {type(strategy).__name__}."
+        )
     if model_strategy is not None and model_strategy is not strategy:
         raise ValueError(
             f"{caller}: model '{model.name}' was created under {type(model_strategy).__name__}'s scope, "
-            f"but `strategy` is another {type(strategy).__name__}; pass the strategy the model was built with."
+            f"but `strategy` is another {type(strategy).__name__}; "
+            "pass the strategy the model was built with."
         )
     replicas = strategy.num_replicas_in_sync
     is_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
@@ -415,7 +427,9 @@ def fit(
             temp_dir = write_dir = os.path.join(checkpoint_dir, f".{resolver.task_type}_{resolver.task_id}")
         manager = tf.train.CheckpointManager(checkpoint, write_dir, max_to_keep=max_to_keep)
 
-    train_step = _make_train_step(model, strategy, per_example, optimizer, trackers, user_metrics, jit_compile)
+    train_step = _make_train_step(
+        model, strategy, per_example, optimizer, trackers, user_metrics, jit_compile
+    )
 
     def results() -> dict[str, float]:
         return {m.name: float(m.result()) for m in list(trackers.values()) + user_metrics}
@@ -425,7 +439,9 @@ def fit(
     callbacks = list(callbacks)
     for callback in callbacks:
         if not isinstance(callback, keras.callbacks.Callback):
-            raise TypeError(f"{caller}: `callbacks` must be keras.callbacks.Callback objects, got {callback!r}.")
+            raise TypeError(
+                f"{caller}: `callbacks` must be keras.callbacks.Callback objects, got {callback!r}."
+            )
         callback.set_model(model)
     start = int(epoch_var.numpy())
     target = steps_per_epoch

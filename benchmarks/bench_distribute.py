@@ -123,7 +123,8 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch", type=int, default=512)
-    parser.add_argument("--output", default=os.path.join(os.path.dirname(__file__), "results", "distribute.json"))
+    default_output = os.path.join(os.path.dirname(__file__), "results", "distribute.json")
+    parser.add_argument("--output", default=default_output)
     args = parser.parse_args(argv)
     r = measure(args.batch, args.steps)
     r["rng_512x512_normal"] = rng_draw_ms(args.steps)
@@ -132,7 +133,8 @@ def main(argv=None) -> dict:
     print(f"flipout MLP {IN}-{HIDDEN}-{HIDDEN}-{OUT}, global batch {args.batch}, {os.cpu_count()} cores")
     for name in r["median_step_ms"]:
         print(
-            f"  {name:22s} {r['median_step_ms'][name]:8.2f} ms/step  {r['examples_per_s'][name]:9.0f} examples/s"
+            f"  {name:22s} {r['median_step_ms'][name]:8.2f} ms/step"
+            f"  {r['examples_per_s'][name]:9.0f} examples/s"
             f"  time ratio {r['ratio_to_1_device'][name]:.2f}x"
         )
     rng = r["rng_512x512_normal"]

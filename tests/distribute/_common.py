@@ -79,7 +79,9 @@ def run_script(script: str, *args: str, timeout: float = 180) -> dict:
         cwd=str(ROOT),
     )
     if proc.returncode != 0:
-        raise AssertionError(f"{script} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+        raise AssertionError(
+            f"{script} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+        )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

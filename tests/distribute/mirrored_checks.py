@@ -67,7 +67,8 @@ def check_decorrelation():
                 m = keras.Sequential([keras.Input((32,)), cls(64, seed=11, init_scale=0.5, use_bias=False)])
             runs.append(per_replica_outputs(strategy, m, x, steps=2))
             state = m.layers[0].rng_state
-            res[f"{name}_state_copies"] = [v.numpy().tolist() for v in strategy.experimental_local_results(state.value)]
+            copies = strategy.experimental_local_results(state.value)
+            res[f"{name}_state_copies"] = [v.numpy().tolist() for v in copies]
             mean = (x @ np.asarray(m.layers[0].kernel_posterior.loc.numpy())).tolist()
         single = keras.Sequential([keras.Input((32,)), cls(64, seed=11, init_scale=0.5, use_bias=False)])
         w = m.get_weights()
@@ -133,7 +134,8 @@ def check_fit_matches_model_fit():
         if how == "fit":
             h = model.fit(ds, epochs=2, verbose=0).history
         else:
-            h = bd.fit(model, ds, epochs=2, verbose=0, metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")])
+            acc = keras.metrics.SparseCategoricalAccuracy(name="acc")
+            h = bd.fit(model, ds, epochs=2, verbose=0, metrics=[acc])
         res[how] = {"history": {k: list(map(float, v)) for k, v in h.items()}, "weights": weights(model)}
     return res
 
@@ -149,7 +151,8 @@ def check_metrics_posterior_mean():
             bayesflip.set_kl_weight(model, num_examples=32)  # reading/assigning kl_weight in the scope
         res[name + "_kl_weight"] = bayesflip.get_kl_weight(model)
         bayesflip.set_posterior_mean(model)
-        h = bd.fit(model, ds, epochs=2, verbose=0, metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")])
+        acc = keras.metrics.SparseCategoricalAccuracy(name="acc")
+        h = bd.fit(model, ds, epochs=2, verbose=0, metrics=[acc])
         res[name] = h
     return res
 

@@ -36,7 +36,8 @@ def test_killed_and_restarted_run_ends_like_an_uninterrupted_one(tmp_path):
         deadline = time.monotonic() + TIMEOUT_S
         while not marker.exists():
             if proc.poll() is not None:
-                raise AssertionError(f"worker exited early ({proc.returncode}):\n{proc.stderr.read()[-4000:]}")
+                err = proc.stderr.read()[-4000:]
+                raise AssertionError(f"worker exited early ({proc.returncode}):\n{err}")
             if time.monotonic() > deadline:
                 raise AssertionError("worker did not reach the kill point in time")
             time.sleep(0.2)

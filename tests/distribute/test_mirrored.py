@@ -17,7 +17,9 @@ pytestmark = pytest.mark.xdist_group("distribute")
 
 @pytest.fixture(scope="session")  # once per (xdist) process, whatever the test order
 def results(tmp_path_factory):
-    return run_once(tmp_path_factory, "mirrored_checks", lambda _: run_script("mirrored_checks.py", timeout=300))
+    return run_once(
+        tmp_path_factory, "mirrored_checks", lambda _: run_script("mirrored_checks.py", timeout=300)
+    )
 
 
 def _max_abs_diff(a, b):
