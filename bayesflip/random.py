@@ -186,11 +186,12 @@ def rademacher(shape, seed: tf.Tensor, dtype="float32") -> tf.Tensor:
 
 
 def rademacher_rows(batch, widths: list[int], seed: tf.Tensor, dtype="float32") -> list[tf.Tensor]:
-    """Random signs ``(batch, w)`` for each ``w`` in ``widths``, from one draw.
+    """Random signs ``(batch, w)`` for each ``w`` in ``widths``.
 
-    The flipout signs of a layer: one row per example. All rows come from a
-    single ``(batch, words)`` Philox draw, 32 signs per word, with static widths
-    so that only the batch size is dynamic (few graph ops on the hot path).
+    The flipout signs of a layer: one row per example. Each output comes from
+    one ``(batch, ceil(w / 32))`` Philox draw, 32 signs per word; widths are
+    static so only the batch size is dynamic (few graph ops and no copies on
+    the hot path when ``w`` is a multiple of 32).
 
     Args:
         batch: batch size (int or scalar tensor).
@@ -206,18 +207,25 @@ def rademacher_rows(batch, widths: list[int], seed: tf.Tensor, dtype="float32") 
     >>> a.shape, b.shape
     (TensorShape([3, 5]), TensorShape([3, 40]))
     """
-    words = [(int(w) + 31) // 32 for w in widths]
-    bits = tf.random.stateless_uniform(
-        tf.stack([tf.cast(batch, tf.int32), sum(words)]),
-        seed=seed, minval=None, maxval=None, dtype=tf.int32, alg="philox",
-    )
-    spread = tf.bitwise.left_shift(bits[:, :, None], _SIGN_SHIFTS)  # (batch, words, 32)
-    signs = tf.where(spread < 0, tf.constant(-1.0, dtype), tf.constant(1.0, dtype))
-    signs = tf.reshape(signs, [-1, 32 * sum(words)])
-    out, offset = [], 0
-    for w, n in zip(widths, words):
-        out.append(signs[:, 32 * offset : 32 * offset + int(w)])
-        offset += n
+    seeds = tf.random.experimental.stateless_split(seed, num=len(widths), alg="philox")
+    batch = tf.cast(batch, tf.int32)
+    out = []
+    for i, width in enumerate(widths):
+        width = int(width)
+        words = (width + 31) // 32
+        bits = tf.random.stateless_uniform(
+            tf.stack([batch, words]), seed=seeds[i], minval=None, maxval=None, dtype=tf.int32, alg="philox"
+        )
+        # Shift bit k of each word into the sign position, keep only the sign
+        # bit and give the rest the bit pattern of 1.0f: exactly ±1.0 from two
+        # integer passes and a bitcast (cheaper than compare + select).
+        spread = tf.bitwise.left_shift(bits[:, :, None], _SIGN_SHIFTS)
+        signs = tf.reshape(spread, tf.stack([batch, 32 * words]))
+        if 32 * words != width:
+            signs = signs[:, :width]
+        sign_bit = tf.bitwise.bitwise_and(signs, tf.constant(-(2**31), tf.int32))
+        ones = tf.bitcast(tf.bitwise.bitwise_or(sign_bit, tf.constant(0x3F800000, tf.int32)), tf.float32)
+        out.append(ones if tf.as_dtype(dtype) == tf.float32 else tf.cast(ones, dtype))
     return out
 
 

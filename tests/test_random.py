@@ -58,3 +58,20 @@ def test_softplus_inverse_round_trip():
         assert np.isclose(float(tf.nn.softplus(rnd.softplus_inverse(v))), v, rtol=1e-5)
     with pytest.raises(ValueError, match="positive"):
         rnd.softplus_inverse(0.0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_rademacher_rows_shapes_values_and_independence(dtype):
+    seed = tf.constant([3, 8], tf.int64)
+    rows = rnd.rademacher_rows(512, [5, 64, 100], seed, dtype)
+    assert [tuple(r.shape) for r in rows] == [(512, 5), (512, 64), (512, 100)]
+    for r in rows:
+        assert r.dtype == tf.as_dtype(dtype)
+        values = r.numpy().astype("float32")
+        assert set(np.unique(values).tolist()) == {-1.0, 1.0}
+        assert abs(values.mean()) < 5 / np.sqrt(values.size)
+    a, b = (r.numpy().astype("float32") for r in rows[1:])
+    # different outputs and different examples are uncorrelated
+    assert abs(np.mean(a[:, :64] * b[:, :64])) < 5 / np.sqrt(a.size)
+    assert abs(np.mean(a[:-1] * a[1:])) < 5 / np.sqrt(a.size)
+    np.testing.assert_array_equal(rows[1].numpy(), rnd.rademacher_rows(512, [5, 64, 100], seed, dtype)[1].numpy())
