@@ -145,7 +145,7 @@ def fold_in_replica(seed: tf.Tensor) -> tf.Tensor:
 def split_seed(seed: tf.Tensor, num: int) -> list[tf.Tensor]:
     """Derive ``num`` independent seeds from one (a single stateless op)."""
     seeds = tf.random.experimental.stateless_split(seed, num=num, alg="philox")
-    return [seeds[i] for i in range(num)]
+    return tf.unstack(seeds, num=num)
 
 
 def standard_normal(shape, seed: tf.Tensor, dtype="float32") -> tf.Tensor:
@@ -207,7 +207,7 @@ def rademacher_rows(batch, widths: list[int], seed: tf.Tensor, dtype="float32") 
     >>> a.shape, b.shape
     (TensorShape([3, 5]), TensorShape([3, 40]))
     """
-    seeds = tf.random.experimental.stateless_split(seed, num=len(widths), alg="philox")
+    seeds = split_seed(seed, len(widths))
     batch = tf.cast(batch, tf.int32)
     out = []
     for i, width in enumerate(widths):
