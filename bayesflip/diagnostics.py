@@ -34,6 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bayesflip._checks import check_positive_int
 from bayesflip.inference import variational_layers
 from bayesflip.layers._variational import ESTIMATORS
 
@@ -155,8 +156,7 @@ def gradient_variance(
     name = "gradient_variance"
     if not isinstance(model, keras.layers.Layer):
         raise TypeError(f"{name}: `model` must be a Keras model or layer, got {type(model).__name__}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"{name}: `batch_size` must be a positive int, got {batch_size!r}.")
+    batch_size = check_positive_int(name, "batch_size", batch_size)
     if isinstance(num_repeats, bool) or not isinstance(num_repeats, (int, np.integer)) or num_repeats < 2:
         raise ValueError(f"{name}: `num_repeats` must be an int >= 2, got {num_repeats!r}.")
     x = np.asarray(x)

@@ -36,6 +36,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bayesflip._checks import check_positive_int
+
 __all__ = ["split_cpu", "is_chief", "compute_loss", "fit"]
 
 
@@ -63,8 +65,7 @@ def split_cpu(num_devices: int) -> list[str]:
     >>> all("CPU" in n for n in names)
     True
     """
-    if isinstance(num_devices, bool) or not isinstance(num_devices, int) or num_devices < 1:
-        raise ValueError(f"split_cpu: `num_devices` must be a positive int, got {num_devices!r}.")
+    num_devices = check_positive_int("split_cpu", "num_devices", num_devices)
     cpu = tf.config.list_physical_devices("CPU")[0]
     try:
         tf.config.set_logical_device_configuration(

@@ -9,7 +9,6 @@ minimizes the negative ELBO per training example when
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import keras
 import tensorflow as tf

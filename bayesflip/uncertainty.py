@@ -30,6 +30,8 @@ import numpy as np
 import tensorflow as tf
 from scipy import special
 
+from bayesflip._checks import check_positive_int
+
 __all__ = [
     "mc_predict",
     "predictive_entropy",
@@ -47,14 +49,6 @@ _SIMPLEX_ATOL = 1e-3
 
 
 # --------------------------------------------------------------------------- helpers
-def _check_positive_int(fn: str, arg: str, value, allow_none: bool = False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{fn}: `{arg}` must be a positive int, got {value!r}.")
-    return int(value)
-
-
 def _as_float_tensor(fn: str, arg: str, value, min_rank: int) -> tuple[tf.Tensor, bool]:
     """Convert to a float tensor; check rank, emptiness and finiteness (eagerly)."""
     is_tensor = tf.is_tensor(value)
@@ -282,8 +276,8 @@ def mc_predict(
     fn = "mc_predict"
     if not isinstance(model, keras.layers.Layer):
         raise TypeError(f"{fn}: `model` must be a Keras model or layer, got {type(model).__name__}.")
-    num_samples = _check_positive_int(fn, "num_samples", num_samples)
-    batch_size = _check_positive_int(fn, "batch_size", batch_size, allow_none=True)
+    num_samples = check_positive_int(fn, "num_samples", num_samples)
+    batch_size = check_positive_int(fn, "batch_size", batch_size, allow_none=True)
     leaves = tf.nest.flatten(x)
     if not leaves:
         raise ValueError(f"{fn}: `x` is empty.")

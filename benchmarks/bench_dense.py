@@ -25,7 +25,6 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import bayesflip  # noqa: E402
 from bayesflip.layers import DenseFlipout  # noqa: E402
 
 IN, HIDDEN, OUT = 512, 512, 10
@@ -134,7 +133,7 @@ def main(argv=None) -> list[dict]:
         r = measure(bs, args.steps)
         results.append(r)
         print(f"batch {bs}: " + ", ".join(f"{k} {v:.2f} ms" for k, v in r["median_ms"].items()))
-        print(f"  ratio to keras Dense: " + ", ".join(f"{k} {v:.2f}x" for k, v in r["ratio_to_keras_dense"].items()))
+        print("  ratio to keras Dense: " + ", ".join(f"{k} {v:.2f}x" for k, v in r["ratio_to_keras_dense"].items()))
         if "tfp_over_bayesflip_flipout" in r:
             print(f"  TFP flipout / bayesflip flipout: {r['tfp_over_bayesflip_flipout']:.2f}x")
     os.makedirs(os.path.dirname(args.output), exist_ok=True)

@@ -15,6 +15,7 @@ import tensorflow as tf
 from keras.src.backend.common.backend_utils import compute_conv_transpose_output_shape
 from keras.src.ops.operation_utils import compute_conv_output_shape
 
+from bayesflip._checks import check_positive_int
 from bayesflip.layers._variational import VariationalLayer
 
 __all__ = [
@@ -85,10 +86,8 @@ class _BaseConvFlipout(VariationalLayer):
         )
         owner = self._owner
         rank = self.rank
-        if isinstance(filters, bool) or not isinstance(filters, int) or filters <= 0:
-            raise ValueError(f"{owner}: `filters` must be a positive int, got {filters!r}.")
-        if isinstance(groups, bool) or not isinstance(groups, int) or groups <= 0:
-            raise ValueError(f"{owner}: `groups` must be a positive int, got {groups!r}.")
+        filters = check_positive_int(owner, "filters", filters)
+        groups = check_positive_int(owner, "groups", groups)
         if filters % groups:
             raise ValueError(f"{owner}: `filters`={filters} must be divisible by `groups`={groups}.")
         if self.transpose and groups != 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from bayesflip._checks import check_positive_int
 from bayesflip.layers._variational import VariationalLayer
 
 __all__ = ["DenseFlipout", "DenseReparameterization", "DenseLocalReparameterization"]
@@ -75,9 +76,7 @@ class DenseFlipout(VariationalLayer):
             seed=seed,
             **kwargs,
         )
-        if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
-            raise ValueError(f"{self._owner}: `units` must be a positive int, got {units!r}.")
-        self.units = units
+        self.units = check_positive_int(self._owner, "units", units)
         self.activation = keras.activations.get(activation)
         self.use_bias = bool(use_bias)
         self.bayesian_bias = bool(bayesian_bias)

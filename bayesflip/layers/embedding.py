@@ -15,6 +15,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from bayesflip._checks import check_positive_int
 from bayesflip.layers._variational import VariationalLayer
 
 __all__ = ["EmbeddingFlipout"]
@@ -73,11 +74,8 @@ class EmbeddingFlipout(VariationalLayer):
             seed=seed,
             **kwargs,
         )
-        for name, value in (("input_dim", input_dim), ("output_dim", output_dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{self._owner}: `{name}` must be a positive int, got {value!r}.")
-        self.input_dim = input_dim
-        self.output_dim = output_dim
+        self.input_dim = check_positive_int(self._owner, "input_dim", input_dim)
+        self.output_dim = check_positive_int(self._owner, "output_dim", output_dim)
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.mask_zero = bool(mask_zero)
         self.supports_masking = self.mask_zero

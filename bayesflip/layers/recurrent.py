@@ -34,6 +34,7 @@ import tensorflow as tf
 from keras.src import backend as _keras_backend
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
+from bayesflip._checks import check_positive_int
 from bayesflip.layers._variational import GaussianPosterior, VariationalLayer
 
 __all__ = ["LSTMFlipout", "GRUFlipout", "LSTMFlipoutCell", "GRUFlipoutCell", "RecurrentPerturbation"]
@@ -108,9 +109,7 @@ class _RecurrentFlipout(VariationalLayer):
             seed=seed,
             **kwargs,
         )
-        if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
-            raise ValueError(f"{self._owner}: `units` must be a positive int, got {units!r}.")
-        self.units = units
+        self.units = check_positive_int(self._owner, "units", units)
         self.activation = keras.activations.get(activation)
         self.recurrent_activation = keras.activations.get(recurrent_activation)
         self.use_bias = bool(use_bias)
