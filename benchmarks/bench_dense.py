@@ -25,28 +25,14 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from _steps import train_step  # noqa: E402
 from bayesflip.layers import DenseFlipout  # noqa: E402
 
 IN, HIDDEN, OUT = 512, 512, 10
 
 
 def keras_step(model):
-    opt = keras.optimizers.Adam(1e-3)
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    opt.build(model.trainable_variables)
-
-    @tf.function
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            logits = model(x, training=True)
-            loss = loss_fn(y, logits)
-            if model.losses:
-                loss = loss + tf.add_n(model.losses)
-        grads = tape.gradient(loss, model.trainable_variables)
-        opt.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    return step
+    return train_step(model, keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 
 
 def deterministic_model():
@@ -76,18 +62,9 @@ def tfp_step():
             tfp.layers.DenseFlipout(OUT, kernel_divergence_fn=kl),
         ]
     )
-    opt = tf_keras.optimizers.Adam(1e-3)
-    loss_fn = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    @tf.function
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True)) + tf.add_n(model.losses)
-        grads = tape.gradient(loss, model.trainable_variables)
-        opt.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    return step
+    return train_step(
+        model, tf_keras.optimizers.Adam(1e-3), tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
 
 
 def measure(batch_size: int, steps: int, warmup: int = 5) -> dict:

@@ -37,6 +37,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from _steps import train_step  # noqa: E402
 from bayesflip.layers import Conv2DFlipout, GRUFlipout, LSTMFlipout  # noqa: E402
 
 IMAGE = (32, 32, 3)
@@ -46,31 +47,9 @@ CLASSES = 10
 KL = 1e-4
 
 
-def _sgd(variables, grads, lr=1e-2):
-    """The same plain update for every framework (isolates the layers' cost)."""
-    for v, g in zip(variables, grads):
-        v.assign_sub(lr * g)
-
-
 def keras_step(model, update="adam"):
-    opt = keras.optimizers.Adam(1e-3)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    opt.build(model.trainable_variables)
-
-    @tf.function
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True))
-            if model.losses:
-                loss = loss + tf.add_n(model.losses)
-        grads = tape.gradient(loss, model.trainable_variables)
-        if update == "adam":
-            opt.apply_gradients(zip(grads, model.trainable_variables))
-        else:
-            _sgd(model.trainable_variables, grads)
-        return loss
-
-    return step
+    return train_step(model, keras.optimizers.Adam(1e-3), loss_fn, update)
 
 
 def cnn(conv):
@@ -108,21 +87,8 @@ def tfp_cnn_step(update="adam"):
             tf_keras.layers.Dense(CLASSES),
         ]
     )
-    opt = tf_keras.optimizers.Adam(1e-3)
     loss_fn = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    @tf.function
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True)) + tf.add_n(model.losses)
-        grads = tape.gradient(loss, model.trainable_variables)
-        if update == "adam":
-            opt.apply_gradients(zip(grads, model.trainable_variables))
-        else:
-            _sgd(model.trainable_variables, grads)
-        return loss
-
-    return step
+    return train_step(model, tf_keras.optimizers.Adam(1e-3), loss_fn, update)
 
 
 def interleaved(runners: dict, data: dict, steps: int, warmup: int = 5) -> dict:

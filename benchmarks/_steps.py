@@ -1,0 +1,47 @@
+"""The compiled training step every speed benchmark times (Keras 3 and tf_keras alike).
+
+Imported by the ``bench_*.py`` scripts, which run from this folder (it is on
+``sys.path`` when a script here is executed).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+def sgd_update(variables, grads, lr: float = 1e-2) -> None:
+    """The same plain update for every framework (isolates the layers' cost)."""
+    for v, g in zip(variables, grads):
+        v.assign_sub(lr * g)
+
+
+def train_step(model, optimizer, loss_fn, update: str = "adam"):
+    """A ``tf.function`` step: ``loss_fn`` + the model's added losses (KL), gradient, update.
+
+    Args:
+        model: a Keras 3 or ``tf_keras`` model.
+        optimizer: that framework's optimizer (used when ``update="adam"``).
+        loss_fn: that framework's loss, called as ``loss_fn(y, model(x))``.
+        update: ``"adam"`` (the optimizer) or ``"sgd"`` (:func:`sgd_update`).
+
+    Returns:
+        ``step(x, y) -> loss``.
+    """
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        optimizer.build(model.trainable_variables)  # create slots outside tf.function
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+            if model.losses:
+                loss = loss + tf.add_n(model.losses)
+        grads = tape.gradient(loss, model.trainable_variables)
+        if update == "adam":
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        else:
+            sgd_update(model.trainable_variables, grads)
+        return loss
+
+    return step
