@@ -292,7 +292,7 @@ class VariationalLayer(keras.layers.Layer):
 
     def draw_weight_noise(
         self, posterior: GaussianPosterior, seed: tf.Tensor, scale: tf.Tensor | None = None
-    ) -> tuple[tf.Tensor, tf.Tensor]:
+    ) -> tuple[tf.Tensor, tf.Tensor | None]:
         """One draw ``ΔW = scale ∘ ε`` of ``posterior``.
 
         Args:
@@ -302,11 +302,14 @@ class VariationalLayer(keras.layers.Layer):
 
         Returns:
             ``(delta, sample)``: ``ΔW`` in the compute dtype, and the float32
-            weight sample ``loc + ΔW`` (for a Monte Carlo KL).
+            weight sample ``loc + ΔW`` when the prior's KL is a Monte Carlo
+            estimate that needs it (``None`` for an analytic KL, so the hot path
+            does not form a weight-sized sum it never uses).
         """
         scale = posterior.scale() if scale is None else scale
         delta = scale * rnd.standard_normal(posterior.shape, seed)
-        return tf.cast(delta, self.compute_dtype), posterior.mean() + delta
+        sample = None if analytic_kl_available(posterior.prior) else posterior.mean() + delta
+        return tf.cast(delta, self.compute_dtype), sample
 
     def draw_signs(self, batch_size, widths: list[int], seed: tf.Tensor) -> list[tf.Tensor]:
         """Per-example random ±1 rows ``(batch_size, w)`` for each static width ``w``."""
