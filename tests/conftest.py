@@ -5,6 +5,16 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# Scripts that the tests run in subprocesses (they split the CPU into logical
+# devices or join a multi-worker cluster at import): never import them in the
+# test process, not even for --doctest-modules.
+collect_ignore = [
+    "calibration/mirrored_metrics_script.py",
+    "distribute/backup_restore_worker.py",
+    "distribute/mirrored_checks.py",
+    "distribute/multiworker_worker.py",
+]
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
