@@ -185,8 +185,8 @@ def run_demo(
             plt.close(fig)
         unc[kind] = _uncertainty(ood_samples) | {
             "deterministic_entropy": float(np.mean(uncertainty.predictive_entropy(det_ood))),
-            "auroc_entropy_bayesian": _auroc(bnn_entropy_id, ood_entropy),
-            "auroc_entropy_deterministic": _auroc(det_entropy_id, uncertainty.predictive_entropy(det_ood)),
+            "auroc_entropy_bayesian": uncertainty.ood_auroc(bnn_entropy_id, ood_entropy),
+            "auroc_entropy_deterministic": uncertainty.ood_auroc(det_entropy_id, uncertainty.predictive_entropy(det_ood)),
         }
     report["uncertainty"] = unc
 
@@ -210,14 +210,6 @@ def _temper(probs: np.ndarray, temperature: float) -> np.ndarray:
     logits -= logits.max(-1, keepdims=True)
     e = np.exp(logits)
     return e / e.sum(-1, keepdims=True)
-
-
-def _auroc(score_in, score_out) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    score_in, score_out = np.asarray(score_in), np.asarray(score_out)
-    y = np.r_[np.zeros(len(score_in)), np.ones(len(score_out))]
-    return float(roc_auc_score(y, np.r_[score_in, score_out]))
 
 
 def _print_summary(report: dict) -> None:
