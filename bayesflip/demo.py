@@ -152,9 +152,10 @@ def run_demo(
     }
     test_probs = {"deterministic": det_probs, "bayesian": bnn_probs}
     for net, probs in test_probs.items():
-        temperature = calibration.fit_temperature(val_probs[net], y_val, from_probs=True)
-        scaled = _temper(probs, temperature)
-        report[net]["temperature"] = temperature
+        scaling = calibration.TemperatureScaling().fit(val_probs[net], y_val, from_probs=True)
+        log_probs = np.log(np.clip(probs, 1e-12, 1.0)).astype("float32")
+        scaled = keras.ops.convert_to_numpy(keras.ops.softmax(scaling(log_probs), axis=-1))
+        report[net]["temperature"] = scaling.temperature
         report[net]["after_temperature_scaling"] = _scores(data.y_test, scaled)
         for suffix, p in (("", probs), ("_temperature_scaled", scaled)):
             fig = calibration.reliability_diagram(
@@ -203,13 +204,6 @@ def _holdout(x, y, seed):
     from sklearn.model_selection import train_test_split
 
     return train_test_split(x, y, test_size=0.15, random_state=seed, stratify=y)
-
-
-def _temper(probs: np.ndarray, temperature: float) -> np.ndarray:
-    logits = np.log(np.clip(probs, 1e-12, 1.0)) / temperature
-    logits -= logits.max(-1, keepdims=True)
-    e = np.exp(logits)
-    return e / e.sum(-1, keepdims=True)
 
 
 def _print_summary(report: dict) -> None:
