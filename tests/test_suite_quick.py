@@ -47,7 +47,8 @@ def test_quick_mode_writes_every_method_set_and_metric(suite, tmp_path):
             for key in ("rmse", "ll"):
                 assert len(v[key]) == 2 and all(_finite(t) for t in v[key])
                 assert len(v["per_split"][key]) == cfg["splits"]
-            assert v["rmse"][0] > 0 and v["rmse"][1] >= 0
+            assert v["rmse"][0] > 0 and v["rmse"][1] >= 0 and v["sd"]["rmse"] >= 0
+            assert v["traces"] == 1  # one compiled training loop per network, reused across splits
     cls = report["classification"]
     assert cls["severities"] == [0, *cfg["severities"]]
     for kind in suite.SHIFTS:
