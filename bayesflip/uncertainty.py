@@ -164,6 +164,8 @@ def mutual_information(sample_probs, from_logits: bool = False):
 
 # --------------------------------------------------------------------------- MC predictive
 _SAMPLERS: "weakref.WeakKeyDictionary[keras.layers.Layer, dict]" = weakref.WeakKeyDictionary()
+#: Inverse links applied to each draw (``from_logits``, and the heads of :mod:`bayesflip.heads`).
+_LINKS = {"softmax": lambda t: tf.nn.softmax(t, axis=-1), "sigmoid": tf.sigmoid}
 
 
 def _mode_key(model) -> tuple:
@@ -174,15 +176,15 @@ def _mode_key(model) -> tuple:
     return modes
 
 
-def _build_sampler(model, num_samples, return_samples, from_logits, training, jit_compile, signature):
+def _build_sampler(model, num_samples, return_samples, link, training, jit_compile, signature):
     # A weak reference: the cache is keyed weakly by the model, so its values must not keep it alive.
     model_ref = weakref.ref(model)
 
     def one_pass(x):
         y = model_ref()(x, training=training)
         y = tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), y)
-        if from_logits:
-            y = tf.nest.map_structure(lambda t: tf.nn.softmax(t, axis=-1), y)
+        if link is not None:
+            y = tf.nest.map_structure(_LINKS[link], y)
         return y
 
     def run(x):
@@ -261,7 +263,12 @@ def mc_predict(
     Returns:
         NumPy ``float32`` array ``(N, ...)`` with the mean over draws, or
         ``(T, N, ...)`` with ``return_samples=True`` (nested like the model's
-        outputs for multi-output models).
+        outputs for multi-output models). When the model's single output layer
+        is a likelihood head (:mod:`bayesflip.heads`), the head's predictive
+        instead: a :class:`bayesflip.heads.RegressionPredictive` for Gaussian and
+        Student-t heads (draws in its ``samples``; ``return_samples`` is then
+        ignored), the MC-averaged softmax/sigmoid probabilities (per-draw with
+        ``return_samples=True``) for categorical/Bernoulli heads.
 
     Example:
     >>> import keras, numpy as np
@@ -297,6 +304,13 @@ def mc_predict(
 
     if not model.built:
         model(tf.nest.map_structure(lambda t: t[:1], x))
+    # A likelihood head as the output layer decides the per-draw link and the reduction.
+    from bayesflip.heads import output_head
+
+    head = output_head(model)
+    link, finish = ("softmax" if from_logits else None), None
+    if head is not None:
+        link, return_samples, finish = head._mc_plan(bool(return_samples), bool(from_logits))
     modes = _mode_key(model)
     if modes and all(modes) and not training:
         warnings.warn(
@@ -310,7 +324,7 @@ def mc_predict(
     key = (
         num_samples,
         bool(return_samples),
-        bool(from_logits),
+        link,
         bool(training),
         bool(jit_compile),
         modes,
@@ -319,7 +333,7 @@ def mc_predict(
     cache = _SAMPLERS.setdefault(model, {})
     if key not in cache:
         cache[key] = _build_sampler(
-            model, num_samples, bool(return_samples), bool(from_logits), training, jit_compile, signature
+            model, num_samples, bool(return_samples), link, training, jit_compile, signature
         )
     sampler = cache[key]
 
@@ -332,8 +346,10 @@ def mc_predict(
         model._clear_losses()
     axis = 1 if return_samples else 0
     if len(outputs) == 1:
-        return outputs[0]
-    return tf.nest.map_structure(lambda *parts: np.concatenate(parts, axis=axis), *outputs)
+        result = outputs[0]
+    else:
+        result = tf.nest.map_structure(lambda *parts: np.concatenate(parts, axis=axis), *outputs)
+    return result if finish is None else finish(result)
 
 
 # --------------------------------------------------------------------------- regression
@@ -466,15 +482,19 @@ def prediction_interval(sample_means, sample_scales, level: float = 0.95, method
     return tuple(_mixture_quantile(mu, sd, q) for q in qs)
 
 
-def _mixture_quantile(mu: np.ndarray, sd: np.ndarray, q: float) -> np.ndarray:
-    z = special.ndtri(q)
+def _mixture_quantile(mu: np.ndarray, sd: np.ndarray, q: float, df: np.ndarray | None = None) -> np.ndarray:
+    """``q``-quantile of the equal-weight mixture over axis 0 of Gaussian (``df=None``) or Student-t components."""
+    if df is None:
+        z, cdf = special.ndtri(q), special.ndtr
+    else:
+        z, cdf = special.stdtrit(df, q), lambda t: special.stdtr(df, t)
     lo = np.min(mu + z * sd, axis=0)  # each component's quantile brackets the mixture's
     hi = np.max(mu + z * sd, axis=0)
     lo = lo - 1e-12 * (1 + np.abs(lo))
     hi = hi + 1e-12 * (1 + np.abs(hi))
     for _ in range(200):
         mid = 0.5 * (lo + hi)
-        below = np.mean(special.ndtr((mid[None] - mu) / sd), axis=0) < q
+        below = np.mean(cdf((mid[None] - mu) / sd), axis=0) < q
         lo = np.where(below, mid, lo)
         hi = np.where(below, hi, mid)
         if np.all(hi - lo <= 1e-10 * (1 + np.abs(mid))):
