@@ -112,7 +112,7 @@ def to_bayesian(
     estimator: str = "flipout",
     init_scale: float = 1e-2,
     min_scale: float = 1e-6,
-    kl_weight: float = 1.0,
+    kl_weight: float | None = None,
     seed: int | None = 0,
     strict: bool = False,
 ) -> keras.Model:

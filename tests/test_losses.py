@@ -1,10 +1,12 @@
 """ELBO helpers: KL weights, model KL, annealing, separate ELBO terms, seeds."""
 
 import os
+import warnings
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import bayesflip
 from bayesflip.layers import DenseFlipout
@@ -92,12 +94,100 @@ def test_fit_history_has_separate_elbo_terms():
     np.testing.assert_allclose(hist["val_kl"][-1], float(bayesflip.kl_divergence(model)) / len(x), rtol=1e-4)
 
 
-def test_elbo_terms_requires_the_data_metric():
-    x, y = _data(16)
+def test_elbo_terms_requires_the_data_metric_and_fails_at_the_first_step():
+    x, y = _data(64)
     model = _model()
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    with pytest.raises(ValueError, match="ELBOTerms: no 'nll' in the logs"):
-        model.fit(x, y, epochs=1, verbose=0, callbacks=[bayesflip.ELBOTerms()])
+    steps = []
+    counter = keras.callbacks.LambdaCallback(on_train_batch_begin=lambda batch, logs: steps.append(batch))
+    with pytest.raises(ValueError, match=r"ELBOTerms: no 'nll' in the training logs \['loss'\]; compile .*name='nll'"):
+        model.fit(x, y, epochs=3, batch_size=8, verbose=0, callbacks=[counter, bayesflip.ELBOTerms()])
+    assert steps == [0]  # one step of the 24 asked for
+
+
+def _unset_kl_warnings(record):
+    return [w for w in record if "unset KL weight" in str(w.message)]
+
+
+def test_unset_kl_weight_warns_once_at_the_first_training_step_with_the_fix():
+    x, y = _data(40)
+    model = _model(kl_weight=None)
+    _compile(model)
+    assert [layer.kl_weight_is_set for layer in model.layers] == [False, False]
+    assert model.layers[0].get_config()["kl_weight"] is None
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        model.predict(x, verbose=0)  # prediction never warns
+        assert _unset_kl_warnings(record) == []
+        # 40 examples in batches of 16: a full and a partial batch, two traces
+        model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+        model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    (warning,) = _unset_kl_warnings(record)
+    assert issubclass(warning.category, UserWarning)
+    assert "DenseFlipout 'dense_flipout'" in str(warning.message)
+    assert "bayesflip.set_kl_weight(model, num_examples=len(x_train))" in str(warning.message)
+    # the unset weight acts as 1.0
+    with bayesflip.posterior_mean(model):
+        model(x)
+        np.testing.assert_allclose(
+            float(keras.ops.sum(model.losses)), float(bayesflip.kl_divergence(model)), rtol=1e-5
+        )
+
+
+def test_unset_kl_weight_warns_in_a_custom_training_loop():
+    x, y = _data(8)
+    model = _model(kl_weight=None)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            with tf.GradientTape() as tape:
+                model(x, training=True)
+                loss = keras.ops.sum(model.losses)
+            tape.gradient(loss, model.trainable_variables)
+    # eagerly there is no shared trace: one warning per layer, at the first step only
+    messages = sorted(str(w.message).split(":")[0] for w in _unset_kl_warnings(record))
+    assert messages == ["DenseFlipout 'dense_flipout'", "DenseFlipout 'dense_flipout_1'"]
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["constructor", "set_kl_weight", "annealing"],
+)
+def test_a_set_kl_weight_trains_without_warning(how):
+    x, y = _data(32)
+    model = _model(kl_weight=1.0 if how == "constructor" else None)
+    _compile(model)
+    callbacks = []
+    if how == "set_kl_weight":
+        bayesflip.set_kl_weight(model, num_examples=len(x))
+    elif how == "annealing":
+        callbacks = [bayesflip.KLAnnealing(target=1 / len(x), warmup_epochs=2)]
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        model.fit(x, y, epochs=2, verbose=0, callbacks=callbacks)
+    assert _unset_kl_warnings(record) == []
+    assert all(layer.kl_weight_is_set for layer in model.layers)
+    restored = DenseFlipout.from_config(model.layers[0].get_config())
+    assert restored.kl_weight_is_set and restored.kl_weight == model.layers[0].kl_weight
+
+
+def test_unset_kl_weight_survives_save_and_load(tmp_path):
+    model = _model(kl_weight=None)
+    model(np.zeros((1, 6), "float32"))
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path, safe_mode=True)
+    assert [layer.kl_weight_is_set for layer in restored.layers] == [False, False]
+
+
+def test_temperature_scales_the_per_example_weight():
+    model = _model()
+    assert bayesflip.set_kl_weight(model, num_examples=200, temperature=0.1) == pytest.approx(0.1 / 200)
+    assert bayesflip.get_kl_weight(model) == pytest.approx(0.1 / 200, rel=1e-6)
+    with pytest.raises(ValueError, match="set_kl_weight: `temperature` must be a finite number > 0, got 0"):
+        bayesflip.set_kl_weight(model, num_examples=200, temperature=0)
+    with pytest.raises(ValueError, match="`temperature` goes with `num_examples`"):
+        bayesflip.set_kl_weight(model, 0.1, temperature=0.5)
 
 
 def test_kl_annealing_sets_weights_per_epoch():

@@ -22,6 +22,8 @@ Layer classes are thin: ``build`` creates :class:`GaussianPosterior` weights and
 
 from __future__ import annotations
 
+import warnings
+import weakref
 from typing import Callable
 
 import keras
@@ -160,6 +162,47 @@ def check_kl_weight(owner: str, kl_weight) -> float:
     return float(kl_weight)
 
 
+# One warning per traced training function (all layers of a model share the
+# trace); a layer seen once stays quiet (a retrace, e.g. for the last partial
+# batch, warns no more).
+_WARNED_GRAPHS: "weakref.WeakSet" = weakref.WeakSet()
+_WARNED_LAYERS: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def _warn_when_differentiated(kl: tf.Tensor, layer: "VariationalLayer") -> tf.Tensor:
+    """``kl`` unchanged, but the first gradient taken through it warns that its weight is unset.
+
+    The backward function runs when a gradient of the loss is built — at the
+    first training step of ``model.fit`` (traced once) or of any custom loop —
+    and never in prediction, so the warning appears exactly when an unset KL
+    weight starts to shape the posterior.
+    """
+
+    @tf.custom_gradient
+    def identity(t):
+        def grad(upstream):
+            graph = None if tf.executing_eagerly() else tf.compat.v1.get_default_graph()
+            quiet = layer in _WARNED_LAYERS or graph in _WARNED_GRAPHS
+            _WARNED_LAYERS.add(layer)
+            if graph is not None:
+                _WARNED_GRAPHS.add(graph)
+            if not quiet:
+                warnings.warn(
+                    f"{layer._owner}: training with an unset KL weight, so the KL term is weighted 1.0 as if the "
+                    "data set had one example; the posterior is then pulled to the prior and the model "
+                    "can train to chance. Call `bayesflip.set_kl_weight(model, num_examples=len(x_train))` "
+                    "before `fit` (the per-example negative ELBO), or pass `kl_weight=` to the layer "
+                    "(`kl_weight=1.0` to keep the unscaled KL without this warning).",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            return upstream
+
+        return tf.identity(t), grad
+
+    return identity(kl)
+
+
 class VariationalLayer(keras.layers.Layer):
     """Base class of bayesflip layers: posterior weights, KL term, RNG state, modes.
 
@@ -172,9 +215,13 @@ class VariationalLayer(keras.layers.Layer):
             its name, or its config; default ``Normal(0, 1)``.
         init_scale: posterior standard deviation at initialisation.
         min_scale: floor added to ``softplus(rho)``.
-        kl_weight: factor of the KL term added with ``add_loss`` (usually
-            ``1 / num_training_examples``; see :func:`bayesflip.set_kl_weight`).
-            Stored in a saved non-trainable variable.
+        kl_weight: factor of the KL term added with ``add_loss``, usually
+            ``1 / num_training_examples`` (see :func:`bayesflip.set_kl_weight`).
+            Stored in a saved non-trainable variable. ``None`` (default) means
+            *unset*: the layer then uses ``1.0`` — the KL of a one-example data
+            set, which swamps the data term — and warns once, when the model is
+            first differentiated (the first training step), with the exact fix.
+            Pass ``kl_weight=1.0`` explicitly to use the unscaled KL silently.
         seed: seed of the layer's random stream; ``None`` draws one at random.
     """
 
@@ -186,7 +233,7 @@ class VariationalLayer(keras.layers.Layer):
         prior=None,
         init_scale: float = 1e-2,
         min_scale: float = 1e-6,
-        kl_weight: float = 1.0,
+        kl_weight: float | None = None,
         seed: int | None = None,
         **kwargs,
     ):
@@ -201,7 +248,9 @@ class VariationalLayer(keras.layers.Layer):
         except (TypeError, ValueError) as err:
             raise type(err)(f"{owner}: invalid `prior`: {err}") from None
         self.init_scale, self.min_scale = _check_scale(owner, init_scale, min_scale)
-        self._initial_kl_weight = check_kl_weight(owner, kl_weight)
+        #: Whether a KL weight was given (constructor, ``set_kl_weight``, annealing).
+        self.kl_weight_is_set = kl_weight is not None
+        self._initial_kl_weight = 1.0 if kl_weight is None else check_kl_weight(owner, kl_weight)
         try:
             self.seed = None if seed is None else rnd.resolve_seed(seed)
         except (TypeError, ValueError) as err:
@@ -247,6 +296,7 @@ class VariationalLayer(keras.layers.Layer):
     def kl_weight(self, value: float) -> None:
         value = check_kl_weight(self._owner, value)
         self._initial_kl_weight = value
+        self.kl_weight_is_set = True
         if self.built:
             self._kl_weight.assign(value)
 
@@ -428,6 +478,8 @@ class VariationalLayer(keras.layers.Layer):
             # loss stays deterministic in this mode.
             seed = tf.constant([self._resolved_seed, -1], tf.int64)
         kl = self.kl_divergence(samples=samples, seed=seed, scales=scales)
+        if not self.kl_weight_is_set:
+            kl = _warn_when_differentiated(kl, self)
         self.add_loss(self._kl_weight * kl)
 
     # ----------------------------------------------------------------- config
@@ -439,7 +491,7 @@ class VariationalLayer(keras.layers.Layer):
                 "prior": keras.saving.serialize_keras_object(self.prior),
                 "init_scale": self.init_scale,
                 "min_scale": self.min_scale,
-                "kl_weight": self.kl_weight,
+                "kl_weight": self.kl_weight if self.kl_weight_is_set else None,
                 "seed": self.seed,
             }
         )

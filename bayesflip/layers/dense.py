@@ -63,7 +63,7 @@ class DenseFlipout(VariationalLayer):
         prior=None,
         init_scale: float = 1e-2,
         min_scale: float = 1e-6,
-        kl_weight: float = 1.0,
+        kl_weight: float | None = None,
         seed: int | None = None,
         **kwargs,
     ):
