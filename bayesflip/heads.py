@@ -67,7 +67,8 @@ __all__ = [
 
 _PACKAGE = "bayesflip"
 _NOISE = ("heteroscedastic", "homoscedastic")
-#: A learned Student-t ``df`` is ``2 + _DF_FLOOR + softplus(raw)`` (finite variance), starting at ``_INIT_DF``.
+#: A learned Student-t ``df`` is ``2 + _DF_FLOOR + softplus(raw)`` (finite variance),
+#: starting at ``_INIT_DF``.
 _DF_FLOOR = 1e-3
 _INIT_DF = 5.0
 
@@ -126,8 +127,15 @@ def _check_values(owner: str, y: tf.Tensor, ok: tf.Tensor, expected: str) -> tf.
     first_bad = tf.gather(flat, tf.argmax(tf.cast(tf.logical_not(tf.reshape(ok, [-1])), tf.int32)))
     check = tf.debugging.Assert(
         tf.reduce_all(ok),
-        [f"{owner}: labels must be {expected}; got for example", first_bad, "(labels range over", tf.reduce_min(y),
-         "to", tf.reduce_max(y), ")"],
+        [
+            f"{owner}: labels must be {expected}; got for example",
+            first_bad,
+            "(labels range over",
+            tf.reduce_min(y),
+            "to",
+            tf.reduce_max(y),
+            ")",
+        ],
     )
     with tf.control_dependencies([check]):
         return tf.identity(y)
@@ -135,7 +143,9 @@ def _check_values(owner: str, y: tf.Tensor, ok: tf.Tensor, expected: str) -> tf.
 
 def _check_positive_params(owner: str, what: str, t: tf.Tensor) -> None:
     if tf.executing_eagerly() and not bool(tf.reduce_all(t > 0)):
-        raise ValueError(f"{owner}: every {what} must be > 0, got a minimum of {float(tf.reduce_min(t)):.4g}.")
+        raise ValueError(
+            f"{owner}: every {what} must be > 0, got a minimum of {float(tf.reduce_min(t)):.4g}."
+        )
 
 
 # --------------------------------------------------------------------------- predictive
@@ -170,7 +180,9 @@ class RegressionPredictive(NamedTuple):
         """
         qs = np.asarray(q, dtype=np.float64)
         if qs.ndim > 1 or qs.size == 0 or not np.all((qs > 0) & (qs < 1)):
-            raise ValueError(f"RegressionPredictive.quantile: `q` must be in (0, 1) (or a list of such), got {q!r}.")
+            raise ValueError(
+                f"RegressionPredictive.quantile: `q` must be in (0, 1) (or a list of such), got {q!r}."
+            )
         mu, sd, df = self._components()
         out = [_mixture_quantile(mu, sd, float(p), df) for p in np.atleast_1d(qs)]
         return out[0] if qs.ndim == 0 else np.stack(out)
@@ -185,7 +197,9 @@ class RegressionPredictive(NamedTuple):
             ``(lower, upper)``, each ``(N, ..., units)``.
         """
         if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
-            raise ValueError(f"RegressionPredictive.interval: `level` must be a number in (0, 1), got {level!r}.")
+            raise ValueError(
+                f"RegressionPredictive.interval: `level` must be a number in (0, 1), got {level!r}."
+            )
         lo, hi = self.quantile([(1 - level) / 2, (1 + level) / 2])
         return lo, hi
 
@@ -194,7 +208,8 @@ def _regression_predictive(owner: str, samples, num_params: int) -> RegressionPr
     s = np.asarray(samples.numpy() if tf.is_tensor(samples) else samples)
     if s.ndim < 4 or s.shape[-1] != num_params:
         raise ValueError(
-            f"{owner}: expected MC draws of the head's output with shape (num_samples, N, ..., units, {num_params}), "
+            f"{owner}: expected MC draws of the head's output with shape "
+            f"(num_samples, N, ..., units, {num_params}), "
             f"got shape {s.shape}."
         )
     s64 = s.astype(np.float64)
@@ -233,7 +248,9 @@ class _HeadNLL(keras.losses.Loss):
     def __call__(self, y_true, y_pred, sample_weight=None):
         kind = _dtype_kind(_dtype_of(y_true))
         if kind not in self._label_kinds:
-            raise TypeError(f"{self._owner}: `y_true` must be {self._label_text}, got dtype {_dtype_of(y_true)}.")
+            raise TypeError(
+                f"{self._owner}: `y_true` must be {self._label_text}, got dtype {_dtype_of(y_true)}."
+            )
         if not tf.is_tensor(y_true):
             y_true = np.asarray(y_true)
         if not tf.is_tensor(y_pred):
@@ -259,13 +276,14 @@ class _HeadNLL(keras.losses.Loss):
         shape = _shape(params)
         if len(shape) < 2 or shape[-1] not in (None, num_params):
             raise ValueError(
-                f"{owner}: expected the output of a {cls._head_name}, shape (batch, ..., units, {num_params}), "
+                f"{owner}: expected the output of a {cls._head_name}, "
+                f"shape (batch, ..., units, {num_params}), "
                 f"got shape {shape}."
             )
         return params
 
     def _unit_labels(self, y_true, pred_shape: tuple, what: str) -> tf.Tensor:
-        """Bring labels ``(batch, ...)`` or ``(batch, ..., units)`` to ``pred_shape`` = ``(batch, ..., units)``."""
+        """Bring labels ``(batch, ...)`` or ``(batch, ..., units)`` to ``pred_shape``."""
         y = tf.convert_to_tensor(y_true)
         shape = _shape(y)
         units = pred_shape[-1]
@@ -274,7 +292,8 @@ class _HeadNLL(keras.losses.Loss):
         elif len(shape) != len(pred_shape) or not tf.TensorShape(shape).is_compatible_with(pred_shape):
             extra = " or (batch,) for units = 1" if units == 1 else ""
             raise ValueError(
-                f"{self._owner}: `y_true` must have shape (batch, units) = {pred_shape}{extra}, matching {what}; "
+                f"{self._owner}: `y_true` must have shape (batch, units) = {pred_shape}{extra}, "
+                f"matching {what}; "
                 f"got shape {shape}."
             )
         return y
@@ -312,8 +331,10 @@ class GaussianNLL(_HeadNLL):
         return tfd.Normal(loc=params[..., 0], scale=params[..., 1])
 
     def _labels(self, y_true, y_pred):
-        return tf.cast(self._unit_labels(y_true, _shape(y_pred)[:-1], "the head's output (batch, units, P)"),
-                       y_pred.dtype)
+        return tf.cast(
+            self._unit_labels(y_true, _shape(y_pred)[:-1], "the head's output (batch, units, P)"),
+            y_pred.dtype,
+        )
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -369,7 +390,9 @@ class CategoricalNLL(_HeadNLL):
     def _distribution(cls, owner, params):
         shape = _shape(params)
         if len(shape) < 1 or (shape[-1] is not None and shape[-1] < 2):
-            raise ValueError(f"{owner}: expected logits (batch, ..., K) with K >= 2 classes, got shape {shape}.")
+            raise ValueError(
+                f"{owner}: expected logits (batch, ..., K) with K >= 2 classes, got shape {shape}."
+            )
         return tfd.Categorical(logits=params)
 
     @staticmethod
@@ -437,8 +460,10 @@ class BernoulliNLL(_HeadNLL):
 class Head(keras.layers.Layer):
     """Base class of likelihood heads (the last layer of a model).
 
-    Subclasses define ``_loss_class``, ``_make_distribution(params)`` and the
-    Monte Carlo reduction ``_predictive(sample_params, return_samples)``.
+    Subclasses set ``_loss_class`` (whose ``_distribution(owner, params)``
+    builds the distribution from the head's output, for the head and the loss
+    alike) and define the Monte Carlo reduction
+    ``_predictive(sample_params, return_samples)`` and ``_mc_plan``.
     """
 
     _loss_class: type | None = None
@@ -446,7 +471,10 @@ class Head(keras.layers.Layer):
     _mc_link: str | None = None
 
     def __init__(self, **kwargs):
-        if "dtype" not in kwargs and keras.mixed_precision.global_policy().compute_dtype in ("float16", "bfloat16"):
+        if "dtype" not in kwargs and keras.mixed_precision.global_policy().compute_dtype in (
+            "float16",
+            "bfloat16",
+        ):
             kwargs["dtype"] = "float32"  # likelihood parameters in float32 under mixed precision
         super().__init__(**kwargs)
 
@@ -477,7 +505,12 @@ class Head(keras.layers.Layer):
         raise NotImplementedError
 
     def _mc_plan(self, return_samples: bool, from_logits: bool):
-        """How :func:`bayesflip.uncertainty.mc_predict` samples this head: ``(link, return_samples, finish)``."""
+        """How :func:`bayesflip.uncertainty.mc_predict` samples this head.
+
+        Returns ``(link, return_samples, finish)``: the inverse link applied to
+        each draw, whether to keep all draws, and the reduction of the NumPy
+        result (or None).
+        """
         raise NotImplementedError  # pragma: no cover - abstract
 
 
@@ -502,7 +535,8 @@ class _RegressionHead(Head):
         self.init_scale = _check_number(owner, "init_scale", init_scale, 0.0, inclusive=False)
         if self.init_scale <= self.min_scale:
             raise ValueError(
-                f"{owner}: `init_scale` must be greater than `min_scale` ({self.min_scale!r}), got {self.init_scale!r}."
+                f"{owner}: `init_scale` must be greater than `min_scale` ({self.min_scale!r}), "
+                f"got {self.init_scale!r}."
             )
 
     def build(self, input_shape):
@@ -515,8 +549,10 @@ class _RegressionHead(Head):
                 if hetero
                 else f"units = {expected} (loc, noise='homoscedastic')"
             )
-            raise ValueError(f"{self._owner} expects inputs (batch, ..., {expected}) with last dimension {what}, "
-                             f"got shape {shape}.")
+            raise ValueError(
+                f"{self._owner} expects inputs (batch, ..., {expected}) with last dimension {what}, "
+                f"got shape {shape}."
+            )
         if not hetero:
             self.raw_scale = self.add_weight(
                 name="raw_scale",
@@ -540,7 +576,12 @@ class _RegressionHead(Head):
     def get_config(self):
         config = super().get_config()
         config.update(
-            {"units": self.units, "noise": self.noise, "min_scale": self.min_scale, "init_scale": self.init_scale}
+            {
+                "units": self.units,
+                "noise": self.noise,
+                "min_scale": self.min_scale,
+                "init_scale": self.init_scale,
+            }
         )
         return config
 
@@ -676,8 +717,10 @@ class _LogitsHead(Head):
     def build(self, input_shape):
         shape = tuple(input_shape)
         if len(shape) < 2 or shape[-1] is None or shape[-1] < self._min_last_dim:
-            raise ValueError(f"{self._owner} expects logits (batch, ..., {self._last_dim_name}) with a known last "
-                             f"dimension >= {self._min_last_dim}, got shape {shape}.{self._hint}")
+            raise ValueError(
+                f"{self._owner} expects logits (batch, ..., {self._last_dim_name}) with a known last "
+                f"dimension >= {self._min_last_dim}, got shape {shape}.{self._hint}"
+            )
 
     def call(self, inputs):
         x = tf.convert_to_tensor(inputs)
@@ -691,7 +734,8 @@ class _LogitsHead(Head):
         s = tf.convert_to_tensor(sample_params, dtype_hint=tf.float32)
         if s.shape.rank is None or s.shape.rank < 3:
             raise ValueError(
-                f"{owner}: expected MC draws of logits with shape (num_samples, N, ..., {self._last_dim_name}), "
+                f"{owner}: expected MC draws of logits with shape "
+                f"(num_samples, N, ..., {self._last_dim_name}), "
                 f"got shape {_shape(s)}."
             )
         probs = _LINKS[self._mc_link](tf.cast(s, tf.float32))
@@ -732,7 +776,7 @@ class CategoricalHead(_LogitsHead):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class BernoulliHead(_LogitsHead):
-    """Independent Bernoulli likelihoods (binary / multi-label); input and output are logits ``(batch, units)``.
+    """Independent Bernoulli likelihoods (binary, multi-label); input and output: logits ``(batch, units)``.
 
     Args:
         **kwargs: base ``keras.layers.Layer`` arguments.
@@ -827,7 +871,8 @@ def predictive(model_or_head: keras.layers.Layer, sample_params, return_samples:
             else repr(type(model_or_head).__name__)
         )
         raise ValueError(
-            f"predictive: `model_or_head` must be a likelihood head or a model whose single output layer is one, "
+            f"predictive: `model_or_head` must be a likelihood head or a model whose single output "
+            f"layer is one, "
             f"got {what}."
         )
     return head._predictive(sample_params, bool(return_samples))

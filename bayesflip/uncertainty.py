@@ -483,7 +483,7 @@ def prediction_interval(sample_means, sample_scales, level: float = 0.95, method
 
 
 def _mixture_quantile(mu: np.ndarray, sd: np.ndarray, q: float, df: np.ndarray | None = None) -> np.ndarray:
-    """``q``-quantile of the equal-weight mixture over axis 0 of Gaussian (``df=None``) or Student-t components."""
+    """``q``-quantile of the equal-weight mixture (over axis 0) of Gaussian or Student-t (``df``) components."""
     if df is None:
         z, cdf = special.ndtri(q), special.ndtr
     else:

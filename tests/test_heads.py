@@ -219,7 +219,9 @@ def test_mixture_quantiles_match_root_finding(rng, family):
         for j in range(3):
             comp = s[:, j, 0]
             df = comp[:, 2] if family == "student" else None
-            ref = optimize.brentq(lambda v: mixture_cdf(v, comp[:, 0], comp[:, 1], df) - q, -1e3, 1e3, xtol=1e-12)
+            ref = optimize.brentq(
+                lambda v: mixture_cdf(v, comp[:, 0], comp[:, 1], df) - q, -1e3, 1e3, xtol=1e-12
+            )
             assert got[i, j, 0] == pytest.approx(ref, abs=1e-8)
     lo, hi = p.interval(0.95)
     np.testing.assert_allclose(lo, got[0], rtol=1e-12)  # (1 - 0.95) / 2 is 0.025 only to round-off
@@ -249,8 +251,9 @@ def test_classification_predictive_averages_per_draw_probabilities(rng):
     np.testing.assert_allclose(got, probs.mean(0), rtol=1e-5)
     per_draw = heads.predictive(heads.CategoricalHead(), logits, return_samples=True)
     np.testing.assert_allclose(per_draw, probs, rtol=1e-5)
-    np.testing.assert_allclose(heads.predictive(heads.BernoulliHead(), logits), (1 / (1 + np.exp(-logits))).mean(0),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        heads.predictive(heads.BernoulliHead(), logits), (1 / (1 + np.exp(-logits))).mean(0), rtol=1e-5
+    )
 
 
 # --------------------------------------------------------------------------- mc_predict
@@ -345,11 +348,18 @@ def test_gaussian_head_learns_the_true_noise_scale(rng, noise):
     ys = (2 * xs + true_sd * rng.normal(size=xs.shape)).astype("float32")
     head = heads.GaussianHead(noise=noise)
     model = keras.Sequential(
-        [keras.Input((1,)), keras.layers.Dense(32, activation="tanh"), keras.layers.Dense(input_width(head)), head]
+        [
+            keras.Input((1,)),
+            keras.layers.Dense(32, activation="tanh"),
+            keras.layers.Dense(input_width(head)),
+            head,
+        ]
     )
     model.compile(keras.optimizers.Adam(1e-2), loss=head.loss())
     model.fit(xs, ys, epochs=20, batch_size=100, verbose=0)
-    scale = head.distribution(model.predict(np.array([[-0.5], [0.5]], "float32"), verbose=0)).scale.numpy()[:, 0]
+    scale = head.distribution(model.predict(np.array([[-0.5], [0.5]], "float32"), verbose=0)).scale.numpy()[
+        :, 0
+    ]
     expected = [0.2, 0.4] if noise == "heteroscedastic" else [0.3, 0.3]
     np.testing.assert_allclose(scale, expected, rtol=0.15)
 
@@ -358,16 +368,36 @@ def test_gaussian_head_learns_the_true_noise_scale(rng, noise):
 @pytest.mark.parametrize(
     "make, error, match",
     [
-        (lambda: heads.GaussianHead(noise="hetero"), ValueError,
-         r"GaussianHead '.+': `noise` must be 'heteroscedastic' or 'homoscedastic', got 'hetero'"),
-        (lambda: heads.StudentTHead(units=0), ValueError, r"StudentTHead '.+': `units` must be a positive int, got 0"),
-        (lambda: heads.GaussianHead(init_scale=0.0), ValueError,
-         r"GaussianHead '.+': `init_scale` must be a positive finite number, got 0.0"),
-        (lambda: heads.GaussianHead(min_scale=-1e-3), ValueError,
-         r"`min_scale` must be a non-negative finite number, got -0.001"),
-        (lambda: heads.GaussianHead(init_scale=1e-4), ValueError,
-         r"`init_scale` must be greater than `min_scale` \(0.001\), got 0.0001"),
-        (lambda: heads.StudentTHead(df=0), ValueError, r"StudentTHead '.+': `df` must be a positive finite number, got 0"),
+        (
+            lambda: heads.GaussianHead(noise="hetero"),
+            ValueError,
+            r"GaussianHead '.+': `noise` must be 'heteroscedastic' or 'homoscedastic', got 'hetero'",
+        ),
+        (
+            lambda: heads.StudentTHead(units=0),
+            ValueError,
+            r"StudentTHead '.+': `units` must be a positive int, got 0",
+        ),
+        (
+            lambda: heads.GaussianHead(init_scale=0.0),
+            ValueError,
+            r"GaussianHead '.+': `init_scale` must be a positive finite number, got 0.0",
+        ),
+        (
+            lambda: heads.GaussianHead(min_scale=-1e-3),
+            ValueError,
+            r"`min_scale` must be a non-negative finite number, got -0.001",
+        ),
+        (
+            lambda: heads.GaussianHead(init_scale=1e-4),
+            ValueError,
+            r"`init_scale` must be greater than `min_scale` \(0.001\), got 0.0001",
+        ),
+        (
+            lambda: heads.StudentTHead(df=0),
+            ValueError,
+            r"StudentTHead '.+': `df` must be a positive finite number, got 0",
+        ),
         (lambda: heads.StudentTHead(df=-3.0), ValueError, r"`df` must be a positive finite number, got -3.0"),
         (lambda: heads.StudentTHead(df="4"), TypeError, r"`df` must be a positive number, got '4'"),
     ],
@@ -381,13 +411,24 @@ def test_bad_constructor_arguments(make, error, match):
 @pytest.mark.parametrize(
     "head, shape, match",
     [
-        (lambda: heads.GaussianHead(units=2), (None, 3),
-         r"GaussianHead '.+' expects inputs \(batch, \.\.\., 4\) with last dimension 2 \* units = 4 "
-         r"\(loc and raw scale, noise='heteroscedastic'\), got shape \(None, 3\)"),
-        (lambda: heads.StudentTHead(units=2, noise="homoscedastic"), (None, 4),
-         r"StudentTHead '.+' expects .* last dimension units = 2 \(loc, noise='homoscedastic'\), got shape \(None, 4\)"),
-        (lambda: heads.CategoricalHead(), (None, 1),
-         r"CategoricalHead '.+' expects logits .* last dimension >= 2, got shape \(None, 1\)\. Use BernoulliHead"),
+        (
+            lambda: heads.GaussianHead(units=2),
+            (None, 3),
+            r"GaussianHead '.+' expects inputs \(batch, \.\.\., 4\) with last dimension 2 \* units = 4 "
+            r"\(loc and raw scale, noise='heteroscedastic'\), got shape \(None, 3\)",
+        ),
+        (
+            lambda: heads.StudentTHead(units=2, noise="homoscedastic"),
+            (None, 4),
+            r"StudentTHead '.+' expects .* last dimension units = 2 \(loc, noise='homoscedastic'\), "
+            r"got shape \(None, 4\)",
+        ),
+        (
+            lambda: heads.CategoricalHead(),
+            (None, 1),
+            r"CategoricalHead '.+' expects logits .* last dimension >= 2, got shape \(None, 1\)\. "
+            r"Use BernoulliHead",
+        ),
     ],
     ids=["hetero-width", "homo-width", "categorical-one-logit"],
 )
@@ -403,33 +444,104 @@ def gaussian_params(n=4, units=2):
 @pytest.mark.parametrize(
     "loss, y_true, y_pred, error, match",
     [
-        (heads.GaussianNLL(), np.zeros((4, 3)), gaussian_params(), ValueError,
-         r"GaussianNLL \(loss of GaussianHead\): `y_true` must have shape \(batch, units\) = \(4, 2\), "
-         r".*got shape \(4, 3\)"),
-        (heads.GaussianNLL(), np.zeros(4), gaussian_params(), ValueError, r"`y_true` must have shape .*got shape \(4,\)"),
-        (heads.GaussianNLL(), np.array(["a"] * 4), gaussian_params(units=1), TypeError,
-         r"GaussianNLL \(loss of GaussianHead\): `y_true` must be numeric \(float or integer\), got dtype <U1"),
-        (heads.GaussianNLL(), np.zeros((4, 2)), -gaussian_params(), ValueError,
-         r"GaussianNLL .*every scale \(params\[\.\.\., 1\]\) must be > 0, got a minimum of -1"),
-        (heads.StudentTNLL(), np.zeros((4, 2)), gaussian_params(), ValueError,
-         r"StudentTNLL .*expected the output of a StudentTHead, shape \(batch, \.\.\., units, 3\), got shape \(4, 2, 2\)"),
-        (heads.CategoricalNLL(), np.array([0, 1, 3, -1]), np.zeros((4, 3), "float32"), ValueError,
-         r"CategoricalNLL \(loss of CategoricalHead\): labels must be integer class ids in \[0, 3\) for 3 logits; "
-         r"got 2 other value\(s\): -1, 3"),
-        (heads.CategoricalNLL(), np.array([0.0, 1.5, 2.0, 1.0]), np.zeros((4, 3), "float32"), ValueError,
-         r"labels must be integer class ids in \[0, 3\).*: 1\.5"),
-        (heads.CategoricalNLL(), np.eye(3)[[0, 1, 2, 0]], np.zeros((4, 3), "float32"), ValueError,
-         r"one class id per example, shape \(4,\) or \(4, 1\) for logits of shape \(4, 3\); got shape \(4, 3\) "
-         r"\(one-hot labels\? pass their argmax\)"),
-        (heads.CategoricalNLL(), np.array([True, False, True, False]), np.zeros((4, 3), "float32"), TypeError,
-         r"CategoricalNLL .*`y_true` must be integer class ids, got dtype bool"),
-        (heads.BernoulliNLL(), np.array([[0, 1], [2, 1], [0, 0], [1, 1]]), np.zeros((4, 2), "float32"), ValueError,
-         r"BernoulliNLL \(loss of BernoulliHead\): labels must be 0 or 1; got 1 other value\(s\): 2"),
-        (heads.BernoulliNLL(), np.full((4, 2), 0.5), np.zeros((4, 2), "float32"), ValueError,
-         r"labels must be 0 or 1; got 1 other value\(s\): 0\.5"),
+        (
+            heads.GaussianNLL(),
+            np.zeros((4, 3)),
+            gaussian_params(),
+            ValueError,
+            r"GaussianNLL \(loss of GaussianHead\): `y_true` must have shape \(batch, units\) = \(4, 2\), "
+            r".*got shape \(4, 3\)",
+        ),
+        (
+            heads.GaussianNLL(),
+            np.zeros(4),
+            gaussian_params(),
+            ValueError,
+            r"`y_true` must have shape .*got shape \(4,\)",
+        ),
+        (
+            heads.GaussianNLL(),
+            np.array(["a"] * 4),
+            gaussian_params(units=1),
+            TypeError,
+            r"GaussianNLL \(loss of GaussianHead\): `y_true` must be numeric \(float or integer\), "
+            r"got dtype <U1",
+        ),
+        (
+            heads.GaussianNLL(),
+            np.zeros((4, 2)),
+            -gaussian_params(),
+            ValueError,
+            r"GaussianNLL .*every scale \(params\[\.\.\., 1\]\) must be > 0, got a minimum of -1",
+        ),
+        (
+            heads.StudentTNLL(),
+            np.zeros((4, 2)),
+            gaussian_params(),
+            ValueError,
+            r"StudentTNLL .*expected the output of a StudentTHead, shape \(batch, \.\.\., units, 3\), "
+            r"got shape \(4, 2, 2\)",
+        ),
+        (
+            heads.CategoricalNLL(),
+            np.array([0, 1, 3, -1]),
+            np.zeros((4, 3), "float32"),
+            ValueError,
+            r"CategoricalNLL \(loss of CategoricalHead\): labels must be integer class ids in \[0, 3\) "
+            r"for 3 logits; "
+            r"got 2 other value\(s\): -1, 3",
+        ),
+        (
+            heads.CategoricalNLL(),
+            np.array([0.0, 1.5, 2.0, 1.0]),
+            np.zeros((4, 3), "float32"),
+            ValueError,
+            r"labels must be integer class ids in \[0, 3\).*: 1\.5",
+        ),
+        (
+            heads.CategoricalNLL(),
+            np.eye(3)[[0, 1, 2, 0]],
+            np.zeros((4, 3), "float32"),
+            ValueError,
+            r"one class id per example, shape \(4,\) or \(4, 1\) for logits of shape \(4, 3\); "
+            r"got shape \(4, 3\) "
+            r"\(one-hot labels\? pass their argmax\)",
+        ),
+        (
+            heads.CategoricalNLL(),
+            np.array([True, False, True, False]),
+            np.zeros((4, 3), "float32"),
+            TypeError,
+            r"CategoricalNLL .*`y_true` must be integer class ids, got dtype bool",
+        ),
+        (
+            heads.BernoulliNLL(),
+            np.array([[0, 1], [2, 1], [0, 0], [1, 1]]),
+            np.zeros((4, 2), "float32"),
+            ValueError,
+            r"BernoulliNLL \(loss of BernoulliHead\): labels must be 0 or 1; got 1 other value\(s\): 2",
+        ),
+        (
+            heads.BernoulliNLL(),
+            np.full((4, 2), 0.5),
+            np.zeros((4, 2), "float32"),
+            ValueError,
+            r"labels must be 0 or 1; got 1 other value\(s\): 0\.5",
+        ),
     ],
-    ids=["units-mismatch", "1d-for-2-units", "string-labels", "negative-scale", "student-needs-3-params",
-         "class-out-of-range", "class-not-integer", "one-hot", "bool-classes", "bernoulli-2", "bernoulli-0.5"],
+    ids=[
+        "units-mismatch",
+        "1d-for-2-units",
+        "string-labels",
+        "negative-scale",
+        "student-needs-3-params",
+        "class-out-of-range",
+        "class-not-integer",
+        "one-hot",
+        "bool-classes",
+        "bernoulli-2",
+        "bernoulli-0.5",
+    ],
 )
 def test_bad_labels_and_params(loss, y_true, y_pred, error, match):
     with pytest.raises(error, match=match):
@@ -438,24 +550,35 @@ def test_bad_labels_and_params(loss, y_true, y_pred, error, match):
 
 def test_out_of_range_labels_fail_inside_fit_with_the_message(x):
     model = head_model(heads.CategoricalHead())
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"CategoricalNLL .*integer class ids in \[0, 3\)"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match=r"CategoricalNLL .*integer class ids in \[0, 3\)"
+    ):
         model.fit(x, np.full(len(x), 3), epochs=1, verbose=0)
 
 
 def test_bad_predictive_calls(x):
     plain = keras.Sequential([keras.Input((IN_DIM,)), DenseFlipout(2, seed=0)])
-    with pytest.raises(ValueError, match=r"predictive: `model_or_head` must be a likelihood head .*got Sequential"):
+    with pytest.raises(
+        ValueError, match=r"predictive: `model_or_head` must be a likelihood head .*got Sequential"
+    ):
         heads.predictive(plain, np.zeros((2, 3, 2)))
-    with pytest.raises(ValueError, match=r"GaussianHead '.+' predictive: expected MC draws .*\(num_samples, N, \.\.\., "
-                                         r"units, 2\), got shape \(2, 3, 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"GaussianHead '.+' predictive: expected MC draws .*\(num_samples, N, \.\.\., "
+        r"units, 2\), got shape \(2, 3, 2\)",
+    ):
         heads.predictive(heads.GaussianHead(), np.zeros((2, 3, 2)))
     with pytest.raises(ValueError, match=r"every scale must be > 0, got a minimum of 0"):
         heads.predictive(heads.GaussianHead(), np.zeros((2, 3, 1, 2)))
     p = heads.predictive(heads.GaussianHead(), gaussian_params(units=1)[None])
     with pytest.raises(ValueError, match=r"RegressionPredictive.quantile: `q` must be in \(0, 1\).*got 1.5"):
         p.quantile(1.5)
-    with pytest.raises(ValueError, match=r"RegressionPredictive.interval: `level` must be a number in \(0, 1\), got 95"):
+    with pytest.raises(
+        ValueError, match=r"RegressionPredictive.interval: `level` must be a number in \(0, 1\), got 95"
+    ):
         p.interval(95)
     model = head_model(heads.GaussianHead())
-    with pytest.raises(ValueError, match=r"mc_predict: `from_logits` does not apply to a model ending in GaussianHead"):
+    with pytest.raises(
+        ValueError, match=r"mc_predict: `from_logits` does not apply to a model ending in GaussianHead"
+    ):
         unc.mc_predict(model, x, num_samples=2, from_logits=True)
