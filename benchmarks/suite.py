@@ -236,6 +236,8 @@ def regression_scores(y, params, y_stats: Standardizer) -> dict:
 
 def mean_se(values: Sequence[float]) -> tuple[float, float]:
     v = np.asarray(values, "float64")
+    if len(v) == 0:
+        return math.nan, math.nan
     return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
 
 
@@ -288,11 +290,12 @@ class Learner:
         for v, init in zip(self.optimizer.variables, self._opt_init):
             v.assign(init)
 
-    def fit(self, x, y, batches) -> float:
+    def fit(self, x, y, batches) -> bool:
+        """Train; return whether the final loss and every weight are finite (False: diverged)."""
         loss = float(self._train(tf.constant(x), tf.constant(y), tf.constant(batches)))
         if hasattr(self.model, "_clear_losses"):
             self.model._clear_losses()  # the loop's graph KL tensors
-        return loss
+        return math.isfinite(loss) and all(np.isfinite(w).all() for w in self.model.get_weights())
 
 
 def sample_outputs(learners: Sequence[Learner], method: str, x, num_samples: int) -> np.ndarray:
@@ -349,21 +352,28 @@ def run_regression(name: str, cfg: Config, log=print) -> dict:
         x_tr, x_te, y_tr = xs.transform(x[tr]), xs.transform(x[te]), ys.transform(y[tr])[:, None]
         for m in cfg.methods:
             t0 = time.perf_counter()
+            finite = True
             for k, learner in enumerate(learners[m]):
                 seed = 1000 * cfg.seed + 100 * split + 10 * k + 1
                 learner.reset(seed)
-                learner.fit(x_tr, y_tr, batch_indices(n_train, cfg.reg_batch, cfg.reg_epochs, rng))
+                finite &= learner.fit(x_tr, y_tr, batch_indices(n_train, cfg.reg_batch, cfg.reg_epochs, rng))
             per[m]["train_seconds"].append(time.perf_counter() - t0)
-            scores = regression_scores(y[te], sample_outputs(learners[m], m, x_te, cfg.reg_samples), ys)
+            if finite:
+                scores = regression_scores(y[te], sample_outputs(learners[m], m, x_te, cfg.reg_samples), ys)
+            else:  # reported, not hidden: the split counts as diverged
+                scores = {"rmse": math.nan, "ll": math.nan}
             for key, value in scores.items():
                 per[m][key].append(value)
         log(f"  {name} split {split + 1}/{cfg.splits}: "
             + "  ".join(f"{m} {per[m]['rmse'][-1]:.2f}/{per[m]['ll'][-1]:.2f}" for m in cfg.methods))
     for m, vals in per.items():
+        ok = [i for i, r in enumerate(vals["rmse"]) if math.isfinite(r)]
+        rmse, ll = [vals["rmse"][i] for i in ok], [vals["ll"][i] for i in ok]
         out["methods"][m] = {
-            "rmse": mean_se(vals["rmse"]), "ll": mean_se(vals["ll"]),
-            "sd": {"rmse": float(np.std(vals["rmse"], ddof=1)) if len(vals["rmse"]) > 1 else 0.0,
-                   "ll": float(np.std(vals["ll"], ddof=1)) if len(vals["ll"]) > 1 else 0.0},
+            "rmse": mean_se(rmse), "ll": mean_se(ll),
+            "sd": {"rmse": float(np.std(rmse, ddof=1)) if len(ok) > 1 else 0.0,
+                   "ll": float(np.std(ll, ddof=1)) if len(ok) > 1 else 0.0},
+            "diverged_splits": cfg.splits - len(ok),
             "traces": learners[m][0].traces,
             "train_seconds_per_split": float(np.mean(vals["train_seconds"])),
             "per_split": {"rmse": vals["rmse"], "ll": vals["ll"]},
@@ -434,13 +444,21 @@ def run_classification(cfg: Config, log=print) -> dict:
     rng = np.random.default_rng([cfg.seed, 99])
     for m in cfg.methods:
         t0 = time.perf_counter()
-        learners = []
+        learners, finite = [], True
         for k in range(members(m, cfg)):
             learner = Learner(lambda seed=0: build_classifier(m, n_train, cfg, seed), loss_fn, cfg.cls_lr)
             learner.reset(1000 * cfg.seed + 10 * k + 7)
-            learner.fit(x_tr, data.y_train, batch_indices(n_train, cfg.cls_batch, cfg.cls_epochs, rng))
+            finite &= learner.fit(x_tr, data.y_train, batch_indices(n_train, cfg.cls_batch, cfg.cls_epochs, rng))
             learners.append(learner)
         result["train_seconds"][m] = time.perf_counter() - t0
+        if not finite:  # non-finite weights after training: reported as diverged, no metrics
+            result.setdefault("diverged", []).append(m)
+            for kind in SHIFTS:
+                result["shift"][kind][m] = {metric: [math.nan] * len(result["severities"]) for metric in CLS_METRICS}
+            for kind in ood:
+                result["ood"][kind][m] = {"auroc": math.nan, "aupr": math.nan}
+            log(f"  digits {m}: DIVERGED (non-finite weights after training), train {result['train_seconds'][m]:.1f} s")
+            continue
 
         def predict(images):
             return sample_outputs(learners, m, images.reshape(len(images), -1), cfg.cls_samples).mean(0)
@@ -473,7 +491,8 @@ def plot_shift(cls: dict, output: str) -> list[str]:
         fig, axes = plt.subplots(1, len(SHIFTS), figsize=(4 * len(SHIFTS), 3.4), sharey=True)
         for ax, kind in zip(axes, SHIFTS):
             for m, vals in cls["shift"][kind].items():
-                ax.plot(sev, vals[metric], marker="o", label=m)
+                if m not in cls.get("diverged", ()):
+                    ax.plot(sev, vals[metric], marker="o", label=m)
             levels = ["0"] + [f"{v:g}" for v in cls["severity_levels"][kind]]
             ax.set_xticks(sev, [f"{s}\n({lv})" for s, lv in zip(sev, levels)])
             ax.set_title(kind)
@@ -490,7 +509,24 @@ def plot_shift(cls: dict, output: str) -> list[str]:
     return paths
 
 
+def _json_safe(obj):
+    """NaN/inf -> None (strict JSON); tuples -> lists."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _num(v, digits=3):
+    return "diverged" if v is None or not math.isfinite(v) else f"{v:.{digits}f}"
+
+
 def _pm(pair, digits=2):
+    if not math.isfinite(pair[0]):
+        return "diverged"
     return f"{pair[0]:.{digits}f} ± {pair[1]:.{digits}f}"
 
 
@@ -512,7 +548,8 @@ def markdown(report: dict) -> str:
             lines += [f"### {name} (n = {res['n']}, d = {res['d']}; {src['wheel']} {src['version']}, {src['item']})",
                       "", "| method | test RMSE | test log-likelihood | train s / split |", "|---|---:|---:|---:|"]
             for m, v in res["methods"].items():
-                lines.append(f"| {m} | {_pm(v['rmse'])} ({v['sd']['rmse']:.2f}) | {_pm(v['ll'])} ({v['sd']['ll']:.2f}) | "
+                div = f" ({v['diverged_splits']} of {cfg['splits']} splits diverged)" if v["diverged_splits"] else ""
+                lines.append(f"| {m}{div} | {_pm(v['rmse'])} ({v['sd']['rmse']:.2f}) | {_pm(v['ll'])} ({v['sd']['ll']:.2f}) | "
                              f"{v['train_seconds_per_split']:.1f} |")
             for label, v in PUBLISHED.get(name, {}).items():
                 lines.append(f"| *{label}* | {_pm(v['rmse']) if 'rmse' in v else '—'} | "
@@ -533,15 +570,17 @@ def markdown(report: dict) -> str:
             lines += [header, "|---|---|" + "---:|" * len(cls["severities"])]
             for m, vals in cls["shift"][kind].items():
                 for metric in CLS_METRICS:
-                    lines.append(f"| {m} | {metric} | " + " | ".join(f"{v:.3f}" for v in vals[metric]) + " |")
+                    lines.append(f"| {m} | {metric} | " + " | ".join(_num(v) for v in vals[metric]) + " |")
             lines.append("")
         lines += ["### OOD detection from predictive entropy (test digits vs OOD inputs)", "",
                   "| method | " + " | ".join(f"{k} AUROC | {k} AUPR" for k in cls["ood"]) + " |",
                   "|---|" + "---:|---:|" * len(cls["ood"])]
         for m in next(iter(cls["ood"].values())):
-            lines.append(f"| {m} | " + " | ".join(f"{cls['ood'][k][m]['auroc']:.3f} | {cls['ood'][k][m]['aupr']:.3f}"
+            lines.append(f"| {m} | " + " | ".join(f"{_num(cls['ood'][k][m]['auroc'])} | {_num(cls['ood'][k][m]['aupr'])}"
                                                  for k in cls["ood"]) + " |")
         lines.append("")
+        if cls.get("diverged"):
+            lines += [f"Diverged (non-finite weights after training, no metrics): {', '.join(cls['diverged'])}.", ""]
     return "\n".join(lines)
 
 
@@ -591,7 +630,7 @@ def main(argv=None) -> dict:
     report["wall_seconds"] = time.perf_counter() - t_start
     report["finished"] = time.strftime("%Y-%m-%d %H:%M")
     with open(os.path.join(args.output, "suite.json"), "w") as f:
-        json.dump(report, f, indent=1)
+        json.dump(_json_safe(report), f, indent=1)
     md = markdown(report)
     with open(os.path.join(args.output, "suite.md"), "w") as f:
         f.write(md)
