@@ -14,9 +14,15 @@ from bayesflip.datasets import corrupt_images, load_digits
 
 def test_demo_end_to_end_writes_a_consistent_report(tmp_path):
     out = os.path.join(tmp_path, "out")
-    assert cli.main(["demo", "--output", out, "--epochs", "2", "--num-samples", "4", "--quiet"]) == 0
+    argv = ["demo", "--output", out, "--epochs", "2", "--num-samples", "4", "--posterior-temperature", "0.5"]
+    assert cli.main([*argv, "--quiet"]) == 0
     with open(os.path.join(out, "report.json")) as f:
         report = json.load(f)
+    # the report says which posterior it is about, and the layers got kl_weight = T / N
+    config = report["config"]
+    assert config["posterior"] == "tempered (T = 0.5)" and config["posterior_temperature"] == 0.5
+    assert config["kl_weight"] == pytest.approx(0.5 / config["train_examples"])
+    assert report["versions"]["tensorflow"] and report["versions"]["keras"]
     for net in ("deterministic", "bayesian"):
         scores = report[net]
         assert 0.0 <= scores["accuracy"] <= 1.0 and 0.0 <= scores["ece"] <= 1.0
@@ -44,6 +50,7 @@ def test_demo_end_to_end_writes_a_consistent_report(tmp_path):
         (["demo", "--num-samples", "x"], "expected a positive integer, got 'x'"),
         (["demo", "--estimator", "magic"], "invalid choice: 'magic'"),
         (["demo", "--learning-rate", "-1"], "expected a positive number"),
+        (["demo", "--posterior-temperature", "0"], "expected a positive number"),
         ([], "required"),
     ],
 )
@@ -59,6 +66,12 @@ def test_cli_output_that_is_a_file(tmp_path, capsys):
     open(path, "w").close()
     assert cli.main(["demo", "--output", path, "--quiet"]) == 2
     assert "exists and is not a folder" in capsys.readouterr().err
+
+
+def test_cli_default_posterior_temperature_is_the_demo_default():
+    from bayesflip.demo import DEFAULT_TEMPERATURE
+
+    assert cli.build_parser().parse_args(["demo"]).posterior_temperature == DEFAULT_TEMPERATURE
 
 
 def test_python_dash_m_entry_point():
