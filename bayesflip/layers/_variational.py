@@ -162,6 +162,17 @@ def check_kl_weight(owner: str, kl_weight) -> float:
     return float(kl_weight)
 
 
+def _safe_sqrt(var: tf.Tensor) -> tf.Tensor:
+    """``sqrt(max(var, 0))`` with a zero (not NaN) gradient where ``var <= 0``.
+
+    The local estimator's pre-activation variance is exactly 0 for an all-zero
+    input row (e.g. a blank image), where ``d sqrt(v)/dv`` is infinite and the
+    chain rule gives ``inf · 0 = NaN`` for every ``rho``.
+    """
+    positive = var > 0
+    return tf.where(positive, tf.sqrt(tf.where(positive, var, tf.ones_like(var))), tf.zeros_like(var))
+
+
 # One warning per traced training function (all layers of a model share the
 # trace); a layer seen once stays quiet (a retrace, e.g. for the last partial
 # batch, warns no more).
@@ -432,7 +443,7 @@ class VariationalLayer(keras.layers.Layer):
             if bayes_bias:
                 var = self._add_bias(var, tf.cast(tf.square(bias.scale()), dtype), channel_axis)
             eta = rnd.standard_normal(tf.shape(mean), eps_seed, dtype)
-            y = mean + tf.sqrt(tf.maximum(var, 0.0)) * eta
+            y = mean + _safe_sqrt(var) * eta
             if bias is not None:
                 y = self._add_bias(y, bias_mean, channel_axis)
             self._add_kl(seed=kl_seed)

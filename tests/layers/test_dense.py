@@ -175,3 +175,18 @@ def test_integer_inputs_are_cast():
             layer(np.arange(8, dtype="int32").reshape(2, 4)).numpy(),
             layer(np.arange(8, dtype="float32").reshape(2, 4)).numpy(),
         )
+
+
+@pytest.mark.parametrize("estimator", ["flipout", "shared", "local"])
+def test_all_zero_input_rows_give_finite_gradients(estimator):
+    # A blank example (an all-zero row) has zero pre-activation variance under the
+    # local estimator, where d sqrt(v)/dv is infinite; the gradient must stay finite.
+    layer = DenseFlipout(3, estimator=estimator, kl_weight=0.0, seed=0)
+    x = np.zeros((4, 5), "float32")
+    x[1] = 1.0
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer(x))  # a non-zero upstream gradient at the blank rows
+    grads = tape.gradient(loss, layer.trainable_variables)
+    assert all(np.isfinite(g.numpy()).all() for g in grads)
+    rho_grad = grads[[v.path for v in layer.trainable_variables].index(layer.kernel_posterior.rho.path)]
+    assert np.abs(rho_grad.numpy()).sum() > 0  # the non-zero row still trains the scale
