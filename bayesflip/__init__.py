@@ -22,6 +22,7 @@ if _keras.backend.backend() != "tensorflow":  # pragma: no cover - checked at im
 from bayesflip import calibration, datasets, diagnostics, es, layers, priors, random, uncertainty  # noqa: E402
 from bayesflip import convert  # noqa: E402
 from bayesflip import heads  # noqa: E402
+from bayesflip import conformal  # noqa: E402
 from bayesflip.convert import to_bayesian  # noqa: E402
 from bayesflip.inference import posterior_mean, set_posterior_mean, variational_layers  # noqa: E402
 from bayesflip.losses import (  # noqa: E402
@@ -41,6 +42,7 @@ __all__ = [
     "es",
     "uncertainty",
     "heads",
+    "conformal",
     "layers",
     "convert",
     "to_bayesian",
