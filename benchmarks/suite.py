@@ -22,8 +22,10 @@ Methods (same architecture and training budget per network):
 ``map`` (deterministic, L2 = the N(0, 1) prior, learned noise), ``mc_dropout``
 (p = 0.05 regression / 0.1 classification), ``ensemble`` (independently trained
 ``map`` nets, mixture predictive), ``flipout`` (``DenseFlipout`` with the library's
-default arguments and ``set_kl_weight(model, num_examples=n_train)``), ``local``
-and ``shared`` (the same with ``estimator="local"`` / ``"shared"``).
+default arguments and ``set_kl_weight(model, num_examples=n_train)``: the plain ELBO),
+``flipout_cold`` (the same with the demo's posterior temperature,
+``set_kl_weight(..., temperature=bayesflip.demo.DEFAULT_TEMPERATURE)``), ``local``
+and ``shared`` (``flipout`` with ``estimator="local"`` / ``"shared"``).
 
 Writes ``suite.json``, ``suite.md`` and ``shift_<metric>.png`` into ``--output``.
 """
@@ -53,12 +55,16 @@ import uci_data  # noqa: E402
 import bayesflip  # noqa: E402
 from bayesflip import calibration, uncertainty  # noqa: E402
 from bayesflip.datasets import corrupt_images, load_digits  # noqa: E402
-from bayesflip.demo import OOD_KINDS, build_bayesian_mlp, build_deterministic_mlp, run_demo  # noqa: E402
+from bayesflip.demo import DEFAULT_TEMPERATURE, OOD_KINDS, build_bayesian_mlp, build_deterministic_mlp, run_demo  # noqa: E402
 from bayesflip.layers import DenseFlipout  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-METHODS = ("map", "mc_dropout", "ensemble", "flipout", "local", "shared")
-BAYESIAN = {"flipout": "flipout", "local": "local", "shared": "shared"}  # method -> estimator
+METHODS = ("map", "mc_dropout", "ensemble", "flipout", "flipout_cold", "local", "shared")
+# method -> estimator; all DenseFlipout with the library's default arguments otherwise.
+BAYESIAN = {"flipout": "flipout", "flipout_cold": "flipout", "local": "local", "shared": "shared"}
+# method -> posterior temperature of set_kl_weight (1 = the Bayesian posterior / plain ELBO). "flipout_cold"
+# is the demo's tempered default (kl_weight = T / n_train), for reference.
+TEMPERATURE = {"flipout_cold": DEFAULT_TEMPERATURE}
 SHIFTS = ("rotation", "gaussian_noise", "pixel_dropout")
 # Five severities per shift: rotation angle (degrees), noise sd (pixel range is [0, 1]),
 # fraction of pixels set to 0.
@@ -135,9 +141,10 @@ def _demo_default(name):
 def make_config(quick: bool, sets=None, methods=None, splits=None, seed: int = 0) -> Config:
     """Full or quick budgets; the classification budget follows the demo's defaults."""
     if quick:
-        cfg = Config(sets=("diabetes", "boston"), methods=METHODS, splits=2, seed=seed, reg_epochs=5,
-                     reg_batch=32, reg_lr=1e-2, reg_samples=20, ensemble_size=2, cls_epochs=3, cls_batch=64,
-                     cls_lr=1e-2, cls_samples=8, severities=(1, 3))
+        # Mostly tracing time: one compiled training loop per network (and per MC sampler).
+        cfg = Config(sets=("diabetes", "boston"), methods=METHODS, splits=2, seed=seed, reg_epochs=4,
+                     reg_batch=32, reg_lr=1e-2, reg_samples=10, ensemble_size=2, cls_epochs=3, cls_batch=64,
+                     cls_lr=1e-2, cls_samples=4, severities=(1, 3))
     else:
         cfg = Config(sets=("boston", "concrete", "diabetes"), methods=METHODS, splits=20, seed=seed,
                      reg_epochs=40, reg_batch=32, reg_lr=1e-2, reg_samples=100, ensemble_size=5,
@@ -328,7 +335,7 @@ def build_regressor(method: str, dim: int, n_train: int, cfg: Config, seed: int 
                     keras.layers.Dropout(cfg.dropout_reg, seed=seed + 1), body[1]]
     model = keras.Sequential([keras.Input((dim,)), *body, *head], name=f"reg_{method}")
     if method in BAYESIAN:
-        bayesflip.set_kl_weight(model, num_examples=n_train)
+        bayesflip.set_kl_weight(model, num_examples=n_train, temperature=TEMPERATURE.get(method, 1.0))
     return model
 
 
@@ -411,7 +418,7 @@ def build_classifier(method: str, n_train: int, cfg: Config, seed: int = 0) -> k
     """The demo's 64-128-128-10 MLP for ``method`` (built with the demo's own builders)."""
     if method in BAYESIAN:
         model = build_bayesian_mlp(64, 10, estimator=BAYESIAN[method], seed=seed)
-        bayesflip.set_kl_weight(model, num_examples=n_train)
+        bayesflip.set_kl_weight(model, num_examples=n_train, temperature=TEMPERATURE.get(method, 1.0))
         return model
     model = build_deterministic_mlp(64, 10)
     return with_dropout(model, cfg.dropout_cls, seed) if method == "mc_dropout" else model
@@ -534,7 +541,14 @@ def markdown(report: dict) -> str:
     cfg = report["config"]
     lines = ["# bayesflip benchmark suite", "",
              f"Run of {report['finished']}, wall time {report['wall_seconds']:.0f} s "
-             f"({'quick' if cfg['quick'] else 'full'} mode, seed {cfg['seed']}).", ""]
+             f"({'quick' if cfg['quick'] else 'full'} mode, seed {cfg['seed']}).", "",
+             "Methods: `map` deterministic net (L2 = N(0, 1) prior), `mc_dropout` (p = "
+             f"{cfg['dropout_reg']} regression / {cfg['dropout_cls']} classification), `ensemble` of "
+             f"{cfg['ensemble_size']} `map` nets, `flipout` = `DenseFlipout` defaults + "
+             "`set_kl_weight(model, num_examples=n_train)` (plain ELBO), `flipout_cold` = the same with "
+             f"posterior temperature {cfg['temperature'].get('flipout_cold')} (the demo's default), "
+             "`local` / `shared` = `flipout` with `estimator='local'` / `'shared'`. Regression: learned "
+             "homoscedastic Gaussian noise for every method.", ""]
     if report.get("regression"):
         lines += ["## UCI regression (Hernández-Lobato & Adams 2015 protocol)", "",
                   f"{cfg['splits']} random 90/10 splits, 1 hidden layer of {cfg['hidden']} ReLU units, "
@@ -608,7 +622,7 @@ def main(argv=None) -> dict:
     cfg = make_config(args.quick, args.sets, args.methods, args.splits, args.seed)
     os.makedirs(args.output, exist_ok=True)
     t_start = time.perf_counter()
-    report = {"config": cfg._asdict() | {"quick": args.quick}, "data_sources": {}, "skipped_sets": {},
+    report = {"config": cfg._asdict() | {"quick": args.quick, "temperature": TEMPERATURE}, "data_sources": {}, "skipped_sets": {},
               "regression": {}, "published": {k: {m: {kk: list(vv) for kk, vv in v.items()} for m, v in d.items()}
                                               for k, d in PUBLISHED.items() if k in cfg.sets},
               "citations": CITATIONS,
