@@ -26,6 +26,7 @@ import tensorflow as tf
 __all__ = [
     "initial_state",
     "next_seed",
+    "read_and_advance",
     "split_seed",
     "fold_in_replica",
     "rademacher",
@@ -82,15 +83,74 @@ def add_state_variable(layer: keras.layers.Layer, seed: int) -> keras.Variable:
     return variable
 
 
+# The counter step of one read-and-advance (a NumPy constant: see _SIGN_SHIFTS).
+_COUNTER_STEP = np.array([0, 1], dtype=np.int64)
+
+
+def _tf_variable(state) -> tf.Variable:
+    """The ``tf.Variable`` behind a ``keras.Variable`` (or ``state`` itself)."""
+    variable = state.value if isinstance(state, keras.Variable) else state
+    if isinstance(variable, tf.distribute.DistributedValues):
+        # In a replica context: this replica's own copy of the sync-on-read state
+        # (each replica advances its copy; see add_state_variable). A private
+        # accessor of tf.distribute's values, present since TF 2.4.
+        variable = variable._get_on_device_or_primary()
+    return variable
+
+
+@tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+def _read_and_advance_op(variable: tf.Variable) -> tf.Tensor:
+    # One XLA launch: the XLA kernel holds the variable's lock from the read to
+    # the write-back, so the read and the increment form one atomic op (no two
+    # callers read the same counter, no increment is lost). Inside an outer
+    # XLA computation this function is inlined and the outer launch holds the lock.
+    seed = variable.read_value()
+    variable.assign_add(tf.constant(_COUNTER_STEP))
+    return seed
+
+
+def read_and_advance(state) -> tf.Tensor:
+    """Atomically read ``state`` (``[seed, counter]``) and add 1 to its counter.
+
+    Returns the value read (int64, shape ``(2,)``). The read and the increment
+    are one op: concurrent callers (Python threads calling one model, a server's
+    request threads, concurrent ``tf.function`` executions) each get their own
+    counter and no increment is lost. A plain ``read`` then ``assign_add`` is
+    not atomic (and Keras' ``Variable.assign_add`` is itself a read followed by
+    an assign): measured with six threads on one flipout model, 8 of 270 draws
+    repeated another's and the counter lost 6 to 19 increments.
+
+    TensorFlow's own atomic read-and-skip, ``RngReadAndSkip`` (the op behind
+    ``tf.random.Generator``), needs a 3-element Philox state, while the saved
+    layer state is ``[seed, counter]``; so the read and the increment are
+    compiled into one XLA launch instead, which holds the variable's lock for
+    its whole execution (TensorFlow's pip builds ship the XLA CPU/GPU JIT).
+    Exported serving graphs (:func:`bayesflip.export`) use ``RngReadAndSkip``
+    on their own 3-element state.
+
+    Args:
+        state: the layer's ``rng_state`` (a ``keras.Variable`` or ``tf.Variable``,
+            int64, shape ``(2,)``).
+
+    Returns:
+        The ``[seed, counter]`` value before the increment.
+
+    Example:
+    >>> v = tf.Variable([5, 0], dtype=tf.int64)
+    >>> read_and_advance(v).numpy().tolist(), v.numpy().tolist()
+    ([5, 0], [5, 1])
+    """
+    return _read_and_advance_op(_tf_variable(state))
+
+
 def next_seed(state: keras.Variable) -> tf.Tensor:
-    """Read ``state`` and advance its counter; returns the read value (int64, (2,)).
+    """Read ``state`` and advance its counter, atomically; returns the read value (int64, (2,)).
 
     The returned seed already has the replica id folded in when called inside a
-    ``tf.distribute`` replica context (see :func:`fold_in_replica`).
+    ``tf.distribute`` replica context (see :func:`fold_in_replica`). See
+    :func:`read_and_advance` for the atomicity.
     """
-    seed = tf.identity(state.value)
-    state.assign_add(tf.constant([0, 1], dtype=tf.int64))
-    return fold_in_replica(seed)
+    return fold_in_replica(read_and_advance(state))
 
 
 def _replica_index() -> int | tf.Tensor:
