@@ -111,7 +111,7 @@ def _rank(alpha: float, n: int) -> int:
 
 
 def min_calibration_size(alpha: float) -> int:
-    """Smallest ``n`` with ``⌈(n + 1)(1 − α)⌉ ≤ n``: fewer calibration points give an infinite ``q̂``.
+    """Smallest ``n`` with ``⌈(n + 1)(1 − α)⌉ ≤ n`` (fewer calibration points: no finite ``q̂``).
 
     Example:
     >>> min_calibration_size(0.1), min_calibration_size(0.05)
@@ -146,7 +146,7 @@ def _same_shape(fn: str, names: tuple[str, ...], arrays: tuple[np.ndarray, ...])
 
 # --------------------------------------------------------------------------- the quantile
 def conformal_quantile(scores, alpha: float) -> np.ndarray | float:
-    """Split-conformal quantile ``q̂ = s_(k)``, the ``k``-th smallest of ``n`` scores, ``k = ⌈(n+1)(1−α)⌉``.
+    """Split-conformal quantile ``q̂ = s_(k)``: the ``k``-th smallest score, ``k = ⌈(n+1)(1−α)⌉``.
 
     Equivalently the empirical quantile of the scores at level ``⌈(n+1)(1−α)⌉/n``
     taken as ``np.quantile(scores, k/n, method="inverted_cdf")``; note that the common
@@ -227,7 +227,7 @@ def normalized_residual_score(y, mean, sd) -> np.ndarray:
 
 
 def cqr_score(y, lower, upper) -> np.ndarray:
-    """``s = max(l − y, y − u)``: conformalised quantile regression score (Romano, Patterson, Candès 2019).
+    """``s = max(l − y, y − u)``: the CQR score (Romano, Patterson, Candès 2019).
 
     Negative inside the base interval ``[l, u]`` (distance to the nearer end),
     positive outside.
@@ -363,7 +363,8 @@ def class_scores(
         return 1.0 - p
     order = np.argsort(-p, axis=1, kind="stable")  # classes by decreasing probability
     ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(k)[None, :].repeat(n, axis=0), axis=1)  # 0-based rank of each class
+    # 0-based rank of each class
+    np.put_along_axis(ranks, order, np.arange(k)[None, :].repeat(n, axis=0), axis=1)
     sorted_p = np.take_along_axis(p, order, axis=1)
     above = np.cumsum(sorted_p, axis=1) - sorted_p  # ρ: mass strictly above, in sorted order
     rho = np.take_along_axis(above, ranks, axis=1)
@@ -458,7 +459,9 @@ def set_covered(sets, labels) -> np.ndarray:
     fn = "set_covered"
     m = _to_numpy(fn, "sets", sets).astype(bool)
     if m.ndim != 2:
-        raise ValueError(f"{fn}: `sets` must be a mask of shape (num_examples, num_classes), got shape {m.shape}.")
+        raise ValueError(
+            f"{fn}: `sets` must be a mask of shape (num_examples, num_classes), got shape {m.shape}."
+        )
     y = validate_labels(fn, labels, m.shape[0], m.shape[1])
     return m[np.arange(len(y)), y]
 
@@ -485,7 +488,9 @@ def mean_set_size(sets) -> float:
     """
     m = _to_numpy("mean_set_size", "sets", sets).astype(bool)
     if m.ndim != 2 or m.shape[0] == 0:
-        raise ValueError(f"mean_set_size: `sets` must be a non-empty mask (num_examples, num_classes), got {m.shape}.")
+        raise ValueError(
+            f"mean_set_size: `sets` must be a non-empty mask (num_examples, num_classes), got {m.shape}."
+        )
     return float(m.sum(axis=1).mean())
 
 
@@ -519,7 +524,8 @@ def coverage_by_group(covered, groups) -> GroupCoverage:
     g = _to_numpy(fn, "groups", groups).reshape(-1)
     if c.shape != g.shape or c.size == 0:
         raise ValueError(
-            f"{fn}: `covered` and `groups` must be non-empty with one entry per example, got {c.shape} and {g.shape}."
+            f"{fn}: `covered` and `groups` must be non-empty with one entry per example, "
+            f"got {c.shape} and {g.shape}."
         )
     values, inverse, counts = np.unique(g, return_inverse=True, return_counts=True)
     cov = np.bincount(inverse, weights=c.astype(np.float64)) / counts
@@ -527,7 +533,7 @@ def coverage_by_group(covered, groups) -> GroupCoverage:
 
 
 def quantile_groups(values, num_groups: int = 10) -> np.ndarray:
-    """Group ids ``0 … num_groups − 1`` by equal-mass quantile bins of ``values`` (e.g. uncertainty deciles).
+    """Group ids ``0 … num_groups − 1``: equal-mass bins of ``values`` (e.g. uncertainty deciles).
 
     Example:
     >>> quantile_groups([0.1, 0.4, 0.2, 0.3], num_groups=2).tolist()
@@ -560,7 +566,8 @@ def _summarize(fn: str, pred) -> _RegressionSummary:
     draws = _float_array(fn, "predictive draws", pred)
     if draws.ndim < 2 or draws.shape[0] < 2:
         raise ValueError(
-            f"{fn}: expected a RegressionPredictive or MC draws (num_samples >= 2, N, ...), got shape {draws.shape}."
+            f"{fn}: expected a RegressionPredictive or MC draws (num_samples >= 2, N, ...), "
+            f"got shape {draws.shape}."
         )
     return _RegressionSummary(draws.mean(0), draws.std(0), lambda q: np.quantile(draws, q, axis=0))
 
@@ -600,7 +607,9 @@ class ConformalRegressor:
     ((100,), True)
     """
 
-    def __init__(self, model=None, score: str = "normalized", num_samples: int = 32, batch_size: int | None = None):
+    def __init__(
+        self, model=None, score: str = "normalized", num_samples: int = 32, batch_size: int | None = None
+    ):
         fn = "ConformalRegressor"
         if score not in REGRESSION_SCORES:
             raise ValueError(f"{fn}: `score` must be one of {list(REGRESSION_SCORES)}, got {score!r}.")
@@ -623,7 +632,10 @@ class ConformalRegressor:
         return self.fit_predictive(self._predictive("ConformalRegressor.fit", x), y)
 
     def fit_predictive(self, predictive, y) -> "ConformalRegressor":
-        """Calibrate from a predictive of the calibration inputs (RegressionPredictive or draws ``(T, N, ...)``)."""
+        """Calibrate from the predictive of the calibration inputs (RegressionPredictive or draws).
+
+        Returns ``self``.
+        """
         fn = "ConformalRegressor.fit"
         summary = _summarize(fn, predictive)
         y = _float_array(fn, "y", y)
@@ -802,7 +814,9 @@ class ConformalClassifier:
         q = self.quantile(alpha)
         p = validate_probs(fn, probs)
         if p.shape[1] != self.num_classes:
-            raise ValueError(f"{fn}: expected probabilities over {self.num_classes} classes, got shape {p.shape}.")
+            raise ValueError(
+                f"{fn}: expected probabilities over {self.num_classes} classes, got shape {p.shape}."
+            )
         keep_top = self.score != "lac" and self.randomized and not self.allow_empty
         return prediction_sets(self._class_scores(fn, p), q, probs=p if keep_top else None,
                                include_last=self.include_last)

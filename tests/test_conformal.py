@@ -97,7 +97,9 @@ def _ref_set(p, tau, u, lam, k_reg, randomized, allow_zero_sets):
     return set(order[0, :size].tolist())
 
 
-@pytest.mark.parametrize("score,lam,k_reg", [("aps", 0.0, 0), ("raps", 0.05, 1), ("raps", 0.2, 2), ("raps", 0.1, 0)])
+@pytest.mark.parametrize(
+    "score,lam,k_reg", [("aps", 0.0, 0), ("raps", 0.05, 1), ("raps", 0.2, 2), ("raps", 0.1, 0)]
+)
 @pytest.mark.parametrize("randomized", [True, False])
 @pytest.mark.parametrize("allow_empty", [True, False])
 def test_aps_raps_equal_published_algorithm(score, lam, k_reg, randomized, allow_empty):
@@ -107,13 +109,16 @@ def test_aps_raps_equal_published_algorithm(score, lam, k_reg, randomized, allow
     labels = rng.integers(0, k, size=n)
     u = np.random.default_rng(123).uniform(size=n)
     s = conformal.class_scores(probs, score, randomized, lam, k_reg, seed=123, allow_empty=allow_empty)
-    assert np.allclose(s, conformal.class_scores(probs, score, randomized, lam, k_reg, u=u, allow_empty=allow_empty))
+    explicit = conformal.class_scores(probs, score, randomized, lam, k_reg, u=u, allow_empty=allow_empty)
+    assert np.allclose(s, explicit)
     cal = conformal.label_scores(s, labels)
     ref_cal = [_ref_score(probs[i], labels[i], u[i], lam, k_reg, randomized, allow_empty) for i in range(n)]
     np.testing.assert_allclose(cal, ref_cal, rtol=0, atol=1e-12)
     for tau in (0.3, 0.62, 0.9, 0.97, 1.15):
         keep_top = randomized and not allow_empty
-        sets = conformal.prediction_sets(s, tau, probs=probs if keep_top else None, include_last=not randomized)
+        sets = conformal.prediction_sets(
+            s, tau, probs=probs if keep_top else None, include_last=not randomized
+        )
         for i in range(n):
             ref = _ref_set(probs[i], tau, u[i], lam, k_reg, randomized, allow_empty)
             assert set(np.flatnonzero(sets[i]).tolist()) == ref, (i, tau)
@@ -225,8 +230,9 @@ def test_classification_coverage_over_random_splits(score, randomized, include_l
 # --------------------------------------------------------------------------- wrappers on models
 def _regression_model():
     head = heads.GaussianHead(units=1)
-    return keras.Sequential([keras.Input((1,)), DenseFlipout(8, activation="tanh", seed=0), DenseFlipout(2, seed=1),
-                             head])
+    return keras.Sequential(
+        [keras.Input((1,)), DenseFlipout(8, activation="tanh", seed=0), DenseFlipout(2, seed=1), head]
+    )
 
 
 def test_conformal_regressor_on_a_model():
@@ -273,7 +279,8 @@ def test_conformal_classifier_on_a_model():
     labels = (x[:, 0] > 0).astype("int64") + (x[:, 1] > 0.5)
     model = keras.Sequential([keras.Input((4,)), DenseFlipout(3, seed=0), heads.CategoricalHead()])
     for score in conformal.CLASSIFICATION_SCORES:
-        cc = conformal.ConformalClassifier(model, score=score, seed=0, num_samples=8).fit(x[:400], labels[:400])
+        cc = conformal.ConformalClassifier(model, score=score, seed=0, num_samples=8)
+        cc.fit(x[:400], labels[:400])
         sets = cc.predict(x[400:], alpha=0.1)
         assert sets.shape == (800, 3) and sets.dtype == bool
         assert abs(conformal.set_covered(sets, labels[400:]).mean() - 0.9) < 0.05
@@ -320,7 +327,8 @@ def test_bad_alpha(alpha):
 def test_too_few_calibration_points():
     cr = conformal.ConformalRegressor(score="absolute").fit_predictive(np.zeros((4, 15)), np.ones(15))
     assert cr.quantile(0.1) == 1.0
-    with pytest.raises(ValueError, match=r"15 calibration points are too few for alpha=0.05; it needs at least 19"):
+    msg = r"15 calibration points are too few for alpha=0.05; it needs at least 19"
+    with pytest.raises(ValueError, match=msg):
         cr.predict_predictive(np.zeros((4, 3)), alpha=0.05)
     cc = conformal.ConformalClassifier(score="lac").fit_predictive(np.full((5, 2), 0.5), np.zeros(5, int))
     with pytest.raises(ValueError, match=r"5 calibration scores are too few for alpha=0.1"):
@@ -328,16 +336,20 @@ def test_too_few_calibration_points():
 
 
 def test_shape_and_label_errors():
-    with pytest.raises(ValueError, match=r"`y` and `mean` must have the same shape, got `y` \(3,\) and `mean` \(2,\)"):
+    msg = r"`y` and `mean` must have the same shape, got `y` \(3,\) and `mean` \(2,\)"
+    with pytest.raises(ValueError, match=msg):
         conformal.absolute_residual_score([1.0, 2.0, 3.0], [1.0, 2.0])
     with pytest.raises(ValueError, match=r"every `sd` must be > 0"):
         conformal.normalized_residual_score([1.0], [1.0], [0.0])
-    with pytest.raises(ValueError, match=r"ConformalRegressor.fit: `y` and `the predictive mean` must have the same"):
+    msg = r"ConformalRegressor.fit: `y` and `the predictive mean` must have the same"
+    with pytest.raises(ValueError, match=msg):
         conformal.ConformalRegressor().fit_predictive(np.zeros((4, 10, 2)), np.zeros(10))
-    cr = conformal.ConformalRegressor().fit_predictive(np.random.default_rng(0).normal(size=(4, 20)), np.zeros(20))
+    draws = np.random.default_rng(0).normal(size=(4, 20))
+    cr = conformal.ConformalRegressor().fit_predictive(draws, np.zeros(20))
     with pytest.raises(ValueError, match=r"per-example shape \(2,\), but calibration had \(\)"):
         cr.predict_predictive(np.ones((4, 3, 2)), 0.1)
-    with pytest.raises(ValueError, match=r"labels.*must be in \[0, 2\] for 3 classes, got values in \[0, 3\]"):
+    msg = r"labels.*must be in \[0, 2\] for 3 classes, got values in \[0, 3\]"
+    with pytest.raises(ValueError, match=msg):
         conformal.ConformalClassifier().fit_predictive(np.full((4, 3), 1 / 3), [0, 1, 2, 3])
     with pytest.raises(ValueError, match=r"got 3 labels for 4 predictions"):
         conformal.ConformalClassifier().fit_predictive(np.full((4, 3), 1 / 3), [0, 1, 2])
@@ -351,7 +363,8 @@ def test_shape_and_label_errors():
 
 
 def test_argument_errors():
-    with pytest.raises(ValueError, match=r"`score` must be one of \['normalized', 'absolute', 'cqr'\], got 'abs'"):
+    msg = r"`score` must be one of \['normalized', 'absolute', 'cqr'\], got 'abs'"
+    with pytest.raises(ValueError, match=msg):
         conformal.ConformalRegressor(score="abs")
     with pytest.raises(ValueError, match=r"`score` must be one of \['lac', 'aps', 'raps'\], got 'thr'"):
         conformal.ConformalClassifier(score="thr")
