@@ -24,6 +24,7 @@ from bayesflip import convert  # noqa: E402
 from bayesflip import heads  # noqa: E402
 from bayesflip import conformal  # noqa: E402
 from bayesflip.convert import to_bayesian  # noqa: E402
+from bayesflip.serving import export  # noqa: E402
 from bayesflip.inference import posterior_mean, set_posterior_mean, variational_layers  # noqa: E402
 from bayesflip.losses import (  # noqa: E402
     ELBOTerms,
@@ -46,6 +47,7 @@ __all__ = [
     "layers",
     "convert",
     "to_bayesian",
+    "export",
     "priors",
     "random",
     "posterior_mean",

@@ -16,8 +16,11 @@ value with TensorFlow's *stateless* (counter-based Philox) random ops. Hence:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random as _py_random
+import threading
+from typing import Iterator
 
 import keras
 import numpy as np
@@ -143,13 +146,42 @@ def read_and_advance(state) -> tf.Tensor:
     return _read_and_advance_op(_tf_variable(state))
 
 
+_OFFSETS = threading.local()
+
+
+@contextlib.contextmanager
+def counter_offset(offset) -> Iterator[None]:
+    """Inside this context, layers draw at ``[seed, counter + offset]`` and leave their state alone.
+
+    Used to trace serving graphs (:func:`bayesflip.export`): there the layers'
+    states are read-only, and each call's draws are addressed by an ``offset``
+    derived from the serving graph's own atomically advanced counter, so the
+    ``k``-th draw of an exported model equals the ``k``-th draw the model would
+    have made in Python. Thread-local: it only affects the tracing thread.
+
+    Args:
+        offset: int64 scalar (tensor or int) added to every layer's counter.
+    """
+    previous = getattr(_OFFSETS, "value", None)
+    _OFFSETS.value = tf.cast(offset, tf.int64)
+    try:
+        yield
+    finally:
+        _OFFSETS.value = previous
+
+
 def next_seed(state: keras.Variable) -> tf.Tensor:
     """Read ``state`` and advance its counter, atomically; returns the read value (int64, (2,)).
 
     The returned seed already has the replica id folded in when called inside a
     ``tf.distribute`` replica context (see :func:`fold_in_replica`). See
-    :func:`read_and_advance` for the atomicity.
+    :func:`read_and_advance` for the atomicity. Inside :func:`counter_offset`
+    the state is only read and the offset added to its counter.
     """
+    offset = getattr(_OFFSETS, "value", None)
+    if offset is not None:
+        current = tf.convert_to_tensor(_tf_variable(state).read_value())
+        return fold_in_replica(current + tf.stack([tf.constant(0, tf.int64), offset]))
     return fold_in_replica(read_and_advance(state))
 
 
