@@ -176,6 +176,25 @@ def _mode_key(model) -> tuple:
     return modes
 
 
+def _graph_key(model) -> tuple:
+    """Everything a trace reads as a Python value and bakes into the compiled sampler.
+
+    Per variational layer its ``estimator`` (switched by
+    :func:`bayesflip.diagnostics.use_estimator`) and posterior-mean mode, and for
+    every layer its dtype policy (the casts). A change in any of them must select
+    (or build) another compiled sampler, never reuse a stale one.
+    """
+    from bayesflip.inference import variational_layers
+
+    variational = tuple(
+        (layer.name, getattr(layer, "estimator", None), bool(layer.use_posterior_mean))
+        for layer in variational_layers(model)
+    )
+    layers = model._flatten_layers(include_self=True) if hasattr(model, "_flatten_layers") else [model]
+    policies = tuple(getattr(getattr(layer, "dtype_policy", None), "name", None) for layer in layers)
+    return variational, policies
+
+
 def _build_sampler(model, num_samples, return_samples, link, training, jit_compile, signature):
     # A weak reference: the cache is keyed weakly by the model, so its values must not keep it alive.
     model_ref = weakref.ref(model)
@@ -243,7 +262,9 @@ def mc_predict(
     of the posterior predictive. The passes run in one compiled
     ``tf.while_loop`` per batch of inputs (traced once per model and settings).
     Layers in posterior-mean mode (:func:`bayesflip.posterior_mean`) do not
-    sample; the compiled function is rebuilt when the mode changes.
+    sample. The compiled function is keyed on what its trace bakes in (each
+    layer's estimator and posterior-mean mode, the dtype policies): switching
+    any of them selects or builds another one.
 
     Args:
         model: a Keras model or layer (built, or buildable by calling it on ``x``).
@@ -327,7 +348,7 @@ def mc_predict(
         link,
         bool(training),
         bool(jit_compile),
-        modes,
+        _graph_key(model),
         signature,
     )
     cache = _SAMPLERS.setdefault(model, {})

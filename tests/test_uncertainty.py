@@ -126,6 +126,38 @@ def test_mc_predict_from_logits_and_posterior_mean_mode():
     assert np.std(draws, axis=0).min() > 0
 
 
+def _rows_share_weights(draws):
+    """With identical inputs, a ``shared`` draw gives every row the same output; flipout does not."""
+    return bool(np.all(np.std(draws, axis=1) < 1e-5))
+
+
+@pytest.mark.parametrize("first", ["flipout", "shared"])
+def test_mc_predict_recompiles_when_the_estimator_changes(first):
+    """Regression: the compiled sampler was keyed on the posterior-mean mode only, so after a call
+    under ``use_estimator(model, "shared")`` a flipout call reused the shared trace (and vice versa)."""
+    from bayesflip.diagnostics import use_estimator
+
+    model, _ = linear_model(1, 3, init_scale=0.5)
+    x = np.ones((8, 1), "float32")
+    second = "shared" if first == "flipout" else "flipout"
+    for estimator in (first, second, first, second):
+        with use_estimator(model, estimator):
+            draws = unc.mc_predict(model, x, num_samples=4, return_samples=True)
+            direct = np.stack([keras.ops.convert_to_numpy(model(x)) for _ in range(4)])
+        assert _rows_share_weights(draws) == (estimator == "shared"), estimator
+        assert _rows_share_weights(direct) == (estimator == "shared"), estimator
+
+
+def test_mc_predict_recompiles_when_the_dtype_policy_changes():
+    model, layer = linear_model(3, 2)
+    x = np.ones((4, 3), "float32")
+    unc.mc_predict(model, x, num_samples=2)
+    keys = set(unc._SAMPLERS[model])
+    layer.dtype_policy = keras.DTypePolicy("mixed_float16")
+    unc.mc_predict(model, x, num_samples=2)
+    assert len(set(unc._SAMPLERS[model]) - keys) == 1
+
+
 def test_mc_predict_multi_output_regression_model():
     inputs = keras.Input((2,))
     h = DenseFlipout(8, activation="tanh", seed=3, init_scale=0.2)(inputs)
