@@ -22,7 +22,7 @@ from bayesflip import layers as bl
 from bayesflip import priors as priors_lib
 from bayesflip import random as rnd
 
-__all__ = ["to_bayesian", "CONVERSIONS"]
+__all__ = ["to_bayesian", "from_tfp", "CONVERSIONS"]
 
 
 def _conv_args(layer, transpose: bool) -> dict:
@@ -256,3 +256,7 @@ def _copy_weights(old, new, moped_delta, min_scale) -> None:
                 attr.prior.loc_variable.assign(value)
         else:
             attr.assign(value)
+
+
+# Migration from tfp.layers (tf_keras) lives in its own module; exported here as bayesflip.convert.from_tfp.
+from bayesflip.convert_tfp import from_tfp  # noqa: E402
