@@ -34,7 +34,7 @@ from bayesflip.losses import (  # noqa: E402
     set_kl_weight,
 )
 
-__version__ = "0.1.0"
+from bayesflip._version import __version__  # noqa: E402  (also the package metadata's version)
 
 __all__ = [
     "calibration",
