@@ -50,8 +50,14 @@ _MAP = {
     "Conv2DReparameterization": (bl.Conv2DFlipout, "shared", 2),
     "Conv3DReparameterization": (bl.Conv3DFlipout, "shared", 3),
 }
-_ALIASES = {f"Convolution{r}D{k}": f"Conv{r}D{k}" for r in (1, 2, 3) for k in ("Flipout", "Reparameterization")}
-_DENSE_CLASSES = {"flipout": bl.DenseFlipout, "shared": bl.DenseReparameterization, "local": bl.DenseLocalReparameterization}
+_ALIASES = {
+    f"Convolution{r}D{k}": f"Conv{r}D{k}" for r in (1, 2, 3) for k in ("Flipout", "Reparameterization")
+}
+_DENSE_CLASSES = {
+    "flipout": bl.DenseFlipout,
+    "shared": bl.DenseReparameterization,
+    "local": bl.DenseLocalReparameterization,
+}
 
 
 def _is_tfp_layer(layer) -> bool:
@@ -72,9 +78,9 @@ def _weight(layer, suffix):
 
 
 def _is_default(fn, qualname_prefix: str) -> bool:
-    return getattr(fn, "__qualname__", "").startswith(qualname_prefix) and getattr(fn, "__module__", "").startswith(
-        "tensorflow_probability"
-    )
+    return getattr(fn, "__qualname__", "").startswith(qualname_prefix) and getattr(
+        fn, "__module__", ""
+    ).startswith("tensorflow_probability")
 
 
 def _normal_prior(owner: str, arg: str, dist) -> priors.Normal:
@@ -143,9 +149,13 @@ def _convert_layer(layer, kl_weight):
             )
         bias_prior = _normal_prior(owner, "bias_prior_fn", layer.bias_prior)
         if bias_prior.get_config() != prior.get_config():
-            raise ValueError(f"from_tfp: {owner}: `bias_prior_fn` differs from `kernel_prior_fn`; bayesflip has one prior per layer.")
+            raise ValueError(
+                f"from_tfp: {owner}: `bias_prior_fn` differs from `kernel_prior_fn`; bayesflip has one prior per layer."
+            )
     elif use_bias and layer.bias_prior_fn is not None:
-        raise ValueError(f"from_tfp: {owner}: `bias_prior_fn` on a deterministic bias has no bayesflip counterpart.")
+        raise ValueError(
+            f"from_tfp: {owner}: `bias_prior_fn` on a deterministic bias has no bayesflip counterpart."
+        )
     seed = getattr(layer, "seed", None)  # only the flipout layers take a seed
     seed = seed if isinstance(seed, int) and seed >= 0 else None
     common = dict(
@@ -251,7 +261,9 @@ def from_tfp(model, *, kl_weight: float | None = None) -> keras.Model:
             f"with tfp.layers. For a deterministic Keras 3 model use bayesflip.convert.to_bayesian."
         )
     if not isinstance(model, tf_keras.Model):
-        raise TypeError(f"{fn}: `model` must be a tf_keras model with tfp.layers, got {type(model).__name__}.")
+        raise TypeError(
+            f"{fn}: `model` must be a tf_keras model with tfp.layers, got {type(model).__name__}."
+        )
     tfp_layers = [layer for layer in model.layers if _is_tfp_layer(layer)]
     if not tfp_layers:
         raise ValueError(
@@ -272,7 +284,9 @@ def from_tfp(model, *, kl_weight: float | None = None) -> keras.Model:
             new, copy = convert(layer)
             new_layers.append(new)
             copies.append((new, copy))
-        out = keras.Sequential([keras.Input(shape[1:], dtype=model.inputs[0].dtype.name), *new_layers], name=model.name)
+        out = keras.Sequential(
+            [keras.Input(shape[1:], dtype=model.inputs[0].dtype.name), *new_layers], name=model.name
+        )
     else:
         config = model.get_config()
         by_name = {layer.name: layer for layer in model.layers}
@@ -290,10 +304,14 @@ def from_tfp(model, *, kl_weight: float | None = None) -> keras.Model:
                 refs = _node_refs(args)
                 inputs = [tensors[(name, ni)][ti] for name, ni, ti in refs]
                 result = new(inputs[0] if len(inputs) == 1 else inputs)
-                tensors[(layer.name, node_index)] = list(result) if isinstance(result, (list, tuple)) else [result]
+                tensors[(layer.name, node_index)] = (
+                    list(result) if isinstance(result, (list, tuple)) else [result]
+                )
         ins = [tensors[(n, ni)][ti] for n, ni, ti in config["input_layers"]]
         outs = [tensors[(n, ni)][ti] for n, ni, ti in config["output_layers"]]
-        out = keras.Model(ins[0] if len(ins) == 1 else ins, outs[0] if len(outs) == 1 else outs, name=model.name)
+        out = keras.Model(
+            ins[0] if len(ins) == 1 else ins, outs[0] if len(outs) == 1 else outs, name=model.name
+        )
     for new, copy in copies:
         copy(new)
     return out

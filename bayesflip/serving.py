@@ -202,10 +202,14 @@ def export(
             f"for a deterministic model (or bayesflip.convert.to_bayesian first)."
         )
     if not all(layer.built for layer in layers):
-        raise ValueError(f"{fn}: model '{model.name}' is not built; call it on a batch (or start it with keras.Input).")
+        raise ValueError(
+            f"{fn}: model '{model.name}' is not built; call it on a batch (or start it with keras.Input)."
+        )
     path = os.fspath(path)
     if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)) and not overwrite:
-        raise ValueError(f"{fn}: `path` {path!r} exists and is not an empty folder; pass overwrite=True to replace it.")
+        raise ValueError(
+            f"{fn}: `path` {path!r} exists and is not an empty folder; pass overwrite=True to replace it."
+        )
     spec = _input_spec(fn, model)
     kind, link, extra = _plan(model, bool(from_logits))
     links = {"softmax": lambda t: tf.nn.softmax(t, axis=-1), "sigmoid": tf.sigmoid, None: lambda t: t}
@@ -266,9 +270,13 @@ def export(
     tmp = None
     try:
         predict_fn = tf.function(predict, input_signature=[spec], autograph=False).get_concrete_function()
-        uncertainty_fn = tf.function(uncertainty, input_signature=[spec], autograph=False).get_concrete_function()
+        uncertainty_fn = tf.function(
+            uncertainty, input_signature=[spec], autograph=False
+        ).get_concrete_function()
         with posterior_mean(model):
-            mean_fn = tf.function(mean_prediction, input_signature=[spec], autograph=False).get_concrete_function()
+            mean_fn = tf.function(
+                mean_prediction, input_signature=[spec], autograph=False
+            ).get_concrete_function()
         module.predict, module.uncertainty, module.posterior_mean = predict_fn, uncertainty_fn, mean_fn
         parent = os.path.dirname(os.path.abspath(path))
         os.makedirs(parent, exist_ok=True)

@@ -53,7 +53,10 @@ def _data(shape, n, seed=0):
 def test_posterior_mean_equals_tfp_with_mean_substituted(build, shape, tmp_path):
     x, y = _data(shape, 128)
     trained = build()
-    trained.compile(tf_keras.optimizers.Adam(1e-2), tf_keras.losses.SparseCategoricalCrossentropy(from_logits=build is _cnn))
+    trained.compile(
+        tf_keras.optimizers.Adam(1e-2),
+        tf_keras.losses.SparseCategoricalCrossentropy(from_logits=build is _cnn),
+    )
     trained.fit(x, y, epochs=2, batch_size=32, verbose=0)
     reference = build(_mean_fn)  # same TFP layers, kernel = posterior mean
     reference.set_weights(trained.get_weights())
@@ -69,7 +72,9 @@ def test_posterior_mean_equals_tfp_with_mean_substituted(build, shape, tmp_path)
     tfp_layer = next(l for l in trained.layers if "Flipout" in type(l).__name__)
     ours = next(l for l in model.layers if l.name == tfp_layer.name)
     np.testing.assert_allclose(
-        ours.kernel_posterior.scale().numpy(), tfp_layer.kernel_posterior.distribution.stddev().numpy(), rtol=1e-6
+        ours.kernel_posterior.scale().numpy(),
+        tfp_layer.kernel_posterior.distribution.stddev().numpy(),
+        rtol=1e-6,
     )
     # converted model trains, saves and reloads
     bayesflip.set_kl_weight(model, num_examples=len(x))
@@ -84,14 +89,18 @@ def test_posterior_mean_equals_tfp_with_mean_substituted(build, shape, tmp_path)
 
 def test_normal_prior_seed_and_kl_weight_mapping():
     prior_fn = lambda dtype, shape, name, trainable, add_variable_fn: tfd.Independent(  # noqa: E731
-        tfd.Normal(loc=tf.zeros(shape, dtype), scale=0.5 * tf.ones(shape, dtype)), reinterpreted_batch_ndims=len(shape)
+        tfd.Normal(loc=tf.zeros(shape, dtype), scale=0.5 * tf.ones(shape, dtype)),
+        reinterpreted_batch_ndims=len(shape),
     )
     n = 100
     tfp_model = tf_keras.Sequential(
         [
             tf_keras.Input((4,)),
             tfp.layers.DenseFlipout(
-                3, seed=7, kernel_prior_fn=prior_fn, kernel_divergence_fn=lambda q, p, _: tfd.kl_divergence(q, p) / n
+                3,
+                seed=7,
+                kernel_prior_fn=prior_fn,
+                kernel_divergence_fn=lambda q, p, _: tfd.kl_divergence(q, p) / n,
             ),
         ]
     )
@@ -112,7 +121,12 @@ def test_bad_inputs_name_the_problem():
     laplace = lambda dtype, shape, name, trainable, add_variable_fn: tfd.Independent(  # noqa: E731
         tfd.Laplace(tf.zeros(shape, dtype), tf.ones(shape, dtype)), reinterpreted_batch_ndims=len(shape)
     )
-    bad_prior = tf_keras.Sequential([tf_keras.Input((4,)), tfp.layers.DenseFlipout(2, kernel_prior_fn=laplace, kernel_divergence_fn=None, name="lap")])
+    bad_prior = tf_keras.Sequential(
+        [
+            tf_keras.Input((4,)),
+            tfp.layers.DenseFlipout(2, kernel_prior_fn=laplace, kernel_divergence_fn=None, name="lap"),
+        ]
+    )
     with pytest.raises(ValueError, match=r"DenseFlipout 'lap': `kernel_prior_fn` builds a Laplace prior"):
         from_tfp(bad_prior)
     posterior = tfp.layers.default_mean_field_normal_fn()
@@ -126,20 +140,38 @@ def test_bad_inputs_name_the_problem():
     with pytest.raises(ValueError, match=r"DenseFlipout 'cp': a custom `kernel_posterior_fn`"):
         from_tfp(bad_post)
     unsupported = tf_keras.Sequential(
-        [tf_keras.Input((3, 4)), tfp.layers.Convolution1DFlipout(2, 2), tf_keras.layers.Flatten(),
-         tfp.layers.DenseVariational(2, make_posterior_fn=_mf_posterior, make_prior_fn=_mf_prior, name="dv")]
+        [
+            tf_keras.Input((3, 4)),
+            tfp.layers.Convolution1DFlipout(2, 2),
+            tf_keras.layers.Flatten(),
+            tfp.layers.DenseVariational(
+                2, make_posterior_fn=_mf_posterior, make_prior_fn=_mf_prior, name="dv"
+            ),
+        ]
     )
-    with pytest.raises(ValueError, match=r"DenseVariational 'dv' is a TFP layer without a bayesflip counterpart"):
+    with pytest.raises(
+        ValueError, match=r"DenseVariational 'dv' is a TFP layer without a bayesflip counterpart"
+    ):
         from_tfp(unsupported)
 
 
 def _mf_posterior(kernel_size, bias_size=0, dtype=None):
     n = kernel_size + bias_size
-    return tf_keras.Sequential([tfp.layers.VariableLayer(2 * n, dtype=dtype), tfp.layers.DistributionLambda(
-        lambda t: tfd.Independent(tfd.Normal(t[..., :n], 1e-3 + tf.nn.softplus(t[..., n:])), 1))])
+    return tf_keras.Sequential(
+        [
+            tfp.layers.VariableLayer(2 * n, dtype=dtype),
+            tfp.layers.DistributionLambda(
+                lambda t: tfd.Independent(tfd.Normal(t[..., :n], 1e-3 + tf.nn.softplus(t[..., n:])), 1)
+            ),
+        ]
+    )
 
 
 def _mf_prior(kernel_size, bias_size=0, dtype=None):
     n = kernel_size + bias_size
-    return tf_keras.Sequential([tfp.layers.VariableLayer(n, dtype=dtype), tfp.layers.DistributionLambda(
-        lambda t: tfd.Independent(tfd.Normal(t, 1.0), 1))])
+    return tf_keras.Sequential(
+        [
+            tfp.layers.VariableLayer(n, dtype=dtype),
+            tfp.layers.DistributionLambda(lambda t: tfd.Independent(tfd.Normal(t, 1.0), 1)),
+        ]
+    )

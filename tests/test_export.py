@@ -19,8 +19,7 @@ from bayesflip.layers import DenseFlipout
 T = 8
 
 # Runs in a fresh interpreter in which bayesflip, Keras, tf_keras and TFP cannot be imported.
-_SERVE = textwrap.dedent(
-    """
+_SERVE = textwrap.dedent("""
     import json, sys
     BLOCKED = ("bayesflip", "keras", "tf_keras", "tensorflow_probability")
     for name in BLOCKED:
@@ -42,8 +41,7 @@ _SERVE = textwrap.dedent(
         out[sig] = {k: v.numpy().tolist() for k, v in served.signatures[sig](x=x).items()}
     out["blocked"] = [m for m in sys.modules if m.split(".")[0] in BLOCKED and sys.modules[m] is not None]
     json.dump(out, open(out_file, "w"))
-    """
-)
+    """)
 
 
 def _classifier():
@@ -85,7 +83,9 @@ def test_served_without_bayesflip_equals_mc_predict_and_posterior_mean(tmp_path)
     ref2 = uncertainty.mc_predict(model, x, num_samples=T, return_samples=True)
     u = served["uncertainty"]
     np.testing.assert_allclose(u["probabilities"], ref2.mean(axis=0), atol=1e-6)
-    np.testing.assert_allclose(u["predictive_entropy"], uncertainty.predictive_entropy(ref2.mean(axis=0)), atol=1e-5)
+    np.testing.assert_allclose(
+        u["predictive_entropy"], uncertainty.predictive_entropy(ref2.mean(axis=0)), atol=1e-5
+    )
     np.testing.assert_allclose(u["expected_entropy"], uncertainty.expected_entropy(ref2), atol=1e-5)
     np.testing.assert_allclose(u["mutual_information"], uncertainty.mutual_information(ref2), atol=1e-5)
     with bayesflip.posterior_mean(model):

@@ -41,14 +41,22 @@ def _source_modules():
 def test_build_check_install_import(tmp_path):
     dist = tmp_path / "dist"
     # The isolated build environment needs setuptools>=77 from the package index.
-    subprocess.run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(dist), ROOT],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(dist), ROOT],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     wheels = sorted(dist.glob("*.whl"))
     sdists = sorted(dist.glob("*.tar.gz"))
     assert len(wheels) == 1 and len(sdists) == 1
     assert wheels[0].name.startswith(f"bayesflip-{bayesflip.__version__}-")
-    subprocess.run([sys.executable, "-m", "twine", "check", "--strict", *map(str, wheels + sdists)],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", *map(str, wheels + sdists)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     with zipfile.ZipFile(wheels[0]) as z:
         assert "bayesflip/py.typed" in z.namelist()
 
@@ -58,16 +66,31 @@ def test_build_check_install_import(tmp_path):
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False)
     python = env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          check=True, capture_output=True, text=True).stdout.strip()
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     with open(os.path.join(site, "deps.pth"), "w") as f:
         f.write(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", site, str(wheels[0])],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", site, str(wheels[0])],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2", MPLBACKEND="Agg")
-    out = subprocess.run([str(python), "-c", _CHECK], check=True, capture_output=True, text=True,
-                         cwd=str(tmp_path), env=env, timeout=300)
+    out = subprocess.run(
+        [str(python), "-c", _CHECK],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=str(tmp_path),
+        env=env,
+        timeout=300,
+    )
     import json
 
     info = json.loads(out.stdout.strip().splitlines()[-1])
