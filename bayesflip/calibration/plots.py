@@ -39,10 +39,13 @@ def reliability_diagram(
 ) -> Figure:
     """Reliability diagram with a confidence histogram below it.
 
-    Top: accuracy per confidence bin (bars), the gap to the bin's mean
-    confidence (hatched), and the diagonal of perfect calibration; the legend
-    gives the ECE. Bottom: number of examples per bin, with the overall
-    accuracy and mean confidence marked.
+    Top: accuracy per confidence bin (solid bars), each bin's mean confidence
+    (a black tick across the bin), the gap between them as an unfilled hatched
+    box (red above the bar where the model is overconfident, orange inside the
+    bar where it is underconfident, so the bar's top is always the accuracy),
+    and the diagonal of perfect calibration; the legend gives the ECE.
+    Bottom: number of examples per bin, with the overall accuracy and mean
+    confidence marked.
 
     Args:
         labels: integer class labels ``(N,)``.
@@ -71,18 +74,39 @@ def reliability_diagram(
     filled = bins.counts > 0
     acc = np.where(filled, bins.accuracy, 0.0)
     conf = np.where(filled, bins.confidence, 0.0)
-    top.bar(left, acc, width=widths, align="edge", color="tab:blue", edgecolor="black", label="accuracy")
     top.bar(
-        left[filled],
-        (conf - acc)[filled],
-        bottom=acc[filled],
-        width=widths[filled],
+        left,
+        acc,
+        width=widths,
         align="edge",
-        color="tab:red",
-        alpha=0.3,
-        hatch="//",
-        edgecolor="tab:red",
-        label="gap to confidence",
+        color="tab:blue",
+        alpha=0.7,
+        edgecolor="navy",
+        label="accuracy (bar)",
+    )
+    # The gap between accuracy and mean confidence: unfilled and hatched, so it never changes the
+    # colour of the accuracy bar it overlaps (underconfidence) and is never read as accuracy
+    # (overconfidence: above the bar). Each direction has its own colour and legend entry.
+    for sign, color, hatch, label in [
+        (1, "tab:red", "//", "gap: overconfident"),
+        (-1, "tab:orange", "\\\\", "gap: underconfident"),
+    ]:
+        sel = filled & (sign * (conf - acc) > 0)
+        top.bar(
+            left[sel],
+            (conf - acc)[sel],
+            bottom=acc[sel],
+            width=widths[sel],
+            align="edge",
+            fill=False,
+            hatch=hatch,
+            edgecolor=color,
+            lw=1.0,
+            label=label if sel.any() else "_nolegend_",
+        )
+    # The bin's mean confidence, as a thick black tick across the bin.
+    top.hlines(
+        conf[filled], left[filled], (left + widths)[filled], colors="black", lw=2.5, label="mean confidence"
     )
     top.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
     top.set_xlim(0, 1)
@@ -101,7 +125,7 @@ def reliability_diagram(
     )
     bottom.axvline(
         np.sum(np.where(filled, bins.confidence * bins.counts, 0)) / total,
-        color="tab:red",
+        color="black",
         ls="--",
         label="mean confidence",
     )

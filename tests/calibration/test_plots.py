@@ -36,6 +36,40 @@ def test_reliability_diagram_draws_the_bins(tmp_path, rng, binning):
     assert f"{ece:.4f}" in top.get_legend().get_title().get_text()
 
 
+@pytest.mark.parametrize("shift", [0.15, -0.2])
+def test_reliability_diagram_gap_never_hides_the_accuracy(rng, shift):
+    """Under- (shift > 0) or overconfident (shift < 0): the accuracy bars keep their height and colour
+    (the gap boxes are unfilled, so nothing is blended over a bar), each bin's mean confidence is drawn
+    as its own mark, and the gap box spans exactly confidence <-> accuracy, labelled by direction."""
+    import matplotlib.colors as mcolors
+
+    conf = rng.uniform(0.4, 1.0, 2000)
+    correct = rng.uniform(size=conf.size) < np.clip(conf + shift, 0, 1)
+    labels = np.where(correct, 0, 1)
+    probs = np.stack([conf, 1 - conf], axis=1)
+    fig = cal.reliability_diagram(labels, probs, num_bins=10)
+    bins = cal.calibration_bins(labels, probs, num_bins=10)
+    filled = bins.counts > 0
+    top = fig.axes[0]
+    acc_bars, over, under = top.containers[:3]
+    np.testing.assert_allclose([r.get_height() for r in acc_bars], np.nan_to_num(bins.accuracy), atol=1e-12)
+    acc, conf_bin = np.nan_to_num(bins.accuracy), np.nan_to_num(bins.confidence)
+    for container, sel in [(over, filled & (conf_bin > acc)), (under, filled & (conf_bin < acc))]:
+        assert len(container) == sel.sum()
+        for r in container:
+            assert not r.get_fill() and mcolors.to_rgba(r.get_facecolor())[3] == 0
+        lo = np.array([min(r.get_y(), r.get_y() + r.get_height()) for r in container])
+        hi = np.array([max(r.get_y(), r.get_y() + r.get_height()) for r in container])
+        np.testing.assert_allclose(lo, np.minimum(acc, conf_bin)[sel], atol=1e-12)
+        np.testing.assert_allclose(hi, np.maximum(acc, conf_bin)[sel], atol=1e-12)
+    assert len(under if shift > 0 else over) >= 4  # the sample's direction dominates
+    ticks = top.collections[0].get_segments()
+    np.testing.assert_allclose([seg[0][1] for seg in ticks], conf_bin[filled], atol=1e-12)
+    legend = [t.get_text() for t in top.get_legend().get_texts()]
+    assert ("gap: underconfident" in legend) == (len(under) > 0)
+    assert ("gap: overconfident" in legend) == (len(over) > 0)
+
+
 def test_uncertainty_histogram(tmp_path, rng):
     a, b = rng.normal(size=400), rng.normal(loc=2.0, size=150)
     path = tmp_path / "ood.png"
