@@ -83,11 +83,11 @@ CONFIGS: dict[str, tuple[dict, dict, str]] = {
     "temperature_0.3": ({}, {"temperature": 0.3}, "tempered posterior T = 0.3"),
     "temperature_0.1": ({}, {"temperature": 0.1}, "tempered posterior T = 0.1"),
     "temperature_0.03": ({}, {"temperature": 0.03}, "tempered posterior T = 0.03"),
+    "temperature_0.3_warmup": ({}, {"temperature": 0.3, "kl_warmup_epochs": 10}, "T = 0.3 and KL warm-up 10"),
     "temperature_0.1_warmup": ({}, {"temperature": 0.1, "kl_warmup_epochs": 10}, "T = 0.1 and KL warm-up 10"),
+    "temperature_0.03_warmup": ({}, {"temperature": 0.03, "kl_warmup_epochs": 10}, "T = 0.03 and KL warm-up 10"),
     "temperature_0.1_prior_fan_in": ({"prior": FanInNormal(1.0)}, {"temperature": 0.1},
                                      "T = 0.1 and prior N(0, 1/fan_in)"),
-    "temperature_0.1_prior_he": ({"prior": FanInNormal(math.sqrt(2.0))}, {"temperature": 0.1},
-                                 "T = 0.1 and prior N(0, 2/fan_in)"),
     "temperature_0.1_learnable": ({"prior": priors.LearnableNormal(scale=1.0)}, {"temperature": 0.1},
                                   "T = 0.1 and LearnableNormal prior"),
 }
