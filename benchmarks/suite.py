@@ -495,7 +495,7 @@ def plot_shift(cls: dict, output: str) -> list[str]:
     paths = []
     sev = cls["severities"]
     for metric in CLS_METRICS:
-        fig, axes = plt.subplots(1, len(SHIFTS), figsize=(4 * len(SHIFTS), 3.4), sharey=True)
+        fig, axes = plt.subplots(1, len(SHIFTS), figsize=(4 * len(SHIFTS), 3.4))
         for ax, kind in zip(axes, SHIFTS):
             for m, vals in cls["shift"][kind].items():
                 if m not in cls.get("diverged", ()):
