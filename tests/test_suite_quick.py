@@ -83,8 +83,9 @@ def test_mixture_log_likelihood_matches_scipy(suite):
 def test_regression_scores_are_in_original_units(suite):
     y_stats = suite.Standardizer(mean=np.array([10.0]), std=np.array([4.0]))
     # Standardised draws (T=2, N=3, units=1, [loc, scale]).
-    params = np.array([[[[0.0, 1.0]], [[0.5, 0.5]], [[-1.0, 2.0]]],
-                       [[[0.2, 0.8]], [[0.1, 1.5]], [[-0.5, 1.0]]]])
+    params = np.array(
+        [[[[0.0, 1.0]], [[0.5, 0.5]], [[-1.0, 2.0]]], [[[0.2, 0.8]], [[0.1, 1.5]], [[-0.5, 1.0]]]]
+    )
     y = np.array([11.0, 9.0, 3.0])
     locs, scales = params[..., 0, 0] * 4.0 + 10.0, params[..., 0, 1] * 4.0
     ll = np.mean(np.log(np.mean(stats.norm.pdf(y, loc=locs, scale=scales), axis=0)))
@@ -134,11 +135,14 @@ def test_shifts_keep_the_pixel_range_and_grow_with_severity(suite):
 
 def test_mc_dropout_draws_differ_and_map_is_one_pass(suite):
     cfg = suite.make_config(quick=True)
-    learner = suite.Learner(lambda seed=0: suite.build_regressor("mc_dropout", 5, 100, cfg, seed),
-                            suite.gaussian_head()[1], 1e-2)
+    learner = suite.Learner(
+        lambda seed=0: suite.build_regressor("mc_dropout", 5, 100, cfg, seed), suite.gaussian_head()[1], 1e-2
+    )
     x = np.random.default_rng(0).normal(size=(8, 5)).astype("float32")
     draws = suite.sample_outputs([learner], "mc_dropout", x, num_samples=6)
     assert draws.shape == (6, 8, 1, 2)
     assert np.std(draws[..., 0], axis=0).max() > 0
-    det = suite.Learner(lambda seed=0: suite.build_regressor("map", 5, 100, cfg, seed), suite.gaussian_head()[1], 1e-2)
+    det = suite.Learner(
+        lambda seed=0: suite.build_regressor("map", 5, 100, cfg, seed), suite.gaussian_head()[1], 1e-2
+    )
     assert suite.sample_outputs([det], "map", x, num_samples=6).shape == (1, 8, 1, 2)
