@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 from scipy import special
 
-from bayesflip._checks import check_positive_int
+from bayesflip._checks import PROBS_ATOL, check_positive_int, warn_probabilities_as_logits
 
 __all__ = [
     "mc_predict",
@@ -71,6 +71,8 @@ def _as_float_tensor(fn: str, arg: str, value, min_rank: int) -> tuple[tf.Tensor
 def _probs_and_logp(fn: str, arg: str, value, from_logits: bool, min_rank: int):
     t, is_tensor = _as_float_tensor(fn, arg + (" (logits)" if from_logits else ""), value, min_rank)
     if from_logits:
+        if tf.executing_eagerly() and bool(_on_simplex(t)):
+            warn_probabilities_as_logits(fn, f"the `{arg}` passed as logits", stacklevel=4)
         logp = tf.nn.log_softmax(t, axis=-1)
         return tf.exp(logp), logp, is_tensor
     if tf.executing_eagerly():
@@ -195,22 +197,37 @@ def _graph_key(model) -> tuple:
     return variational, policies
 
 
+def _on_simplex(t: tf.Tensor) -> tf.Tensor:
+    """Scalar bool: every row of ``t`` (last axis, >= 2 entries) lies on the probability simplex."""
+    if t.shape.rank is None or t.shape.rank < 1 or t.shape[-1] is None or t.shape[-1] < 2:
+        return tf.constant(False)
+    inside = tf.logical_and(tf.reduce_all(t >= -PROBS_ATOL), tf.reduce_all(t <= 1.0 + PROBS_ATOL))
+    sums = tf.reduce_all(tf.abs(tf.reduce_sum(t, axis=-1) - 1.0) <= PROBS_ATOL)
+    return tf.logical_and(inside, sums)
+
+
 def _build_sampler(model, num_samples, return_samples, link, training, jit_compile, signature):
     # A weak reference: the cache is keyed weakly by the model, so its values must not keep it alive.
     model_ref = weakref.ref(model)
 
-    def one_pass(x):
+    def forward(x):
         y = model_ref()(x, training=training)
-        y = tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), y)
-        if link is not None:
-            y = tf.nest.map_structure(_LINKS[link], y)
-        return y
+        return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), y)
+
+    def apply_link(y):
+        return y if link is None else tf.nest.map_structure(_LINKS[link], y)
+
+    def one_pass(x):
+        return apply_link(forward(x))
 
     def run(x):
         # Each iteration is one full forward pass: every variational layer reads
         # and advances its RNG state, i.e. draws a fresh ΔW. parallel_iterations=1
         # keeps the state reads/updates of successive passes ordered.
-        first = one_pass(x)
+        raw = forward(x)
+        # from_logits=True on outputs that are already probabilities: checked on the first draw.
+        probs_as_logits = _on_simplex(raw) if link == "softmax" and tf.is_tensor(raw) else tf.constant(False)
+        first = apply_link(raw)
         if return_samples:
             acc = tf.nest.map_structure(
                 lambda t: tf.TensorArray(tf.float32, size=num_samples, element_shape=t.shape).write(0, t),
@@ -232,8 +249,8 @@ def _build_sampler(model, num_samples, return_samples, link, training, jit_compi
             lambda i, _: i < num_samples, body, (tf.constant(1), acc), parallel_iterations=1
         )
         if return_samples:
-            return tf.nest.map_structure(lambda ta: ta.stack(), acc)
-        return tf.nest.map_structure(lambda t: t / num_samples, acc)
+            return tf.nest.map_structure(lambda ta: ta.stack(), acc), probs_as_logits
+        return tf.nest.map_structure(lambda t: t / num_samples, acc), probs_as_logits
 
     kwargs = {"jit_compile": jit_compile}
     if signature is not None:
@@ -277,6 +294,9 @@ def mc_predict(
         return_samples: return all draws (sample axis first) instead of their mean.
         from_logits: apply a softmax to each draw (for models that output
             logits), so the mean is the MC-averaged predictive probability.
+            Warns, like Keras' losses, when the first draw's outputs already
+            lie on the probability simplex (a model ending in a softmax): a
+            second softmax would silently flatten them.
         training: the ``training`` flag passed to the model (``True`` for
             MC-dropout models).
         jit_compile: compile the sampling loop with XLA.
@@ -358,10 +378,14 @@ def mc_predict(
         )
     sampler = cache[key]
 
-    outputs = []
+    outputs, probs_as_logits = [], False
     for start in range(0, n, batch_size):
         chunk = tf.nest.map_structure(lambda t: t[start : start + batch_size], x)
-        outputs.append(tf.nest.map_structure(lambda t: t.numpy(), sampler(chunk)))
+        draws, flag = sampler(chunk)
+        probs_as_logits = probs_as_logits or bool(flag)
+        outputs.append(tf.nest.map_structure(lambda t: t.numpy(), draws))
+    if probs_as_logits:
+        warn_probabilities_as_logits(fn, f"the outputs of '{model.name}'")
     if hasattr(model, "_clear_losses"):
         # The compiled passes append their (graph) KL tensors to ``model.losses``.
         model._clear_losses()

@@ -158,6 +158,48 @@ def test_mc_predict_recompiles_when_the_dtype_policy_changes():
     assert len(set(unc._SAMPLERS[model]) - keys) == 1
 
 
+def test_from_logits_on_probabilities_warns_like_keras():
+    """A softmax model with from_logits=True: a second softmax flattens the predictive, so warn."""
+    import warnings
+
+    softmax_model = keras.Sequential([keras.Input((3,)), DenseFlipout(4, activation="softmax", seed=0)])
+    logits_model, _ = linear_model(3, 4, init_scale=0.5)
+    x = np.random.default_rng(0).normal(size=(10, 3)).astype("float32")
+    with pytest.warns(UserWarning, match=r"mc_predict: received `from_logits=True`.*probability simplex"):
+        unc.mc_predict(softmax_model, x, num_samples=3, from_logits=True)
+    with pytest.warns(UserWarning, match="from_logits=True"):  # the check runs once per compiled batch too
+        unc.mc_predict(softmax_model, x, num_samples=3, from_logits=True, batch_size=4, return_samples=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        unc.mc_predict(softmax_model, x, num_samples=3)  # probabilities, no from_logits: fine
+        unc.mc_predict(logits_model, x, num_samples=3, from_logits=True)  # real logits: fine
+        unc.predictive_entropy(np.array([[2.0, -1.0, 0.5]]), from_logits=True)
+    probs = unc.mc_predict(softmax_model, x, num_samples=3, return_samples=True)
+    for f in (unc.expected_entropy, unc.mutual_information):
+        with pytest.warns(UserWarning, match=rf"{f.__name__}: received `from_logits=True`"):
+            f(probs, from_logits=True)
+    with pytest.warns(UserWarning, match=r"predictive_entropy: received `from_logits=True`"):
+        unc.predictive_entropy(probs.mean(0), from_logits=True)
+
+
+def test_metrics_warn_on_probabilities_passed_as_logits():
+    import warnings
+
+    from bayesflip import calibration as cal
+
+    y = np.array([0, 1, 1])
+    p = np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4]])
+    for f in (cal.expected_calibration_error, cal.brier_score, cal.negative_log_likelihood):
+        with pytest.warns(UserWarning, match=rf"{f.__name__}: received `from_logits=True`"):
+            f(y, p, from_logits=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            f(y, p)
+            f(y, np.log(p) + 3.0, from_logits=True)
+    with pytest.warns(UserWarning, match=r"fit_temperature: .*from_probs=True"):
+        cal.fit_temperature(p, y)
+
+
 def test_mc_predict_multi_output_regression_model():
     inputs = keras.Input((2,))
     h = DenseFlipout(8, activation="tanh", seed=3, init_scale=0.2)(inputs)

@@ -38,6 +38,8 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
+from bayesflip._checks import looks_like_probabilities, warn_probabilities_as_logits
+
 __all__ = [
     "expected_calibration_error",
     "classwise_calibration_error",
@@ -114,6 +116,8 @@ def validate_probs(fn: str, probs, from_logits: bool = False) -> np.ndarray:
     what = "logits" if from_logits else "probs"
     arr = _check_matrix(fn, what, probs)
     if from_logits:
+        if looks_like_probabilities(arr):
+            warn_probabilities_as_logits(fn, "the `probs` passed as logits", stacklevel=5)
         return np.exp(_log_softmax(arr))
     lo, hi = arr.min(), arr.max()
     sums = arr.sum(axis=1)
@@ -439,6 +443,8 @@ def negative_log_likelihood(labels, probs, from_logits: bool = False) -> float:
     fn = "negative_log_likelihood"
     if from_logits:
         logits = _check_matrix(fn, "logits", probs)
+        if looks_like_probabilities(logits):
+            warn_probabilities_as_logits(fn, "the `probs` passed as logits")
         y = validate_labels(fn, labels, logits.shape[0], logits.shape[1])
         return float(tf.reduce_mean(nll_per_example(y, logits, from_logits=True)))
     y, p = _validate(fn, labels, probs, False)

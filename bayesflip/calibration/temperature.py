@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bayesflip._checks import looks_like_probabilities, warn_probabilities_as_logits
 from bayesflip.calibration import metrics as m
 
 __all__ = ["fit_temperature", "TemperatureScaling"]
@@ -30,6 +31,10 @@ def _logits(fn: str, logits, labels, from_probs: bool):
         z = np.log(np.maximum(p, 1e-12))
     else:
         z = m._check_matrix(fn, "logits", logits)
+        if looks_like_probabilities(z):
+            warn_probabilities_as_logits(
+                fn, "the `logits`", 4, fix="Pass from_probs=True for probabilities (e.g. MC-averaged ones)."
+            )
     y = m.validate_labels(fn, labels, z.shape[0], z.shape[1])
     return z, y
 
