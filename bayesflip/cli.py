@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--batch-size", type=_positive_int, default=64, help="mini-batch size (default: %(default)s)")
     demo.add_argument("--learning-rate", type=_positive_float, default=1e-2, help="Adam learning rate (default: %(default)s)")
     demo.add_argument(
-        "--posterior-temperature", type=_positive_float, default=0.1,
+        "--posterior-temperature", type=_positive_float, default=0.3,
         help="posterior temperature of the BNN: kl_weight = T / N; 1 is the Bayesian posterior, "
         "the default %(default)s a tempered one chosen on held-out NLL",
     )

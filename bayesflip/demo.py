@@ -1,7 +1,7 @@
 """The main job: a flipout BNN next to a deterministic net on scikit-learn's digits.
 
 Trains both networks (same architecture, optimizer and budget) on 85 % of the
-training split — the BNN on the tempered posterior ``T = 0.1`` by default
+training split — the BNN on the tempered posterior ``T = 0.3`` by default
 (``kl_weight = T / N``; ``temperature=1`` gives the Bayesian posterior), the
 temperature chosen on held-out NLL (``benchmarks/ablation_defaults.py``) — fits
 a temperature for each on the remaining 15 % (held out), then reports test
@@ -34,9 +34,10 @@ __all__ = ["DEFAULT_TEMPERATURE", "build_bayesian_mlp", "build_deterministic_mlp
 
 OOD_KINDS = ("permuted", "noise")
 
-#: Posterior temperature of the demo's BNN, chosen by held-out NLL over seeds
-#: 0–2 among 1, 0.3, 0.1 and 0.03 (``benchmarks/ablation_defaults.py``).
-DEFAULT_TEMPERATURE = 0.1
+#: Posterior temperature of the demo's BNN: the lowest mean held-out NLL over
+#: seeds 0–4 among T = 1, 0.3, 0.1, 0.03, with and without KL warm-up
+#: (``benchmarks/ablation_defaults.py``; the test split is not used to choose).
+DEFAULT_TEMPERATURE = 0.3
 
 
 def build_bayesian_mlp(
@@ -147,7 +148,7 @@ def run_demo(
         batch_size: mini-batch size (>= 1).
         learning_rate: Adam learning rate (> 0).
         posterior_temperature: posterior temperature ``T`` of the BNN (> 0):
-            ``kl_weight = T / N``; 1 is the Bayesian posterior, the default 0.1
+            ``kl_weight = T / N``; 1 is the Bayesian posterior, the default 0.3
             a tempered one (see :func:`bayesflip.set_kl_weight`). Not to be
             confused with the temperature-scaling step, which is reported as
             ``temperature`` per network.
