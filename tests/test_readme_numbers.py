@@ -1,0 +1,128 @@
+"""Numbers quoted in README.md and benchmarks/README.md equal the committed results they come from."""
+
+import json
+import os
+import re
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _read(*parts):
+    with open(os.path.join(ROOT, *parts), encoding="utf-8") as f:
+        return f.read()
+
+
+def _table(text: str, marker: str) -> dict[str, list[str]]:
+    """Rows ``| key | a | b |`` between ``<!-- marker -->`` and ``<!-- /marker -->`` (header skipped)."""
+    match = re.search(rf"<!-- {marker} -->(.*?)<!-- /{marker} -->", text, re.S)
+    assert match, f"no <!-- {marker} --> block"
+    rows = {}
+    for line in match.group(1).strip().splitlines()[1:]:
+        cells = [c.strip().strip("*") for c in line.strip().strip("|").split("|")]
+        if len(cells) > 1 and not set(cells[1]) <= set("-: "):
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_readme_main_job_table_matches_the_committed_report():
+    report = json.loads(_read("benchmarks", "results", "demo", "report.json"))
+    rows = _table(_read("README.md"), "demo-table")
+    nets = ("deterministic", "bayesian")
+    for key in ("accuracy", "nll", "brier", "ece"):
+        assert rows[key] == [f"{report[n][key]:.3f}" for n in nets], key
+    assert rows["fitted temperature"] == [f"{report[n]['temperature']:.2f}" for n in nets]
+    assert rows["NLL / ECE after temperature scaling"] == [
+        f"{report[n]['after_temperature_scaling']['nll']:.3f} / {report[n]['after_temperature_scaling']['ece']:.3f}"
+        for n in nets
+    ]
+    unc = report["uncertainty"]
+    assert rows["AUROC (entropy) test vs permuted / noise"] == [
+        f"{unc['permuted'][f'auroc_entropy_{n}']:.3f} / {unc['noise'][f'auroc_entropy_{n}']:.3f}" for n in nets
+    ]
+    assert rows["posterior"] == ["—", report["config"]["posterior"]]
+
+
+@pytest.mark.parametrize("metric", ["val_nll", "accuracy", "nll", "ece"])
+def test_benchmarks_readme_ablation_table_matches_the_committed_results(metric):
+    summary = json.loads(_read("benchmarks", "results", "ablation_defaults.json"))["summary"]
+    text = _read("benchmarks", "README.md")
+    rows = _table(text, "ablation-table")
+    header = re.search(r"<!-- ablation-table -->\s*\n(\|.*\|)", text).group(1)
+    columns = [c.strip() for c in header.strip().strip("|").split("|")][1:]
+    assert set(rows) == set(summary)
+    for config, cells in rows.items():
+        cell = cells[columns.index(metric)]
+        s = summary[config][metric]
+        assert cell == f"{s['mean']:.3f} ± {s['sd']:.3f}", (config, metric)
+
+
+def _summary(*parts):
+    return json.loads(_read("benchmarks", "results", *parts))["summary"]
+
+
+def _mean(summary, config, metric):
+    return summary[config][metric]["mean"]
+
+
+def test_prose_about_the_main_job_states_the_computed_numbers():
+    text = _read("README.md")
+    report = json.loads(_read("benchmarks", "results", "demo", "report.json"))
+    det, bnn, unc = report["deterministic"], report["bayesian"], report["uncertainty"]
+    summary = _summary("ablation_defaults.json")
+    gap = 100 * (det["accuracy"] - bnn["accuracy"])
+    aurocs = {n: [unc[k][f"auroc_entropy_{n}"] for k in ("permuted", "noise")] for n in ("bayesian", "deterministic")}
+    claims = [
+        f"`T = {report['config']['posterior_temperature']:g}`",
+        f"its accuracy is {gap:.1f} points lower",
+        f"AUROC\n  {min(aurocs['bayesian']):.2f}–{max(aurocs['bayesian']):.2f}",
+        f"against {min(aurocs['deterministic']):.2f}–{max(aurocs['deterministic']):.2f}",
+        f"the KL term ({_mean(summary, 'default', 'train_kl'):.1f} nats per example)",
+        f"the data term ({_mean(summary, 'default', 'train_nll'):.2f})",
+        f"(ECE {_mean(summary, 'default', 'ece'):.3f}, accuracy\n  {_mean(summary, 'default', 'accuracy'):.3f} over five seeds)",
+    ]
+    for claim in claims:
+        assert claim in text, claim
+    # the statements the numbers support
+    assert bnn["nll"] < det["nll"] and bnn["ece"] > det["ece"] and gap > 1.0
+    assert min(aurocs["bayesian"]) > max(aurocs["deterministic"])
+    assert summary["deterministic"]["seeds"] == summary["default"]["seeds"] == 5
+
+
+def _beats_deterministic(summary, config):
+    det = summary["deterministic"]
+    return (
+        _mean(summary, config, "nll") < det["nll"]["mean"]
+        and _mean(summary, config, "ece") < det["ece"]["mean"]
+        and _mean(summary, config, "accuracy") >= det["accuracy"]["mean"] - 0.01
+    )
+
+
+def test_prose_about_the_ablation_states_the_computed_numbers():
+    text = _read("benchmarks", "README.md")
+    s60, s120 = _summary("ablation_defaults.json"), _summary("ablation_120_epochs", "ablation_defaults.json")
+    from bayesflip.demo import DEFAULT_TEMPERATURE
+
+    # the demo's temperature is the lowest mean held-out NLL among the 5-seed BNN settings
+    five_seeds = [c for c, row in s60.items() if c != "deterministic" and row["seeds"] == 5]
+    best = min(five_seeds, key=lambda c: _mean(s60, c, "val_nll"))
+    assert best == f"temperature_{DEFAULT_TEMPERATURE:g}"
+    # no setting measured meets the bar, at 60 or 120 epochs (README says so)
+    assert not any(_beats_deterministic(s, c) for s in (s60, s120) for c in s if c != "deterministic")
+    prior_accuracy = [_mean(s60, c, "accuracy") for c in ("prior_fan_in", "prior_he", "prior_0.3")]
+    det_auroc = [_mean(s60, "deterministic", k) for k in ("auroc_permuted", "auroc_noise")]
+    claims = [
+        f"(accuracy {min(prior_accuracy):.2f}–{max(prior_accuracy):.2f})",
+        f"lowers the ECE ({_mean(s60, 'temperature_0.1_warmup', 'ece'):.3f} vs "
+        f"{_mean(s60, 'temperature_0.1', 'ece'):.3f})",
+        f"`T = {DEFAULT_TEMPERATURE:g}` has the lowest mean held-out NLL",
+        f"(AUROC {_mean(s60, 'temperature_0.3', 'auroc_permuted'):.2f} vs "
+        f"{min(det_auroc):.2f}–{max(det_auroc):.2f})",
+        f"{_mean(s120, 'temperature_0.3', 'nll'):.3f} vs {_mean(s120, 'deterministic', 'nll'):.3f}",
+        f"ECE gap ({_mean(s120, 'temperature_0.3', 'ece'):.3f} vs {_mean(s120, 'deterministic', 'ece'):.3f})",
+    ]
+    for claim in claims:
+        assert claim in text, claim
+    for config in ("prior_fan_in", "prior_he", "prior_0.3", "prior_learnable"):
+        assert _mean(s60, config, "val_nll") > _mean(s60, "default", "val_nll")
