@@ -77,6 +77,7 @@ def fit_bayesian_mlp(
     epochs: int = 60,
     batch_size: int = 64,
     learning_rate: float = 1e-2,
+    schedule: str = "constant",
     kl_warmup_epochs: int = 0,
     verbose: int = 0,
 ) -> keras.callbacks.History:
@@ -85,13 +86,15 @@ def fit_bayesian_mlp(
     Sets ``kl_weight = temperature / len(x)``, compiles with Adam and a
     cross-entropy data term logged as ``nll`` (``ELBOTerms`` adds ``kl``), and
     optionally warms the KL weight up linearly over ``kl_warmup_epochs``.
+    ``schedule`` is the learning rate's: ``"constant"`` or ``"cosine"`` (decay
+    to 0 over the run, see :func:`adam`).
 
     Returns:
         The Keras ``History`` (``loss``, ``nll``, ``kl``, ``accuracy``).
     """
     set_kl_weight(model, num_examples=len(x), temperature=temperature)
     model.compile(
-        keras.optimizers.Adam(learning_rate),
+        adam(learning_rate, schedule, total_steps=epochs * -(-len(x) // batch_size)),
         "sparse_categorical_crossentropy",
         metrics=[keras.metrics.SparseCategoricalCrossentropy(name="nll"), "accuracy"],
     )
@@ -99,6 +102,15 @@ def fit_bayesian_mlp(
     if kl_warmup_epochs:
         callbacks.append(KLAnnealing(target=temperature / len(x), warmup_epochs=kl_warmup_epochs))
     return model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose, callbacks=callbacks)
+
+
+def adam(learning_rate: float, schedule: str = "constant", total_steps: int | None = None) -> keras.optimizers.Adam:
+    """Adam at a constant ``learning_rate``, or decayed to 0 over ``total_steps`` (``schedule="cosine"``)."""
+    if schedule == "cosine":
+        return keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, total_steps))
+    if schedule != "constant":
+        raise ValueError(f"adam: `schedule` must be 'constant' or 'cosine', got {schedule!r}.")
+    return keras.optimizers.Adam(learning_rate)
 
 
 def build_deterministic_mlp(input_dim: int, num_classes: int, hidden: Sequence[int] = (128, 128)) -> keras.Model:

@@ -43,6 +43,7 @@ from bayesflip.demo import (  # noqa: E402
     OOD_KINDS,
     _holdout,
     build_bayesian_mlp,
+    adam,
     build_deterministic_mlp,
     fit_bayesian_mlp,
 )
@@ -86,11 +87,17 @@ CONFIGS: dict[str, tuple[dict, dict, str]] = {
     "temperature_0.3_warmup": ({}, {"temperature": 0.3, "kl_warmup_epochs": 10}, "T = 0.3 and KL warm-up 10"),
     "temperature_0.1_warmup": ({}, {"temperature": 0.1, "kl_warmup_epochs": 10}, "T = 0.1 and KL warm-up 10"),
     "temperature_0.03_warmup": ({}, {"temperature": 0.03, "kl_warmup_epochs": 10}, "T = 0.03 and KL warm-up 10"),
+    "temperature_0.3_cosine": ({}, {"temperature": 0.3, "schedule": "cosine"}, "T = 0.3, cosine learning-rate decay"),
+    "temperature_0.1_cosine": ({}, {"temperature": 0.1, "schedule": "cosine"}, "T = 0.1, cosine learning-rate decay"),
+    "temperature_0.1_warmup_cosine": ({}, {"temperature": 0.1, "kl_warmup_epochs": 10, "schedule": "cosine"},
+                                      "T = 0.1, KL warm-up 10, cosine learning-rate decay"),
     "temperature_0.1_prior_fan_in": ({"prior": FanInNormal(1.0)}, {"temperature": 0.1},
                                      "T = 0.1 and prior N(0, 1/fan_in)"),
     "temperature_0.1_learnable": ({"prior": priors.LearnableNormal(scale=1.0)}, {"temperature": 0.1},
                                   "T = 0.1 and LearnableNormal prior"),
 }
+#: deterministic references: name -> learning-rate schedule
+DETERMINISTIC = {None: "constant", "deterministic_cosine": "cosine"}
 METRICS = ("val_nll", "accuracy", "nll", "ece", "auroc_permuted", "auroc_noise", "train_nll", "train_kl")
 
 
@@ -103,14 +110,15 @@ def _scores(labels, probs) -> dict:
 
 
 def run_one(name: str | None, seed: int, epochs: int, num_samples: int = 32) -> dict:
-    """Train one configuration (``None``: the deterministic reference) for one seed."""
+    """Train one configuration (``None``/``"deterministic_cosine"``: the deterministic reference) for one seed."""
     data = load_digits(seed=seed)
     x_train, x_val, y_train, y_val = _holdout(data.x_train, data.y_train, seed)
     keras.utils.set_random_seed(seed)
     t0 = time.perf_counter()
-    if name is None:
+    if name in DETERMINISTIC:
         model = build_deterministic_mlp(64, 10)
-        model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+        steps = epochs * -(-len(x_train) // 64)
+        model.compile(adam(1e-2, DETERMINISTIC[name], steps), "sparse_categorical_crossentropy")
         model.fit(x_train, y_train, epochs=epochs, batch_size=64, verbose=0)
 
         def predict(x):
@@ -140,7 +148,7 @@ def run_one(name: str | None, seed: int, epochs: int, num_samples: int = 32) -> 
 
 def summarize(runs: list[dict]) -> dict:
     """Mean and sd over seeds of every metric, per configuration (in ``CONFIGS`` order)."""
-    order = ["deterministic", *CONFIGS]
+    order = ["deterministic", "deterministic_cosine", *CONFIGS]
     table: dict = {}
     for run in sorted(runs, key=lambda r: (order.index(r["config"]), r["seed"])):
         table.setdefault(run["config"], []).append(run)
@@ -159,7 +167,7 @@ def markdown(summary: dict) -> str:
     head = "| configuration | what changes | " + " | ".join(METRICS) + " |"
     lines = [head, "|" + "---|" * (len(METRICS) + 2)]
     for config, row in summary.items():
-        what = CONFIGS[config][2] if config in CONFIGS else "keras Dense, same training"
+        what = CONFIGS[config][2] if config in CONFIGS else f"keras Dense, same training ({config})"
         cells = [f"{row[m]['mean']:.4f} ± {row[m]['sd']:.4f}" if m in row else "—" for m in METRICS]
         lines.append(f"| {config} | {what} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -167,7 +175,7 @@ def markdown(summary: dict) -> str:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=[*CONFIGS, "deterministic_cosine"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--output", default=os.path.join(HERE, "results"))

@@ -616,6 +616,50 @@ def _pm(pair, digits=2):
     return f"{pair[0]:.{digits}f} ± {pair[1]:.{digits}f}"
 
 
+#: methods in the README's summary tables
+SUMMARY_METHODS = ("map", "mc_dropout", "ensemble", "flipout", "flipout_cold")
+
+
+def summary_markdown(report: dict) -> str:
+    """The README's summary of a full run: UCI test log-likelihood and digits at the highest shift severity."""
+    methods = [m for m in SUMMARY_METHODS if m in report["config"]["methods"]]
+    lines = []
+    if report.get("regression"):
+        vi = "VI (Graves 2011) [HL&A 2015]"
+        lines += [
+            "Test log-likelihood, UCI protocol (mean ± standard error over "
+            f"{report['config']['splits']} splits; higher is better):",
+            "",
+            "| set | " + " | ".join(methods) + " | published VI (HL&A 2015) |",
+            "|---|" + "---:|" * (len(methods) + 1),
+        ]
+        for name, res in report["regression"].items():
+            cells = [_pm(res["methods"][m]["ll"]) for m in methods]
+            published = report.get("published", {}).get(name, {}).get(vi, {}).get("ll")
+            cells.append(_pm(published) if published else "—")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    cls = report.get("classification")
+    if cls:
+        top = len(cls["severities"]) - 1
+        lines += [
+            f"Digits under shift at the highest severity ({top}): ECE / NLL (lower is better); "
+            "OOD AUROC from the predictive entropy:",
+            "",
+            "| | " + " | ".join(methods) + " |",
+            "|---|" + "---:|" * len(methods),
+        ]
+        for kind in SHIFTS:
+            cells = [
+                f"{_num(cls['shift'][kind][m]['ece'][top])} / {_num(cls['shift'][kind][m]['nll'][top])}"
+                for m in methods
+            ]
+            lines.append(f"| {kind.replace('_', ' ')} | " + " | ".join(cells) + " |")
+        for kind, res in cls["ood"].items():
+            lines.append(f"| OOD AUROC, {kind} | " + " | ".join(_num(res[m]["auroc"]) for m in methods) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(report: dict) -> str:
     cfg = report["config"]
     lines = [
