@@ -126,3 +126,43 @@ def test_prose_about_the_ablation_states_the_computed_numbers():
         assert claim in text, claim
     for config in ("prior_fan_in", "prior_he", "prior_0.3", "prior_learnable"):
         assert _mean(s60, config, "val_nll") > _mean(s60, "default", "val_nll")
+
+
+@pytest.fixture(scope="module")
+def suite_module():
+    import importlib.util
+    import sys
+
+    path = os.path.join(ROOT, "benchmarks", "suite.py")
+    spec = importlib.util.spec_from_file_location("bayesflip_bench_suite_readme", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_suite_summary_and_its_claims_match_the_committed_run(suite_module):
+    report = json.loads(_read("benchmarks", "results", "suite.json"))
+    text = _read("README.md")
+    block = re.search(r"<!-- suite-summary -->\n(.*?)<!-- /suite-summary -->", text, re.S).group(1)
+    assert block == suite_module.summary_markdown(report)
+    from bayesflip.demo import DEFAULT_TEMPERATURE
+
+    assert report["config"]["temperature"]["flipout_cold"] == DEFAULT_TEMPERATURE
+    assert f"posterior `T = {DEFAULT_TEMPERATURE:g}`" in text
+    ll = {s: {m: v["ll"][0] for m, v in res["methods"].items()} for s, res in report["regression"].items()}
+    vi = "VI (Graves 2011) [HL&A 2015]"
+    for name, published in report["published"].items():  # "beat the published VI column on both sets"
+        for m in ("flipout", "flipout_cold"):
+            assert ll[name][m] > published[vi]["ll"][0], (name, m)
+    assert len(report["published"]) == 2
+    # "neither beats MC dropout on Boston, flipout_cold matches or beats it on the other two"
+    assert all(ll["boston"][m] < ll["boston"]["mc_dropout"] for m in ("flipout", "flipout_cold"))
+    assert all(round(ll[s]["flipout_cold"], 2) >= round(ll[s]["mc_dropout"], 2) for s in ("concrete", "diabetes"))
+    shift = report["classification"]["shift"]
+    for m in ("flipout", "flipout_cold"):
+        for kind, by_method in shift.items():
+            assert by_method[m]["nll"][-1] < by_method["map"]["nll"][-1], (m, kind)
+            worse = [i for i in range(2, 6) if by_method[m]["ece"][i] >= by_method["map"]["ece"][i]]
+            expected = {("gaussian_noise", "flipout_cold"): [2], ("gaussian_noise", "flipout"): [2, 3]}
+            assert worse == expected.get((kind, m), []), (m, kind, worse)
