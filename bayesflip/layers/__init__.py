@@ -1,6 +1,12 @@
 """Variational Keras layers."""
 
-from bayesflip.layers._variational import ESTIMATORS, GaussianPosterior, VariationalLayer
+from bayesflip.layers._variational import (
+    ESTIMATORS,
+    GaussianPosterior,
+    LinearSample,
+    Perturbation,
+    VariationalLayer,
+)
 from bayesflip.layers.conv import (
     Conv1DFlipout,
     Conv1DTransposeFlipout,
@@ -15,13 +21,14 @@ from bayesflip.layers.recurrent import (
     GRUFlipoutCell,
     LSTMFlipout,
     LSTMFlipoutCell,
-    RecurrentPerturbation,
 )
 from bayesflip.layers.dense import DenseFlipout, DenseLocalReparameterization, DenseReparameterization
 
 __all__ = [
     "ESTIMATORS",
     "GaussianPosterior",
+    "LinearSample",
+    "Perturbation",
     "VariationalLayer",
     "DenseFlipout",
     "DenseReparameterization",
@@ -36,6 +43,5 @@ __all__ = [
     "GRUFlipout",
     "LSTMFlipoutCell",
     "GRUFlipoutCell",
-    "RecurrentPerturbation",
     "EmbeddingFlipout",
 ]

@@ -17,14 +17,21 @@ per-example random signs over the input/output channel axis (broadcast over
 spatial or time axes) and ``η ~ N(0, I)`` per output element.
 
 Layer classes are thin: ``build`` creates :class:`GaussianPosterior` weights and
-``call`` hands its op to :meth:`VariationalLayer.sample_linear`.
+``call`` hands its op to :meth:`VariationalLayer.sample_linear`. Layers that
+apply one weight many times use its two halves: :meth:`VariationalLayer.begin_forward`
+(the one prologue of every call: posterior-mean mode, one RNG advance, the
+draw, the KL term) and :meth:`VariationalLayer.linear_sample`, a
+:class:`LinearSample` that applies that draw to any input (every time step of
+a recurrent layer, every position of an embedding). No other module branches
+on the estimator.
 """
 
 from __future__ import annotations
 
 import warnings
 import weakref
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 import keras
 import tensorflow as tf
@@ -33,25 +40,116 @@ from bayesflip import priors as priors_lib
 from bayesflip import random as rnd
 from bayesflip._tfp import tfd
 
-__all__ = ["ESTIMATORS", "GaussianPosterior", "VariationalLayer", "analytic_kl_available"]
+__all__ = [
+    "ESTIMATORS",
+    "GaussianPosterior",
+    "LinearSample",
+    "Perturbation",
+    "VariationalLayer",
+    "analytic_kl_available",
+]
 
 ESTIMATORS = ("flipout", "shared", "local")
 
-_ANALYTIC_KL_CACHE: dict = {}
+# Weak keys: an entry lives as long as its prior. Priors bound to one layer's
+# variables (``LearnableNormal``, ``CenteredNormal``) hash by identity, so a
+# plain dict kept every such layer's prior — and its variables — alive forever.
+_ANALYTIC_KL_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+@tf.autograph.experimental.do_not_convert
 def analytic_kl_available(prior: priors_lib.Prior) -> bool:
     """Whether TFP's KL registry has ``KL(Normal ‖ prior.distribution)``."""
     # Keyed by the prior's value (priors hash by type and config): one class
     # such as ``TFPPrior`` may build families with and without an analytic KL.
-    key = prior
-    if key not in _ANALYTIC_KL_CACHE:
-        try:
-            tfd.kl_divergence(tfd.Normal(0.0, 1.0), prior.distribution([], "float32"))
-            _ANALYTIC_KL_CACHE[key] = True
-        except NotImplementedError:
-            _ANALYTIC_KL_CACHE[key] = False
-    return _ANALYTIC_KL_CACHE[key]
+    try:
+        available = _ANALYTIC_KL_CACHE.get(prior)
+    except TypeError:  # a prior that cannot be weakly referenced: not cached
+        return _probe_analytic_kl(prior)
+    if available is None:
+        available = _probe_analytic_kl(prior)
+        _ANALYTIC_KL_CACHE[prior] = available
+    return available
+
+
+@tf.autograph.experimental.do_not_convert
+def _probe_analytic_kl(prior: priors_lib.Prior) -> bool:
+    try:
+        tfd.kl_divergence(tfd.Normal(0.0, 1.0), prior.distribution([], "float32"))
+        return True
+    except NotImplementedError:
+        return False
+
+
+def broadcast_signs(signs: tf.Tensor, rank: int, channel_axis: int = -1) -> tf.Tensor:
+    """Reshape ``(batch, channels)`` signs to broadcast over the other axes of a rank-``rank`` tensor."""
+    if rank == 2:
+        return signs
+    axis = channel_axis % rank
+    shape = [-1] + [1] * (rank - 1)
+    shape[axis] = signs.shape[-1]
+    return tf.reshape(signs, shape)
+
+
+def _add_bias(y: tf.Tensor, b: tf.Tensor, channel_axis: int) -> tf.Tensor:
+    if channel_axis in (-1, y.shape.rank - 1):
+        return y + b
+    shape = [1] * y.shape.rank
+    shape[channel_axis] = -1
+    return y + tf.reshape(b, shape)
+
+
+@dataclass
+class Perturbation:
+    """One posterior draw of a layer's Bayesian weights for one call (see ``begin_forward``).
+
+    Attributes:
+        kl_seed: seed of a Monte Carlo KL estimate.
+        seeds: the call's seeds by weight slot (the ``local`` estimator draws
+            its per-output noise from the kernel's).
+        deltas: ``ΔW = scale ∘ ε`` by posterior name, compute dtype (empty for ``local``).
+        signs: flipout sign rows ``(batch, w)``, one per requested width (empty
+            unless the estimator is ``flipout``).
+        scales: this call's posterior scales by name, float32 (shared with the KL).
+        samples: float32 weight samples ``loc + ΔW`` by name, only for priors
+            whose KL is a Monte Carlo estimate.
+    """
+
+    kl_seed: tf.Tensor
+    seeds: dict = field(default_factory=dict)
+    deltas: dict = field(default_factory=dict)
+    signs: tuple = ()
+    scales: dict = field(default_factory=dict)
+    samples: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LinearSample:
+    """The weights of one linear op for one call: apply it to any number of inputs.
+
+    ``sample(op, x)`` is ``op(x, weight) (+ bias)`` when ``delta`` is ``None``
+    (posterior mean, or the ``shared`` estimator's ``weight = loc + ΔW``), else
+    the flipout form ``op(x, loc) + (op(x ∘ S, ΔW) + Δb) ∘ R + b``. ``S``/``R``
+    are ``(batch, channels)`` rows broadcast over every other axis; an input
+    side without signs (``sign_in=None``, e.g. a lookup) skips ``S``.
+    """
+
+    weight: tf.Tensor
+    bias: tf.Tensor | None = None
+    delta: tf.Tensor | None = None
+    bias_delta: tf.Tensor | None = None
+    sign_in: tf.Tensor | None = None
+    sign_out: tf.Tensor | None = None
+
+    def __call__(self, op: Callable[[tf.Tensor, tf.Tensor], tf.Tensor], x: tf.Tensor, channel_axis: int = -1):
+        y = op(x, self.weight)
+        if self.delta is not None:
+            x_in = x if self.sign_in is None else x * broadcast_signs(self.sign_in, x.shape.rank, channel_axis)
+            perturbation = op(x_in, self.delta)
+            if self.bias_delta is not None:
+                perturbation = _add_bias(perturbation, self.bias_delta, channel_axis)
+            y = y + perturbation * broadcast_signs(self.sign_out, y.shape.rank, channel_axis)
+        return y if self.bias is None else _add_bias(y, self.bias, channel_axis)
 
 
 class GaussianPosterior:
@@ -344,52 +442,63 @@ class VariationalLayer(keras.layers.Layer):
         return tf.cast(x, self.compute_dtype)
 
     # ------------------------------------------------------- sampling pieces
-    # ``sample_linear`` is assembled from these; layers whose forward pass is
-    # not a single ``op(x, W)`` (recurrent cells, embeddings) use them directly
-    # so that one perturbation can be drawn once and applied many times.
+    # Every forward pass is ``begin_forward`` (the one prologue: posterior-mean
+    # mode, one RNG advance, the draw, the KL) followed by one or more
+    # ``LinearSample``s applied to inputs. ``sample_linear`` is that for a
+    # single op; recurrent layers apply their two samples at every time step.
+    #: Names of the weights that may carry a posterior, in the order their seeds
+    #: are split from the call's seed (a slot is kept for a deterministic bias).
+    weight_slots: tuple[str, ...] = ("kernel", "bias")
+    #: Position of the flipout signs' seed among the split seeds (the KL's is last).
+    #: Both are part of each layer's random stream and must not change.
+    sign_seed_slot: int = 1
+
     def draw_seeds(self, num: int) -> list[tf.Tensor]:
         """Advance the layer's RNG state once and derive ``num`` independent seeds."""
         return rnd.split_seed(rnd.next_seed(self.rng_state), num)
 
-    def draw_weight_noise(
-        self, posterior: GaussianPosterior, seed: tf.Tensor, scale: tf.Tensor | None = None
-    ) -> tuple[tf.Tensor, tf.Tensor | None]:
-        """One draw ``ΔW = scale ∘ ε`` of ``posterior``.
+    def draw_perturbation(self, batch_size, sign_widths: Sequence[int]) -> Perturbation:
+        """Draw one perturbation of every Bayesian weight (advances the RNG once).
 
         Args:
-            posterior: the weight's posterior.
-            seed: stateless seed of ``ε``.
-            scale: ``posterior.scale()`` if already computed in this call.
+            batch_size: number of examples (int or scalar tensor).
+            sign_widths: static widths of the flipout sign rows ``(batch, w)`` to
+                draw (used by the ``flipout`` estimator only).
 
         Returns:
-            ``(delta, sample)``: ``ΔW`` in the compute dtype, and the float32
-            weight sample ``loc + ΔW`` when the prior's KL is a Monte Carlo
-            estimate that needs it (``None`` for an analytic KL, so the hot path
-            does not form a weight-sized sum it never uses).
+            A :class:`Perturbation`: ``ΔW = scale ∘ ε`` of each posterior (not for
+            ``local``, whose noise is per output), the sign rows, and what the KL needs.
         """
-        scale = posterior.scale() if scale is None else scale
-        delta = scale * rnd.standard_normal(posterior.shape, seed)
-        sample = None if analytic_kl_available(posterior.prior) else posterior.mean() + delta
-        return tf.cast(delta, self.compute_dtype), sample
+        slots = list(self.weight_slots)
+        names = slots[: self.sign_seed_slot] + ["__signs__"] + slots[self.sign_seed_slot :] + ["__kl__"]
+        seeds = dict(zip(names, self.draw_seeds(len(names))))
+        pert = Perturbation(kl_seed=seeds["__kl__"], seeds=seeds)
+        for post in self.posteriors:
+            pert.scales[post.name] = post.scale()
+            if self.estimator != "local":
+                noise = pert.scales[post.name] * rnd.standard_normal(post.shape, seeds[post.name])
+                pert.deltas[post.name] = tf.cast(noise, self.compute_dtype)
+                if not analytic_kl_available(post.prior):  # the Monte Carlo KL's weight sample
+                    pert.samples[post.name] = post.mean() + noise
+        if self.estimator == "flipout":
+            pert.signs = tuple(
+                rnd.rademacher_rows(batch_size, list(sign_widths), seeds["__signs__"], self.compute_dtype)
+            )
+        return pert
 
-    def draw_signs(self, batch_size, widths: list[int], seed: tf.Tensor) -> list[tf.Tensor]:
-        """Per-example random ±1 rows ``(batch_size, w)`` for each static width ``w``."""
-        return rnd.rademacher_rows(batch_size, widths, seed, self.compute_dtype)
+    def begin_forward(self, batch_size, sign_widths: Sequence[int] = ()) -> Perturbation | None:
+        """The prologue of every forward pass: draw (unless in posterior-mean mode) and add the KL.
 
-    @staticmethod
-    def broadcast_signs(signs: tf.Tensor, rank: int, channel_axis: int = -1) -> tf.Tensor:
-        """Reshape ``(batch, channels)`` signs to broadcast over the other axes of a rank-``rank`` tensor."""
-        if rank == 2:
-            return signs
-        axis = channel_axis % rank
-        shape = [-1] + [1] * (rank - 1)
-        shape[axis] = signs.shape[-1]
-        return tf.reshape(signs, shape)
-
-    @staticmethod
-    def flipout_term(op, x, delta, sign_in, sign_out) -> tf.Tensor:
-        """The flipout perturbation ``op(x ∘ S, ΔW) ∘ R``."""
-        return op(x * sign_in, delta) * sign_out
+        Returns ``None`` in posterior-mean mode (nothing is drawn, the RNG does not
+        advance), else this call's :class:`Perturbation`. Either way the layer's
+        ``kl_weight · KL(q ‖ p)`` is added with ``add_loss``.
+        """
+        if self.use_posterior_mean:
+            self._add_kl()
+            return None
+        pert = self.draw_perturbation(batch_size, sign_widths)
+        self._add_kl(samples=pert.samples, seed=pert.kl_seed, scales=pert.scales)
+        return pert
 
     def posterior_mean_weight(self, weight) -> tf.Tensor | None:
         """Mean of a :class:`GaussianPosterior` or value of a plain variable, compute dtype."""
@@ -397,6 +506,44 @@ class VariationalLayer(keras.layers.Layer):
             return None
         value = weight.mean() if isinstance(weight, GaussianPosterior) else weight.value
         return tf.cast(value, self.compute_dtype)
+
+    def linear_sample(
+        self,
+        pert: Perturbation | None,
+        kernel: GaussianPosterior,
+        bias=None,
+        signs: tuple[int | None, int | None] = (0, 1),
+        bias_index: int | None = None,
+    ) -> LinearSample:
+        """The weights of one linear op for this call, ready to apply to any number of inputs.
+
+        Args:
+            pert: this call's :meth:`begin_forward` result (``None``: posterior mean).
+            kernel: the op's weight posterior.
+            bias: ``None``, a plain Keras variable or a :class:`GaussianPosterior`.
+            signs: positions in ``pert.signs`` of the input-side ``S`` and
+                output-side ``R`` rows (``None`` for an input side without signs,
+                e.g. a lookup).
+            bias_index: use ``bias[bias_index]`` (a row of a stacked bias).
+        """
+
+        def part(value):
+            return value if value is None or bias_index is None else value[bias_index]
+
+        loc = self.posterior_mean_weight(kernel)
+        bias_mean = part(self.posterior_mean_weight(bias))
+        bias_delta = None
+        if pert is not None and isinstance(bias, GaussianPosterior):
+            bias_delta = part(pert.deltas[bias.name])
+        if pert is None:
+            return LinearSample(loc, bias_mean)
+        if self.estimator == "local":
+            raise ValueError(f"{self._owner}: the local estimator samples outputs, not weights.")
+        delta = pert.deltas[kernel.name]
+        if self.estimator == "shared":  # one weight sample for the whole batch
+            return LinearSample(loc + delta, bias_mean if bias_delta is None else bias_mean + bias_delta)
+        sign_in = None if signs[0] is None else pert.signs[signs[0]]
+        return LinearSample(loc, bias_mean, delta, bias_delta, sign_in, pert.signs[signs[1]])
 
     # ----------------------------------------------------------------- sample
     def sample_linear(
@@ -406,6 +553,7 @@ class VariationalLayer(keras.layers.Layer):
         kernel: GaussianPosterior,
         bias=None,
         channel_axis: int = -1,
+        out_channels: int | None = None,
     ) -> tf.Tensor:
         """``op(x, W) (+ b)`` with ``W ~ q`` sampled by ``self.estimator``.
 
@@ -419,71 +567,29 @@ class VariationalLayer(keras.layers.Layer):
                 :class:`GaussianPosterior` (Bayesian bias).
             channel_axis: axis of the input/output channels (signs broadcast
                 over every other non-batch axis).
+            out_channels: number of output channels (default ``W``'s last axis).
 
         Returns:
             The layer's pre-activation output.
         """
+        out_channels = kernel.shape[-1] if out_channels is None else out_channels
+        pert = self.begin_forward(tf.shape(x)[0], [x.shape[channel_axis], out_channels])
+        if pert is not None and self.estimator == "local":
+            return self._local_reparameterization(op, x, kernel, bias, channel_axis, pert)
+        return self.linear_sample(pert, kernel, bias)(op, x, channel_axis)
+
+    def _local_reparameterization(self, op, x, kernel, bias, channel_axis, pert: Perturbation) -> tf.Tensor:
+        """``op(x, loc) + sqrt(op(x², scale²)) ∘ η`` (+ b), ``η`` per output element."""
         dtype = self.compute_dtype
-        bayes_bias = isinstance(bias, GaussianPosterior)
-        loc = tf.cast(kernel.mean(), dtype)
-        bias_mean = self.posterior_mean_weight(bias)
-        if self.use_posterior_mean:
-            y = op(x, loc)
-            if bias is not None:
-                y = self._add_bias(y, bias_mean, channel_axis)
-            self._add_kl(seed=None)
-            return y
+        mean = op(x, self.posterior_mean_weight(kernel))
+        var = op(tf.square(x), tf.square(tf.cast(pert.scales[kernel.name], dtype)))
+        if isinstance(bias, GaussianPosterior):
+            var = _add_bias(var, tf.cast(tf.square(pert.scales[bias.name]), dtype), channel_axis)
+        eta = rnd.standard_normal(tf.shape(mean), pert.seeds[kernel.name], dtype)
+        y = mean + _safe_sqrt(var) * eta
+        return y if bias is None else _add_bias(y, self.posterior_mean_weight(bias), channel_axis)
 
-        eps_seed, sign_seed, bias_seed, kl_seed = self.draw_seeds(4)
-        samples = {}
-        if self.estimator == "local":
-            scale = tf.cast(kernel.scale(), dtype)
-            mean = op(x, loc)
-            var = op(tf.square(x), tf.square(scale))
-            if bayes_bias:
-                var = self._add_bias(var, tf.cast(tf.square(bias.scale()), dtype), channel_axis)
-            eta = rnd.standard_normal(tf.shape(mean), eps_seed, dtype)
-            y = mean + _safe_sqrt(var) * eta
-            if bias is not None:
-                y = self._add_bias(y, bias_mean, channel_axis)
-            self._add_kl(seed=kl_seed)
-            return y
-
-        scales = {kernel.name: kernel.scale()}
-        delta, samples[kernel.name] = self.draw_weight_noise(kernel, eps_seed, scales[kernel.name])
-        if bayes_bias:
-            scales[bias.name] = bias.scale()
-            bias_delta, samples[bias.name] = self.draw_weight_noise(bias, bias_seed, scales[bias.name])
-        if self.estimator == "shared":
-            y = op(x, loc + delta)
-            if bias is not None:
-                y = self._add_bias(y, bias_mean + bias_delta if bayes_bias else bias_mean, channel_axis)
-        else:  # flipout
-            mean = op(x, loc)
-            rank = x.shape.rank
-            sign_in, sign_out = self.draw_signs(
-                tf.shape(x)[0], [x.shape[channel_axis], mean.shape[channel_axis]], sign_seed
-            )
-            sign_in = self.broadcast_signs(sign_in, rank, channel_axis)
-            sign_out = self.broadcast_signs(sign_out, mean.shape.rank, channel_axis)
-            perturbation = op(x * sign_in, delta)
-            if bayes_bias:
-                perturbation = self._add_bias(perturbation, bias_delta, channel_axis)
-            y = mean + perturbation * sign_out
-            if bias is not None:
-                y = self._add_bias(y, bias_mean, channel_axis)
-        self._add_kl(samples=samples, seed=kl_seed, scales=scales)
-        return y
-
-    @staticmethod
-    def _add_bias(y, b, channel_axis):
-        if channel_axis in (-1, y.shape.rank - 1):
-            return y + b
-        shape = [1] * y.shape.rank
-        shape[channel_axis] = -1
-        return y + tf.reshape(b, shape)
-
-    def _add_kl(self, samples=None, seed=None, scales=None):
+    def _add_kl(self, samples: dict | None = None, seed: tf.Tensor | None = None, scales: dict | None = None) -> None:
         if not analytic_kl_available(self.prior) and seed is None:
             # Posterior-mean mode with a Monte Carlo KL: use a fixed draw so the
             # loss stays deterministic in this mode.

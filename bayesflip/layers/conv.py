@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
-from keras.src.backend.common.backend_utils import compute_conv_transpose_output_shape
-from keras.src.ops.operation_utils import compute_conv_output_shape
 
 from bayesflip._checks import check_positive_int
 from bayesflip.layers._variational import VariationalLayer
@@ -197,35 +195,25 @@ class _BaseConvFlipout(VariationalLayer):
                     )
         if self.padding == "causal":
             x = self._causal_pad(x)
-        y = self.sample_linear(self._op, x, self.kernel_posterior, self.bias, channel_axis=self.channel_axis)
+        y = self.sample_linear(
+            self._op, x, self.kernel_posterior, self.bias, channel_axis=self.channel_axis, out_channels=self.filters
+        )
         return self.activation(y) if self.activation is not None else y
 
     def compute_output_shape(self, input_shape):
+        # Keras' own shape inference: the op on symbolic tensors (no computation).
+        channels = input_shape[self.channel_axis] or 1
         if self.transpose:
-            return tuple(compute_conv_transpose_output_shape(
-                input_shape,
-                self.kernel_size,
-                self.filters,
-                strides=self.strides,
-                padding=self.padding,
-                output_padding=self.output_padding,
-                data_format=self.data_format,
-                dilation_rate=self.dilation_rate,
-            ))
+            kernel = keras.KerasTensor(self.kernel_size + (self.filters, channels))
+        else:
+            kernel = keras.KerasTensor(self.kernel_size + (channels, self.filters))
         shape = list(input_shape)
+        shape[self.channel_axis] = channels
         if self.padding == "causal":
             i = 1 if self.data_format == "channels_last" else 2
             if shape[i] is not None:
                 shape[i] += self.dilation_rate[0] * (self.kernel_size[0] - 1)
-        return compute_conv_output_shape(
-            tuple(shape),
-            self.filters,
-            self.kernel_size,
-            strides=self.strides,
-            padding="valid" if self.padding == "causal" else self.padding,
-            data_format=self.data_format,
-            dilation_rate=self.dilation_rate,
-        )
+        return tuple(self._op(keras.KerasTensor(tuple(shape)), kernel).shape)
 
     # ---------------------------------------------------------------- config
     def get_config(self):
@@ -252,132 +240,337 @@ class _BaseConvFlipout(VariationalLayer):
         return config
 
 
-_CONV_DOC = """{rank}D convolution with a mean-field Gaussian posterior over its kernel.
+@keras.saving.register_keras_serializable(package="bayesflip")
+class Conv1DFlipout(_BaseConvFlipout):
+    """1D convolution with a mean-field Gaussian posterior over its kernel.
 
     Computes ``activation(conv(x, W) + b)`` with ``W ~ q(W)``. With the default
     ``estimator="flipout"`` each example gets its own pseudo-independent kernel
     perturbation, with random signs per example and channel broadcast over the
     spatial positions (Wen et al. 2018). Every forward pass is a posterior
     sample; :func:`bayesflip.posterior_mean` gives the posterior-mean
-    prediction, which equals ``keras.layers.Conv{rank}D`` with ``kernel = loc``.
+    prediction, which equals ``keras.layers.Conv1D`` with ``kernel = loc``.
 
     Args:
         filters, kernel_size, strides, padding, data_format, dilation_rate,
-            groups, activation, use_bias: as in ``keras.layers.Conv{rank}D``{causal}.
-        bayesian_bias: give the bias its own Gaussian posterior (default: a
-            deterministic weight).
-        kernel_initializer: initializer of the kernel's posterior mean.
-        bias_initializer: initializer of the bias (posterior mean).
-        estimator: ``"flipout"``, ``"shared"`` (one draw per batch) or
-            ``"local"`` (local reparameterization).
-        prior, init_scale, min_scale, kl_weight, seed: see
-            :class:`bayesflip.layers.VariationalLayer`.
+            groups, activation, use_bias: as in ``keras.layers.Conv1D`` (``padding`` may also be ``"causal"``).
+        **kwargs: ``bayesian_bias`` (give the bias its own Gaussian posterior;
+            default a deterministic weight), ``kernel_initializer`` (of the
+            kernel's posterior mean), ``bias_initializer``, ``estimator``
+            (``"flipout"``, ``"shared"`` or ``"local"``), ``prior``,
+            ``init_scale``, ``min_scale``, ``kl_weight``, ``seed`` (see
+            :class:`bayesflip.layers.VariationalLayer`) and the base
+            ``keras.layers.Layer`` arguments.
 
     Example:
     >>> import numpy as np
-    >>> layer = Conv{rank}DFlipout(4, 3, padding="same", seed=0)
-    >>> layer(np.ones((2,{spatial} 3), "float32")).shape
-    TensorShape([2,{spatial} 4])
+    >>> layer = Conv1DFlipout(4, 3, padding="same", seed=0)
+    >>> layer(np.ones((2, 4, 3), "float32")).shape
+    TensorShape([2, 4, 4])
     """
 
-_TRANSPOSE_DOC = """{rank}D transposed convolution with a Gaussian posterior over its kernel.
+    rank = 1
+    transpose = False
 
-    The variational counterpart of ``keras.layers.Conv{rank}DTranspose`` (same
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int | tuple[int, ...],
+        strides: int | tuple[int, ...] = 1,
+        padding: str = "valid",
+        data_format: str | None = None,
+        dilation_rate: int | tuple[int, ...] = 1,
+        groups: int = 1,
+        activation=None,
+        use_bias: bool = True,
+        **kwargs,
+    ):
+        super().__init__(
+            filters,
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            data_format=data_format,
+            dilation_rate=dilation_rate,
+            groups=groups,
+            activation=activation,
+            use_bias=use_bias,
+            **kwargs,
+        )
+
+
+@keras.saving.register_keras_serializable(package="bayesflip")
+class Conv2DFlipout(_BaseConvFlipout):
+    """2D convolution with a mean-field Gaussian posterior over its kernel.
+
+    Computes ``activation(conv(x, W) + b)`` with ``W ~ q(W)``. With the default
+    ``estimator="flipout"`` each example gets its own pseudo-independent kernel
+    perturbation, with random signs per example and channel broadcast over the
+    spatial positions (Wen et al. 2018). Every forward pass is a posterior
+    sample; :func:`bayesflip.posterior_mean` gives the posterior-mean
+    prediction, which equals ``keras.layers.Conv2D`` with ``kernel = loc``.
+
+    Args:
+        filters, kernel_size, strides, padding, data_format, dilation_rate,
+            groups, activation, use_bias: as in ``keras.layers.Conv2D``.
+        **kwargs: ``bayesian_bias`` (give the bias its own Gaussian posterior;
+            default a deterministic weight), ``kernel_initializer`` (of the
+            kernel's posterior mean), ``bias_initializer``, ``estimator``
+            (``"flipout"``, ``"shared"`` or ``"local"``), ``prior``,
+            ``init_scale``, ``min_scale``, ``kl_weight``, ``seed`` (see
+            :class:`bayesflip.layers.VariationalLayer`) and the base
+            ``keras.layers.Layer`` arguments.
+
+    Example:
+    >>> import numpy as np
+    >>> layer = Conv2DFlipout(4, 3, padding="same", seed=0)
+    >>> layer(np.ones((2, 4, 4, 3), "float32")).shape
+    TensorShape([2, 4, 4, 4])
+    """
+
+    rank = 2
+    transpose = False
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int | tuple[int, ...],
+        strides: int | tuple[int, ...] = 1,
+        padding: str = "valid",
+        data_format: str | None = None,
+        dilation_rate: int | tuple[int, ...] = 1,
+        groups: int = 1,
+        activation=None,
+        use_bias: bool = True,
+        **kwargs,
+    ):
+        super().__init__(
+            filters,
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            data_format=data_format,
+            dilation_rate=dilation_rate,
+            groups=groups,
+            activation=activation,
+            use_bias=use_bias,
+            **kwargs,
+        )
+
+
+@keras.saving.register_keras_serializable(package="bayesflip")
+class Conv3DFlipout(_BaseConvFlipout):
+    """3D convolution with a mean-field Gaussian posterior over its kernel.
+
+    Computes ``activation(conv(x, W) + b)`` with ``W ~ q(W)``. With the default
+    ``estimator="flipout"`` each example gets its own pseudo-independent kernel
+    perturbation, with random signs per example and channel broadcast over the
+    spatial positions (Wen et al. 2018). Every forward pass is a posterior
+    sample; :func:`bayesflip.posterior_mean` gives the posterior-mean
+    prediction, which equals ``keras.layers.Conv3D`` with ``kernel = loc``.
+
+    Args:
+        filters, kernel_size, strides, padding, data_format, dilation_rate,
+            groups, activation, use_bias: as in ``keras.layers.Conv3D``.
+        **kwargs: ``bayesian_bias`` (give the bias its own Gaussian posterior;
+            default a deterministic weight), ``kernel_initializer`` (of the
+            kernel's posterior mean), ``bias_initializer``, ``estimator``
+            (``"flipout"``, ``"shared"`` or ``"local"``), ``prior``,
+            ``init_scale``, ``min_scale``, ``kl_weight``, ``seed`` (see
+            :class:`bayesflip.layers.VariationalLayer`) and the base
+            ``keras.layers.Layer`` arguments.
+
+    Example:
+    >>> import numpy as np
+    >>> layer = Conv3DFlipout(4, 3, padding="same", seed=0)
+    >>> layer(np.ones((2, 4, 4, 4, 3), "float32")).shape
+    TensorShape([2, 4, 4, 4, 4])
+    """
+
+    rank = 3
+    transpose = False
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int | tuple[int, ...],
+        strides: int | tuple[int, ...] = 1,
+        padding: str = "valid",
+        data_format: str | None = None,
+        dilation_rate: int | tuple[int, ...] = 1,
+        groups: int = 1,
+        activation=None,
+        use_bias: bool = True,
+        **kwargs,
+    ):
+        super().__init__(
+            filters,
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            data_format=data_format,
+            dilation_rate=dilation_rate,
+            groups=groups,
+            activation=activation,
+            use_bias=use_bias,
+            **kwargs,
+        )
+
+
+@keras.saving.register_keras_serializable(package="bayesflip")
+class Conv1DTransposeFlipout(_BaseConvFlipout):
+    """1D transposed convolution with a Gaussian posterior over its kernel.
+
+    The variational counterpart of ``keras.layers.Conv1DTranspose`` (same
     arguments, kernel shape ``kernel_size + (filters, in_channels)``); flipout
     signs per example and channel, broadcast over positions.
 
     Args:
         filters, kernel_size, strides, padding, output_padding, data_format,
             dilation_rate, activation, use_bias: as in
-            ``keras.layers.Conv{rank}DTranspose``.
-        bayesian_bias, kernel_initializer, bias_initializer, estimator, prior,
-            init_scale, min_scale, kl_weight, seed: see :class:`Conv2DFlipout`.
+            ``keras.layers.Conv1DTranspose``.
+        **kwargs: ``bayesian_bias``, ``kernel_initializer``,
+            ``bias_initializer``, ``estimator``, ``prior``, ``init_scale``,
+            ``min_scale``, ``kl_weight``, ``seed``: see :class:`Conv2DFlipout`.
 
     Example:
     >>> import numpy as np
-    >>> layer = Conv{rank}DTransposeFlipout(2, 3, strides=2, padding="same", seed=0)
-    >>> layer(np.ones((1,{spatial} 3), "float32")).shape
-    TensorShape([1,{doubled} 2])
+    >>> layer = Conv1DTransposeFlipout(2, 3, strides=2, padding="same", seed=0)
+    >>> layer(np.ones((1, 4, 3), "float32")).shape
+    TensorShape([1, 8, 2])
     """
 
+    rank = 1
+    transpose = True
 
-def _make(rank: int, transpose: bool):
-    spatial = " 4," * rank
-    doubled = " 8," * rank
-
-    if transpose:
-
-        def __init__(
-            self,
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int | tuple[int, ...],
+        strides: int | tuple[int, ...] = 1,
+        padding: str = "valid",
+        output_padding: int | tuple[int, ...] | None = None,
+        data_format: str | None = None,
+        dilation_rate: int | tuple[int, ...] = 1,
+        activation=None,
+        use_bias: bool = True,
+        **kwargs,
+    ):
+        super().__init__(
             filters,
             kernel_size,
-            strides=1,
-            padding="valid",
-            output_padding=None,
-            data_format=None,
-            dilation_rate=1,
-            activation=None,
-            use_bias=True,
+            strides=strides,
+            padding=padding,
+            output_padding=output_padding,
+            data_format=data_format,
+            dilation_rate=dilation_rate,
+            activation=activation,
+            use_bias=use_bias,
             **kwargs,
-        ):
-            _BaseConvFlipout.__init__(
-                self,
-                filters,
-                kernel_size,
-                strides=strides,
-                padding=padding,
-                output_padding=output_padding,
-                data_format=data_format,
-                dilation_rate=dilation_rate,
-                activation=activation,
-                use_bias=use_bias,
-                **kwargs,
-            )
+        )
 
-        name = f"Conv{rank}DTransposeFlipout"
-        doc = _TRANSPOSE_DOC.format(rank=rank, spatial=spatial, doubled=doubled)
-    else:
 
-        def __init__(
-            self,
+@keras.saving.register_keras_serializable(package="bayesflip")
+class Conv2DTransposeFlipout(_BaseConvFlipout):
+    """2D transposed convolution with a Gaussian posterior over its kernel.
+
+    The variational counterpart of ``keras.layers.Conv2DTranspose`` (same
+    arguments, kernel shape ``kernel_size + (filters, in_channels)``); flipout
+    signs per example and channel, broadcast over positions.
+
+    Args:
+        filters, kernel_size, strides, padding, output_padding, data_format,
+            dilation_rate, activation, use_bias: as in
+            ``keras.layers.Conv2DTranspose``.
+        **kwargs: ``bayesian_bias``, ``kernel_initializer``,
+            ``bias_initializer``, ``estimator``, ``prior``, ``init_scale``,
+            ``min_scale``, ``kl_weight``, ``seed``: see :class:`Conv2DFlipout`.
+
+    Example:
+    >>> import numpy as np
+    >>> layer = Conv2DTransposeFlipout(2, 3, strides=2, padding="same", seed=0)
+    >>> layer(np.ones((1, 4, 4, 3), "float32")).shape
+    TensorShape([1, 8, 8, 2])
+    """
+
+    rank = 2
+    transpose = True
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int | tuple[int, ...],
+        strides: int | tuple[int, ...] = 1,
+        padding: str = "valid",
+        output_padding: int | tuple[int, ...] | None = None,
+        data_format: str | None = None,
+        dilation_rate: int | tuple[int, ...] = 1,
+        activation=None,
+        use_bias: bool = True,
+        **kwargs,
+    ):
+        super().__init__(
             filters,
             kernel_size,
-            strides=1,
-            padding="valid",
-            data_format=None,
-            dilation_rate=1,
-            groups=1,
-            activation=None,
-            use_bias=True,
+            strides=strides,
+            padding=padding,
+            output_padding=output_padding,
+            data_format=data_format,
+            dilation_rate=dilation_rate,
+            activation=activation,
+            use_bias=use_bias,
             **kwargs,
-        ):
-            _BaseConvFlipout.__init__(
-                self,
-                filters,
-                kernel_size,
-                strides=strides,
-                padding=padding,
-                data_format=data_format,
-                dilation_rate=dilation_rate,
-                groups=groups,
-                activation=activation,
-                use_bias=use_bias,
-                **kwargs,
-            )
-
-        name = f"Conv{rank}DFlipout"
-        causal = " (``padding`` may also be ``\"causal\"``)" if rank == 1 else ""
-        doc = _CONV_DOC.format(rank=rank, spatial=spatial, causal=causal)
-
-    cls = type(name, (_BaseConvFlipout,), {"rank": rank, "transpose": transpose, "__init__": __init__,
-                                           "__doc__": doc, "__module__": __name__})
-    cls.__qualname__ = name
-    return keras.saving.register_keras_serializable(package="bayesflip")(cls)
+        )
 
 
-Conv1DFlipout = _make(1, False)
-Conv2DFlipout = _make(2, False)
-Conv3DFlipout = _make(3, False)
-Conv1DTransposeFlipout = _make(1, True)
-Conv2DTransposeFlipout = _make(2, True)
-Conv3DTransposeFlipout = _make(3, True)
+@keras.saving.register_keras_serializable(package="bayesflip")
+class Conv3DTransposeFlipout(_BaseConvFlipout):
+    """3D transposed convolution with a Gaussian posterior over its kernel.
+
+    The variational counterpart of ``keras.layers.Conv3DTranspose`` (same
+    arguments, kernel shape ``kernel_size + (filters, in_channels)``); flipout
+    signs per example and channel, broadcast over positions.
+
+    Args:
+        filters, kernel_size, strides, padding, output_padding, data_format,
+            dilation_rate, activation, use_bias: as in
+            ``keras.layers.Conv3DTranspose``.
+        **kwargs: ``bayesian_bias``, ``kernel_initializer``,
+            ``bias_initializer``, ``estimator``, ``prior``, ``init_scale``,
+            ``min_scale``, ``kl_weight``, ``seed``: see :class:`Conv2DFlipout`.
+
+    Example:
+    >>> import numpy as np
+    >>> layer = Conv3DTransposeFlipout(2, 3, strides=2, padding="same", seed=0)
+    >>> layer(np.ones((1, 4, 4, 4, 3), "float32")).shape
+    TensorShape([1, 8, 8, 8, 2])
+    """
+
+    rank = 3
+    transpose = True
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int | tuple[int, ...],
+        strides: int | tuple[int, ...] = 1,
+        padding: str = "valid",
+        output_padding: int | tuple[int, ...] | None = None,
+        data_format: str | None = None,
+        dilation_rate: int | tuple[int, ...] = 1,
+        activation=None,
+        use_bias: bool = True,
+        **kwargs,
+    ):
+        super().__init__(
+            filters,
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            output_padding=output_padding,
+            data_format=data_format,
+            dilation_rate=dilation_rate,
+            activation=activation,
+            use_bias=use_bias,
+            **kwargs,
+        )

@@ -21,6 +21,11 @@ from bayesflip.layers._variational import VariationalLayer
 __all__ = ["EmbeddingFlipout"]
 
 
+def _lookup(ids: tf.Tensor, table: tf.Tensor) -> tf.Tensor:
+    """The embedding lookup as a linear op in the table: ``one_hot(ids) @ table``."""
+    return tf.gather(table, ids)
+
+
 @keras.saving.register_keras_serializable(package="bayesflip")
 class EmbeddingFlipout(VariationalLayer):
     """Embedding with a mean-field Gaussian posterior over its table.
@@ -50,6 +55,7 @@ class EmbeddingFlipout(VariationalLayer):
     """
 
     supported_estimators = ("flipout", "shared")
+    weight_slots = ("embeddings",)
 
     def __init__(
         self,
@@ -99,20 +105,9 @@ class EmbeddingFlipout(VariationalLayer):
 
     def call(self, inputs):
         ids = self._ids(inputs)
-        post = self.embeddings_posterior
-        loc = self.posterior_mean_weight(post)
-        if self.use_posterior_mean:
-            self._add_kl(seed=None)
-            return tf.gather(loc, ids)
-        eps_seed, sign_seed, kl_seed = self.draw_seeds(3)
-        delta, sample = self.draw_weight_noise(post, eps_seed)
-        self._add_kl(samples={post.name: sample}, seed=kl_seed)
-        if self.estimator == "shared":
-            return tf.gather(loc + delta, ids)
-        mean = tf.gather(loc, ids)
-        (sign_out,) = self.draw_signs(tf.shape(mean)[0], [self.output_dim], sign_seed)
-        sign_out = self.broadcast_signs(sign_out, mean.shape.rank)
-        return mean + tf.gather(delta, ids) * sign_out
+        pert = self.begin_forward(tf.shape(ids)[0], [self.output_dim])
+        table = self.linear_sample(pert, self.embeddings_posterior, signs=(None, 0))
+        return table(_lookup, ids)
 
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:

@@ -27,43 +27,14 @@ projection of all steps, so the layers are the faster and sturdier choice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import keras
 import tensorflow as tf
-from keras.src import backend as _keras_backend
-from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
 from bayesflip._checks import check_positive_int
-from bayesflip.layers._variational import GaussianPosterior, VariationalLayer
+from bayesflip._keras_compat import DropoutRNNCell, rnn
+from bayesflip.layers._variational import LinearSample, VariationalLayer
 
-__all__ = ["LSTMFlipout", "GRUFlipout", "LSTMFlipoutCell", "GRUFlipoutCell", "RecurrentPerturbation"]
-
-
-@dataclass
-class RecurrentPerturbation:
-    """One posterior draw for a batch of sequences (``None`` fields: not used).
-
-    Attributes:
-        kernel_delta: ``ΔW`` of the input kernel, ``(input_dim, gates·units)``.
-        recurrent_delta: ``ΔU`` of the recurrent kernel, ``(units, gates·units)``.
-        bias_delta: ``Δb`` of a Bayesian bias (its shape), else ``None``.
-        sign_x, sign_x_out: flipout signs of ``W``, ``(batch, input_dim)`` and
-            ``(batch, gates·units)``; ``None`` for the ``shared`` estimator.
-        sign_h, sign_h_out: flipout signs of ``U``, ``(batch, units)`` and
-            ``(batch, gates·units)``.
-        samples: the float32 weight samples ``loc + Δ`` by weight name (for the
-            Monte Carlo KL).
-    """
-
-    kernel_delta: tf.Tensor
-    recurrent_delta: tf.Tensor
-    bias_delta: tf.Tensor | None = None
-    sign_x: tf.Tensor | None = None
-    sign_x_out: tf.Tensor | None = None
-    sign_h: tf.Tensor | None = None
-    sign_h_out: tf.Tensor | None = None
-    samples: dict = field(default_factory=dict)
+__all__ = ["LSTMFlipout", "GRUFlipout", "LSTMFlipoutCell", "GRUFlipoutCell"]
 
 
 def _matmul(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
@@ -76,7 +47,12 @@ class _RecurrentFlipout(VariationalLayer):
     """Shared machinery of :class:`LSTMFlipout` and :class:`GRUFlipout`."""
 
     supported_estimators = ("flipout", "shared")
+    weight_slots = ("kernel", "recurrent_kernel", "bias")
+    sign_seed_slot = 3
     gates: int = 4
+    #: Row of the bias added to the input projection (``None``: the whole bias)
+    #: and, for a GRU, the row added to the recurrent projection.
+    bias_rows: tuple = (None,)
 
     def __init__(
         self,
@@ -156,81 +132,22 @@ class _RecurrentFlipout(VariationalLayer):
         self.input_spec = keras.layers.InputSpec(ndim=3, axes={-1: input_dim})
 
     # ----------------------------------------------------------- perturbation
-    def draw_perturbation(self, batch_size) -> tuple[RecurrentPerturbation, tf.Tensor]:
-        """Draw one perturbation for ``batch_size`` sequences (advances the RNG once).
+    def draw_projections(self, batch_size) -> tuple[LinearSample, LinearSample]:
+        """This call's input and recurrent projections (draws once; adds the KL).
 
-        Returns:
-            ``(perturbation, kl_seed)``; ``kl_seed`` seeds a Monte Carlo KL.
+        Returns ``(input, recurrent)``: ``input(_matmul, x)`` is ``x W_b + b_input``
+        for all steps at once (``x``: ``(batch, time, features)``, or one step
+        ``(batch, features)``) and ``recurrent(tf.matmul, h)`` is ``h U_b`` (+ the
+        recurrent bias of a GRU); both reuse one draw at every step.
         """
-        w_seed, u_seed, b_seed, sign_seed, kl_seed = self.draw_seeds(5)
-        samples = {}
-        dw, samples["kernel"] = self.draw_weight_noise(self.kernel_posterior, w_seed)
-        du, samples["recurrent_kernel"] = self.draw_weight_noise(self.recurrent_posterior, u_seed)
-        db = None
-        if isinstance(self.bias, GaussianPosterior):
-            db, samples["bias"] = self.draw_weight_noise(self.bias, b_seed)
-        pert = RecurrentPerturbation(dw, du, db, samples=samples)
-        if self.estimator == "flipout":
-            width = self.gates * self.units
-            pert.sign_x, pert.sign_x_out, pert.sign_h, pert.sign_h_out = self.draw_signs(
-                batch_size, [self.kernel_posterior.shape[0], width, self.units, width], sign_seed
-            )
-        return pert, kl_seed
-
-    def _input_projection(self, x, pert: RecurrentPerturbation | None) -> tf.Tensor:
-        """``x W + b_input`` for all steps at once (``x``: ``(batch, time, features)``,
-        or ``(batch, features)`` for one step)."""
-        loc = self.posterior_mean_weight(self.kernel_posterior)
-        bias = self._input_bias(self.posterior_mean_weight(self.bias))
-        if pert is None:
-            z = _matmul(x, loc)
-        elif pert.sign_x is None:  # shared
-            z = _matmul(x, loc + pert.kernel_delta)
-            if pert.bias_delta is not None:
-                bias = bias + self._input_bias(pert.bias_delta)
-        else:
-            # signs are (batch, channels); broadcast them over the time axis
-            sign_x, sign_x_out = (pert.sign_x, pert.sign_x_out) if x.shape.rank == 2 else (
-                pert.sign_x[:, None, :], pert.sign_x_out[:, None, :])
-            noise = self.flipout_term(_matmul, x, pert.kernel_delta, sign_x, 1.0)
-            if pert.bias_delta is not None:
-                noise = noise + self._input_bias(pert.bias_delta)
-            z = _matmul(x, loc) + noise * sign_x_out
-        return z if bias is None else z + bias
-
-    def _input_bias(self, bias):
-        return bias
-
-    def _recurrent_projection(self, pert: RecurrentPerturbation | None):
-        """A function ``h -> h U_b`` (+ the recurrent bias of a GRU)."""
-        loc = self.posterior_mean_weight(self.recurrent_posterior)
-        bias = self._recurrent_bias(self.posterior_mean_weight(self.bias))
-        bias_delta = None if pert is None else self._recurrent_bias(pert.bias_delta)
-        if pert is None:
-            def project(h):
-                return tf.matmul(h, loc)
-        elif pert.sign_h is None:  # shared
-            u = loc + pert.recurrent_delta
-            if bias_delta is not None:
-                bias = bias + bias_delta
-
-            def project(h):
-                return tf.matmul(h, u)
-        else:
-            du, s, r = pert.recurrent_delta, pert.sign_h, pert.sign_h_out
-
-            def project(h):
-                noise = tf.matmul(h * s, du)
-                if bias_delta is not None:
-                    noise = noise + bias_delta
-                return tf.matmul(h, loc) + noise * r
-
-        if bias is None:
-            return project
-        return lambda h: project(h) + bias
-
-    def _recurrent_bias(self, bias):
-        return None
+        width = self.gates * self.units
+        pert = self.begin_forward(batch_size, [self.kernel_posterior.shape[0], width, self.units, width])
+        inputs = self.linear_sample(pert, self.kernel_posterior, self.bias, signs=(0, 1), bias_index=self.bias_rows[0])
+        recurrent_bias = self.bias if len(self.bias_rows) > 1 else None
+        recurrent = self.linear_sample(
+            pert, self.recurrent_posterior, recurrent_bias, signs=(2, 3), bias_index=self.bias_rows[-1]
+        )
+        return inputs, recurrent
 
     # ------------------------------------------------------------------ call
     def get_initial_state(self, batch_size) -> list[tf.Tensor]:
@@ -254,17 +171,11 @@ class _RecurrentFlipout(VariationalLayer):
         if self.unroll and x.shape[1] is None:
             raise ValueError(f"{self._owner}: `unroll=True` needs a known number of time steps.")
 
-        if self.use_posterior_mean:
-            pert = None
-            self._add_kl(seed=None)
-        else:
-            pert, kl_seed = self.draw_perturbation(batch_size)
-            self._add_kl(samples=pert.samples, seed=kl_seed)
-        projected = self._input_projection(x, pert)
-        step = self._step_function(self._recurrent_projection(pert))
-        last, outputs, states = _keras_backend.rnn(
+        inputs, recurrent = self.draw_projections(batch_size)
+        step = self._step_function(lambda h: recurrent(tf.matmul, h))
+        last, outputs, states = rnn(
             step,
-            projected,
+            inputs(_matmul, x),
             states,
             go_backwards=self.go_backwards,
             mask=mask,
@@ -418,14 +329,10 @@ class GRUFlipout(_RecurrentFlipout):
 
     gates = 3
 
+    bias_rows = (0, 1)
+
     def _bias_shape(self):
         return (2, self.gates * self.units)
-
-    def _input_bias(self, bias):
-        return None if bias is None else bias[0]
-
-    def _recurrent_bias(self, bias):
-        return None if bias is None else bias[1]
 
     def _step_function(self, recurrent):
         act, rec_act = self.activation, self.recurrent_activation
@@ -465,8 +372,7 @@ class _FlipoutCell(DropoutRNNCell):
                     f"{type(self).__name__}: `{key}` is an argument of keras.layers.RNN, not of the cell."
                 )
         super().__init__(units, **kwargs)
-        self._perturbation = None
-        self._perturbation_ready = False
+        self._projections = None
         self.input_spec = keras.layers.InputSpec(ndim=2)
 
     def build(self, input_shape):
@@ -479,39 +385,27 @@ class _FlipoutCell(DropoutRNNCell):
 
     def get_dropout_mask(self, step_input):
         # keras.layers.RNN calls this once per call, before the time loop.
-        self._begin_sequences(tf.shape(step_input)[0])
+        self._projections = self.draw_projections(tf.shape(step_input)[0])
         return None
 
     def get_recurrent_dropout_mask(self, step_input):
         return None
 
     def reset_dropout_mask(self):
-        self._perturbation = None
-        self._perturbation_ready = False
+        self._projections = None
 
     def reset_recurrent_dropout_mask(self):
         return None
 
-    def _begin_sequences(self, batch_size):
-        if self.use_posterior_mean:
-            self._perturbation = None
-            self._add_kl(seed=None)
-        else:
-            self._perturbation, kl_seed = self.draw_perturbation(batch_size)
-            self._add_kl(samples=self._perturbation.samples, seed=kl_seed)
-        self._perturbation_ready = True
-
     def call(self, inputs, states, training=None):
         x = self.cast_inputs(inputs)
         states = list(states) if isinstance(states, (list, tuple)) else [states]
-        if not self._perturbation_ready:  # used outside keras.layers.RNN: one draw per call
-            self._begin_sequences(tf.shape(x)[0])
-            pert = self._perturbation
-            self.reset_dropout_mask()
-        else:
-            pert = self._perturbation
-        step = self._step_function(self._recurrent_projection(pert))
-        return step(self._input_projection(x, pert), states)
+        projections = self._projections
+        if projections is None:  # used outside keras.layers.RNN: one draw per call
+            projections = self.draw_projections(tf.shape(x)[0])
+        inputs, recurrent = projections
+        step = self._step_function(lambda h: recurrent(tf.matmul, h))
+        return step(inputs(_matmul, x), states)
 
     def get_config(self):
         config = super().get_config()

@@ -81,17 +81,18 @@ def test_each_sequence_runs_one_fixed_weight_sample_at_every_step(cls, estimator
     state = _np(layer.rng_state)
     y = _np(layer(x))
     layer.rng_state.assign(state)
-    pert, _ = layer.draw_perturbation(batch)
+    width = layer.gates * units
+    pert = layer.draw_perturbation(batch, [2, width, units, width])
     loc_w, loc_u = _np(layer.kernel_posterior.loc), _np(layer.recurrent_posterior.loc)
     loc_b = _np(layer.bias.mean())
-    dw, du, db = _np(pert.kernel_delta), _np(pert.recurrent_delta), _np(pert.bias_delta)
+    dw, du, db = (_np(pert.deltas[k]) for k in ("kernel", "recurrent_kernel", "bias"))
     if estimator == "flipout":
-        signs = [_np(s) for s in (pert.sign_x, pert.sign_x_out, pert.sign_h, pert.sign_h_out)]
+        signs = [_np(s) for s in pert.signs]
         for s in signs:
             assert set(np.unique(s)) <= {-1.0, 1.0}
         sx, rx, sh, rh = signs
     else:
-        assert pert.sign_x is None
+        assert pert.signs == ()
         sx, rx = np.ones((batch, 2)), np.ones((batch, layer.gates * units))
         sh, rh = np.ones((batch, units)), np.ones((batch, layer.gates * units))
     reference = KERAS[cls](units, return_sequences=True)
