@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from typing import Any, Callable, Iterable, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from bayesflip import _keras_compat
 from bayesflip._checks import check_positive_int
 
 __all__ = ["split_cpu", "is_chief", "compute_loss", "fit"]
@@ -200,7 +202,13 @@ def _clone_metric(metric, caller: str) -> keras.metrics.Metric:
     if isinstance(metric, keras.metrics.Metric):
         try:  # fresh variables, created under the current strategy scope
             return type(metric).from_config(metric.get_config())
-        except Exception:  # noqa: BLE001 - custom metrics without a round-tripping config
+        except (TypeError, ValueError, KeyError, NotImplementedError) as err:
+            warnings.warn(
+                f"{caller}: metric '{metric.name}' could not be rebuilt from its config ({err}); "
+                "using the instance itself, whose variables must then live under the strategy's scope.",
+                UserWarning,
+                stacklevel=3,
+            )
             return metric
     if callable(metric):
         return keras.metrics.MeanMetricWrapper(metric, name=getattr(metric, "__name__", "metric"))
@@ -233,7 +241,7 @@ def _check_model_in_scope(model, strategy, caller: str) -> None:
         raise ValueError(f"{caller}: model '{model.name}' must be built (e.g. start it with keras.Input).")
     if strategy.num_replicas_in_sync == 1 and not isinstance(strategy, tf.distribute.MirroredStrategy):
         return
-    variable = getattr(model.weights[0], "_value", model.weights[0])
+    variable = model.weights[0].value  # the tf.Variable (a MirroredVariable in a strategy scope)
     if not strategy.extended.variable_created_in_scope(variable):
         raise ValueError(
             f"{caller}: the variables of model '{model.name}' were not created under `strategy.scope()`; "
@@ -373,7 +381,7 @@ def fit(
         )
     if verbose not in (0, 1, 2):
         raise ValueError(f"{caller}: `verbose` must be 0, 1 or 2, got {verbose!r}.")
-    model_strategy = getattr(model, "_distribute_strategy", None)  # set by Keras when built in a scope
+    model_strategy = _keras_compat.model_distribute_strategy(model)
     if strategy is None:
         strategy = model_strategy or tf.distribute.get_strategy()
     if not isinstance(strategy, tf.distribute.Strategy):

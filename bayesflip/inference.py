@@ -7,6 +7,7 @@ from typing import Iterator
 
 import keras
 
+from bayesflip._keras_compat import flatten_layers, reset_compiled_functions
 from bayesflip.layers._variational import VariationalLayer
 
 __all__ = ["variational_layers", "set_posterior_mean", "posterior_mean"]
@@ -17,15 +18,13 @@ def variational_layers(model: keras.layers.Layer) -> list[VariationalLayer]:
     if not isinstance(model, keras.layers.Layer):
         raise TypeError(f"variational_layers expects a Keras model or layer, got {type(model).__name__}.")
     found = [model] if isinstance(model, VariationalLayer) else []
-    found += [l for l in model._flatten_layers(include_self=False) if isinstance(l, VariationalLayer)]
+    found += [l for l in flatten_layers(model, include_self=False) if isinstance(l, VariationalLayer)]
     return found
 
 
 def _reset_compiled_functions(model) -> None:
     # Keras caches traced train/test/predict functions; a mode change must retrace.
-    for attr in ("train_function", "test_function", "predict_function"):
-        if getattr(model, attr, None) is not None:
-            setattr(model, attr, None)
+    reset_compiled_functions(model)
 
 
 def set_posterior_mean(model: keras.layers.Layer, enabled: bool = True) -> None:

@@ -26,6 +26,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bayesflip import _keras_compat
+
 __all__ = [
     "initial_state",
     "next_seed",
@@ -82,7 +84,7 @@ def add_state_variable(layer: keras.layers.Layer, seed: int) -> keras.Variable:
             synchronization="on_read",
             name="rng_state",
         )
-    layer._track_variable(variable)
+    _keras_compat.track_variable(layer, variable)
     return variable
 
 
@@ -95,9 +97,8 @@ def _tf_variable(state) -> tf.Variable:
     variable = state.value if isinstance(state, keras.Variable) else state
     if isinstance(variable, tf.distribute.DistributedValues):
         # In a replica context: this replica's own copy of the sync-on-read state
-        # (each replica advances its copy; see add_state_variable). A private
-        # accessor of tf.distribute's values, present since TF 2.4.
-        variable = variable._get_on_device_or_primary()
+        # (each replica advances its copy; see add_state_variable).
+        variable = _keras_compat.replica_local_variable(variable)
     return variable
 
 

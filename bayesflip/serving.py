@@ -9,21 +9,21 @@ imported it, e.g. pytest's doctest collection).
 TensorFlow (``tf.saved_model.load`` or TF Serving), **without bayesflip, Keras or
 TFP installed**: the graphs contain only TensorFlow ops and the model's weights.
 
-=================  =====================================================================
-signature          outputs (``N`` inputs, ``T = num_samples`` independent posterior draws)
-=================  =====================================================================
-``predict``        ``predictions``: the MC predictive, the mean over ``T`` draws (of the
-                   per-draw probabilities for classifiers; of ``loc`` for Gaussian/
-                   Student-t heads); ``samples``: the ``T`` draws ``(T, N, ...)``
-``uncertainty``    classifiers: ``probabilities``, ``predictive_entropy``,
-                   ``expected_entropy``, ``mutual_information`` (nats; per unit for
-                   sigmoid/Bernoulli outputs). Gaussian/Student-t heads: ``mean``,
-                   ``total_variance``, ``aleatoric_variance``, ``epistemic_variance``.
-                   Other regression outputs: ``mean``, ``epistemic_variance``.
-``posterior_mean`` ``predictions``: the deterministic prediction at the posterior mean
-                   (probabilities for classifiers, the head's ``[loc, scale(, df)]``
-                   for regression heads)
-=================  =====================================================================
+==================  =====================================================================
+signature           outputs (``N`` inputs, ``T = num_samples`` independent posterior draws)
+==================  =====================================================================
+``predict``         ``predictions``: the MC predictive, the mean over ``T`` draws (of the
+                    per-draw probabilities for classifiers; of ``loc`` for Gaussian/
+                    Student-t heads); ``samples``: the ``T`` draws ``(T, N, ...)``
+``uncertainty``     classifiers: ``probabilities``, ``predictive_entropy``,
+                    ``expected_entropy``, ``mutual_information`` (nats; per unit for
+                    sigmoid/Bernoulli outputs). Gaussian/Student-t heads: ``mean``,
+                    ``total_variance``, ``aleatoric_variance``, ``epistemic_variance``.
+                    Other regression outputs: ``mean``, ``epistemic_variance``.
+``posterior_mean``  ``predictions``: the deterministic prediction at the posterior mean
+                    (probabilities for classifiers, the head's ``[loc, scale(, df)]``
+                    for regression heads)
+==================  =====================================================================
 
 Randomness: the ``T`` draws of one call run in one graph (a ``tf.while_loop``),
 each a full forward pass with its own weight perturbation. Draw ``k`` of the
@@ -49,6 +49,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bayesflip import _keras_compat
 from bayesflip import random as rnd
 from bayesflip._checks import check_positive_int
 
@@ -298,6 +299,5 @@ def export(
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-        if hasattr(model, "_clear_losses"):
-            model._clear_losses()  # the traced calls appended graph KL tensors to model.losses
+        _keras_compat.clear_losses(model)  # the traced calls appended graph KL tensors to model.losses
     return path
