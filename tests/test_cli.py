@@ -16,6 +16,7 @@ def _scores_of(report):
     return {net: {k: report[net][k] for k in ("accuracy", "nll", "brier", "ece")} for net in ("deterministic", "bayesian")}
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_demo_end_to_end_writes_a_consistent_and_reproducible_report(tmp_path):
     out = os.path.join(tmp_path, "out")
     argv = ["demo", "--output", out, "--epochs", "2", "--num-samples", "4", "--posterior-temperature", "0.5"]
@@ -87,6 +88,7 @@ def test_cli_default_posterior_temperature_is_the_demo_default():
     assert cli.build_parser().parse_args(["demo"]).posterior_temperature == DEFAULT_TEMPERATURE
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_python_dash_m_entry_point():
     proc = subprocess.run(
         [sys.executable, "-m", "bayesflip", "demo", "--help"], capture_output=True, text=True, timeout=120

@@ -59,6 +59,7 @@ def _x(n=6):
     return np.random.default_rng(0).normal(size=(n, 4)).astype("float32")
 
 
+@pytest.mark.slow  # a fresh interpreter without bayesflip
 def test_served_without_bayesflip_equals_mc_predict_and_posterior_mean(tmp_path):
     model = _classifier()
     x = _x()

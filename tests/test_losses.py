@@ -10,6 +10,7 @@ import tensorflow as tf
 
 import bayesflip
 from bayesflip.layers import DenseFlipout
+from tests.layers.helpers import assert_same_weights
 
 
 def _model(seed=0, kl_weight=1.0):
@@ -218,8 +219,7 @@ def _train(seed):
 def test_same_seed_same_training_run_and_predictions():
     m1, p1 = _train(0)
     m2, p2 = _train(0)
-    for a, b in zip(m1.get_weights(), m2.get_weights()):
-        np.testing.assert_array_equal(a, b)
+    assert_same_weights(m1.weights, m2.weights)
     np.testing.assert_array_equal(p1, p2)
     _, p3 = _train(5)
     assert not np.allclose(p1, p3)
@@ -233,11 +233,11 @@ def test_save_load_resumes_training_identically(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     assert bayesflip.get_kl_weight(loaded) == pytest.approx(0.123)
-    for layer, twin in zip(model.layers, loaded.layers):
+    assert [type(l).__name__ for l in loaded.layers] == [type(l).__name__ for l in model.layers]
+    for layer, twin in zip(model.layers, loaded.layers, strict=True):
         np.testing.assert_array_equal(layer.rng_state.numpy(), twin.rng_state.numpy())
         assert layer.get_config() == twin.get_config()
     # both continue training identically (optimizer state and RNG state restored)
     model.fit(x, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
     loaded.fit(x, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
-    for a, b in zip(model.get_weights(), loaded.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert_same_weights(model.weights, loaded.weights, rtol=1e-6, atol=1e-7)

@@ -121,3 +121,15 @@ def run_once(tmp_path_factory, name: str, compute) -> dict:
         result = compute(work)
         path.write_text(json.dumps(result))
         return result
+
+
+def max_abs_diff(a, b) -> float:
+    """Largest absolute difference between two equally long lists of weight arrays.
+
+    The lists must match in length and in each array's shape (a missing or
+    extra weight, or a broadcastable shape, fails instead of being skipped).
+    """
+    a, b = [np.asarray(u) for u in a], [np.asarray(v) for v in b]
+    assert len(a) == len(b), f"{len(a)} weights vs {len(b)}"
+    assert [u.shape for u in a] == [v.shape for v in b], ([u.shape for u in a], [v.shape for v in b])
+    return max(float(np.max(np.abs(u - v))) if u.size else 0.0 for u, v in zip(a, b, strict=True))

@@ -17,7 +17,7 @@ import pytest
 from tests.distribute import backup_restore_worker as worker
 from tests.distribute._common import HERE, ROOT, subprocess_env
 
-pytestmark = pytest.mark.xdist_group("distribute")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("distribute")]  # subprocesses
 TIMEOUT_S = 240
 
 
@@ -67,7 +67,9 @@ def test_killed_and_restarted_run_ends_like_an_uninterrupted_one(tmp_path):
     np.testing.assert_allclose(info["loss"], ref["loss"][2:], rtol=1e-6)
     with np.load(out) as restored:
         got = [restored[f"arr_{i}"] for i in range(len(restored.files))]
-    for a, b in zip(got, model.get_weights()):
+    expected = model.get_weights()
+    assert [a.shape for a in got] == [b.shape for b in expected]
+    for a, b in zip(got, expected, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     # the RNG states continued: 4 epochs x 4 steps
     assert [w.tolist() for w in got if w.dtype == np.int64] == [[12, 16], [112, 16]]

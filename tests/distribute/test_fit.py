@@ -14,6 +14,7 @@ import tensorflow as tf
 import bayesflip
 from bayesflip import distribute as bd
 from tests.distribute._common import N_EXAMPLES, data, make_model
+from tests.distribute._common import max_abs_diff as _max_abs_diff
 
 ACC = "acc"
 
@@ -21,10 +22,6 @@ ACC = "acc"
 def _ds(batch=16):
     x, y = data()
     return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
-
-
-def _max_abs_diff(a, b):
-    return max(float(np.max(np.abs(np.asarray(u) - np.asarray(v)))) for u, v in zip(a, b))
 
 
 # ------------------------------------------------------------- compute_loss

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from tests.distribute._common import run_once, run_script
+from tests.distribute._common import max_abs_diff as _max_abs_diff
 
-pytestmark = pytest.mark.xdist_group("distribute")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("distribute")]  # subprocesses
 
 
 @pytest.fixture(scope="session")  # once per (xdist) process, whatever the test order
@@ -20,10 +21,6 @@ def results(tmp_path_factory):
     return run_once(
         tmp_path_factory, "mirrored_checks", lambda _: run_script("mirrored_checks.py", timeout=300)
     )
-
-
-def _max_abs_diff(a, b):
-    return max(float(np.max(np.abs(np.asarray(u) - np.asarray(v)))) for u, v in zip(a, b))
 
 
 def test_two_replicas(results):

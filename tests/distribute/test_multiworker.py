@@ -19,8 +19,9 @@ import tensorflow as tf
 import bayesflip
 from bayesflip import distribute as bd
 from tests.distribute._common import HERE, ROOT, data, free_ports, make_model, run_once, subprocess_env
+from tests.distribute._common import max_abs_diff as _max_abs_diff
 
-pytestmark = pytest.mark.xdist_group("distribute")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("distribute")]  # subprocesses
 TIMEOUT_S = 300
 
 
@@ -55,10 +56,6 @@ def _run_workers(out):
         assert p.returncode == 0, f"worker failed ({p.returncode}):\n{stdout[-2000:]}\n{stderr[-5000:]}"
     results = [json.loads((out / f"result_{i}.json").read_text()) for i in range(2)]
     return {"results": results, "stdout": [log[0] for log in logs], "dir": str(out)}
-
-
-def _max_abs_diff(a, b):
-    return max(float(np.max(np.abs(np.asarray(u) - np.asarray(v)))) for u, v in zip(a, b))
 
 
 def test_cluster_and_chief(workers):

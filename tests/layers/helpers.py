@@ -8,6 +8,7 @@ and that the KL term is added exactly once.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 
@@ -72,10 +73,13 @@ def check_variational_layer(factory, input_shape, *, input_dtype="float32", chec
     c = keras.ops.convert_to_numpy(_first(layer(x)))
     assert not np.array_equal(a, c), "two forward passes returned identical samples"
 
-    # config round trip: rebuilt from config, config unchanged
+    # config round trip through JSON (what a .keras file stores): rebuilt from
+    # the parsed config, the config is unchanged
     config = layer.get_config()
-    rebuilt = type(layer).from_config(config)
-    assert rebuilt.get_config() == config
+    parsed = json.loads(json.dumps(config))
+    rebuilt = type(layer).from_config(parsed)
+    assert json.loads(json.dumps(rebuilt.get_config())) == parsed
+    assert rebuilt.get_config() == type(layer).from_config(config).get_config()
 
     # one fit step in a functional model, finite gradients
     model, mlayer = _model(factory, input_shape, seed=5, kl_weight=1e-3)
@@ -95,8 +99,7 @@ def check_variational_layer(factory, input_shape, *, input_dtype="float32", chec
             path = os.path.join(tmp, "model.keras")
             model.save(path)
             loaded = keras.saving.load_model(path, safe_mode=True)
-        for w1, w2 in zip(model.weights, loaded.weights):
-            np.testing.assert_array_equal(keras.ops.convert_to_numpy(w1), keras.ops.convert_to_numpy(w2))
+        assert_same_weights(model.weights, loaded.weights)
         with bayesflip.posterior_mean(model), bayesflip.posterior_mean(loaded):
             np.testing.assert_array_equal(
                 model.predict(x, verbose=0), loaded.predict(x, verbose=0)
@@ -106,6 +109,30 @@ def check_variational_layer(factory, input_shape, *, input_dtype="float32", chec
             keras.ops.convert_to_numpy(model(x)), keras.ops.convert_to_numpy(loaded(x))
         )
     return layer
+
+
+def _weight_names(weights) -> list[str]:
+    """Each weight's own name (``kernel_loc``, ``rng_state`` …), in order.
+
+    Not the path: two models built in one process get different layer names.
+    """
+    return [w.name for w in weights]
+
+
+def assert_same_weights(expected, actual, rtol=None, atol=0.0):
+    """The same weights, in the same order, with the same names, shapes and values.
+
+    Exact unless ``rtol`` is given. Names and counts are compared before any
+    value, so a missing, extra or reordered weight fails with its name.
+    """
+    assert _weight_names(actual) == _weight_names(expected)
+    for w1, w2 in zip(expected, actual, strict=True):
+        a, b = keras.ops.convert_to_numpy(w1), keras.ops.convert_to_numpy(w2)
+        assert a.shape == b.shape and a.dtype == b.dtype, (w1.path, a.shape, b.shape, a.dtype, b.dtype)
+        if rtol is None:
+            np.testing.assert_array_equal(b, a, err_msg=w1.path)
+        else:
+            np.testing.assert_allclose(b, a, rtol=rtol, atol=atol, err_msg=w1.path)
 
 
 def _first(y):

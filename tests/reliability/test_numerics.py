@@ -97,7 +97,11 @@ def test_mixed_precision_outputs_kl_and_gradients_are_finite(policy, name):
         y_mean = layer(x)
     y_mean = y_mean[0] if isinstance(y_mean, (list, tuple)) else y_mean
     diff = np.abs(np.asarray(tf.cast(y, tf.float32)) - np.asarray(tf.cast(y_mean, tf.float32)))
-    assert diff.max() < 0.5
+    # posterior scale 1e-2 over up to 8 inputs plus a Bayesian bias gives a
+    # sample-minus-mean noise of standard deviation ~0.03 (largest of the
+    # outputs measured: 0.11) and half-precision round-off adds ~1e-3; a broken
+    # low-precision path (overflow, lost perturbation, wrong cast) lands outside
+    assert 0.0 < diff.max() < 0.25, diff.max()
 
 
 def test_mixed_float16_fit_keeps_float32_master_weights_finite():
