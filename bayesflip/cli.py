@@ -10,14 +10,21 @@ from typing import Sequence
 from bayesflip.layers._variational import ESTIMATORS
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _int_at_least(minimum: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {what} integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a {what} integer, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1, "positive")
+_non_negative_int = _int_at_least(0, "non-negative")
 
 
 def _positive_float(text: str) -> float:
@@ -42,7 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--batch-size", type=_positive_int, default=64, help="mini-batch size (default: %(default)s)")
     demo.add_argument("--learning-rate", type=_positive_float, default=1e-2, help="Adam learning rate (default: %(default)s)")
     demo.add_argument(
-        "--posterior-temperature", type=_positive_float, default=0.3,
+        "--kl-warmup-epochs", type=_non_negative_int, default=10,
+        help="epochs of linear KL warm-up of the BNN, 0 for none (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--schedule", choices=("cosine", "constant"), default="cosine",
+        help="learning-rate schedule of both networks (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--posterior-temperature", type=_positive_float, default=0.1,
         help="posterior temperature of the BNN: kl_weight = T / N; 1 is the Bayesian posterior, "
         "the default %(default)s a tempered one chosen on held-out NLL",
     )
@@ -73,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
             posterior_temperature=args.posterior_temperature,
+            kl_warmup_epochs=args.kl_warmup_epochs,
+            schedule=args.schedule,
             verbose=0 if args.quiet else 1,
         )
     return 0

@@ -19,7 +19,8 @@ def _scores_of(report):
 @pytest.mark.slow  # a fresh interpreter
 def test_demo_end_to_end_writes_a_consistent_and_reproducible_report(tmp_path):
     out = os.path.join(tmp_path, "out")
-    argv = ["demo", "--output", out, "--epochs", "2", "--num-samples", "4", "--posterior-temperature", "0.5"]
+    argv = ["demo", "--output", out, "--epochs", "3", "--num-samples", "4", "--posterior-temperature", "0.5",
+            "--kl-warmup-epochs", "2"]
     assert cli.main([*argv, "--quiet"]) == 0
     with open(os.path.join(out, "report.json")) as f:
         report = json.load(f)
@@ -36,6 +37,7 @@ def test_demo_end_to_end_writes_a_consistent_and_reproducible_report(tmp_path):
     config = report["config"]
     assert config["posterior"] == "tempered (T = 0.5)" and config["posterior_temperature"] == 0.5
     assert config["kl_weight"] == pytest.approx(0.5 / config["train_examples"])
+    assert config["kl_warmup_epochs"] == 2 and config["schedule"] == "cosine"
     assert report["versions"]["tensorflow"] and report["versions"]["keras"]
     for net in ("deterministic", "bayesian"):
         scores = report[net]
@@ -65,6 +67,8 @@ def test_demo_end_to_end_writes_a_consistent_and_reproducible_report(tmp_path):
         (["demo", "--estimator", "magic"], "invalid choice: 'magic'"),
         (["demo", "--learning-rate", "-1"], "expected a positive number"),
         (["demo", "--posterior-temperature", "0"], "expected a positive number"),
+        (["demo", "--kl-warmup-epochs", "-1"], "expected a non-negative integer, got -1"),
+        (["demo", "--schedule", "step"], "invalid choice: 'step'"),
         ([], "required"),
     ],
 )
@@ -82,10 +86,13 @@ def test_cli_output_that_is_a_file(tmp_path, capsys):
     assert "exists and is not a folder" in capsys.readouterr().err
 
 
-def test_cli_default_posterior_temperature_is_the_demo_default():
-    from bayesflip.demo import DEFAULT_TEMPERATURE
+def test_cli_defaults_are_the_demo_defaults():
+    from bayesflip import demo
 
-    assert cli.build_parser().parse_args(["demo"]).posterior_temperature == DEFAULT_TEMPERATURE
+    args = cli.build_parser().parse_args(["demo"])
+    assert args.posterior_temperature == demo.DEFAULT_TEMPERATURE
+    assert args.kl_warmup_epochs == demo.DEFAULT_KL_WARMUP_EPOCHS
+    assert args.schedule == demo.DEFAULT_SCHEDULE
 
 
 @pytest.mark.slow  # a fresh interpreter
