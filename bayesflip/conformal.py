@@ -83,7 +83,9 @@ __all__ = [
     "ConformalClassifier",
 ]
 
+#: Nonconformity scores of :class:`ConformalRegressor` (``score=``), defined in the table above.
 REGRESSION_SCORES = ("normalized", "absolute", "cqr")
+#: Nonconformity scores of :class:`ConformalClassifier` and :func:`class_scores` (``score=``).
 CLASSIFICATION_SCORES = ("lac", "aps", "raps")
 #: Slack for ``(n + 1)(1 − α)`` computed in floating point (``10 · 0.9 = 9.000000000000002``).
 _EPS = 1e-9

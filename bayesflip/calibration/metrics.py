@@ -246,7 +246,7 @@ def calibration_error_from_bins(counts, sum_confidence, sum_outcome, norm: str =
 class CalibrationBins(NamedTuple):
     """Per-bin statistics of a reliability diagram (NumPy arrays of length B)."""
 
-    edges: np.ndarray  #: bin edges, length B + 1 (equal-mass: inner edges midway between neighbouring bins)
+    edges: np.ndarray  #: bin edges, length B + 1 (equal-mass bins put inner edges halfway between neighbours)
     counts: np.ndarray  #: examples per bin
     confidence: np.ndarray  #: mean confidence per bin (NaN where empty)
     accuracy: np.ndarray  #: fraction correct per bin (NaN where empty)

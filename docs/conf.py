@@ -1,0 +1,144 @@
+"""Sphinx configuration of the bayesflip documentation.
+
+Build: ``sphinx-build -W --keep-going -b html docs docs/_build/html`` (needs ``pip install -e '.[docs]'``).
+
+Sources:
+
+* ``api/``: the API reference, generated at every build by ``gen_api.py`` from the ``__all__``
+  lists (autodoc + napoleon: the docstrings are Google style); it raises if a public name has no
+  docstring.
+* ``guide/``: copies of the repository's Markdown pages (README.md, docs/*.md, tutorials/README.md,
+  benchmarks/README.md and the result tables it links) and the tutorial notebooks, laid out as in
+  the repository so their relative links resolve; rendered by MyST-NB *without executing* the
+  notebooks (they are stored without outputs and executed by tests/test_tutorials.py).
+"""
+
+import os
+import re
+import sys
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+sys.path.insert(0, str(DOCS))
+sys.path.insert(0, str(ROOT))  # document the checkout this conf.py belongs to, not another copy
+
+import bayesflip  # noqa: E402
+import gen_api  # noqa: E402
+
+# -- the repository's pages, mirrored under guide/ ----------------------------------------------
+GUIDE_FILES = [
+    "README.md",
+    "docs/reliability.md",
+    "docs/migrating_from_tfp.md",
+    "tutorials/README.md",
+    *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tutorials").glob("*.ipynb")),
+    "benchmarks/README.md",
+    "benchmarks/results/speed.md",
+    "benchmarks/results/suite.md",
+]
+
+
+# Result tables without a heading, reached only by links from the benchmarks README: rendered as
+# orphan pages (front matter added to the copy), since a toctree entry needs a title.
+ORPHANS = {"benchmarks/results/speed.md", "benchmarks/results/suite.md"}
+
+
+def _mirror(dest: Path) -> None:
+    wanted = set()
+    for rel in GUIDE_FILES:
+        src, dst = ROOT / rel, dest / rel
+        wanted.add(dst)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        data = src.read_bytes()
+        if rel in ORPHANS:
+            data = b"---\norphan: true\n---\n\n" + data
+        if not dst.exists() or dst.read_bytes() != data:  # keep mtimes: incremental builds
+            dst.write_bytes(data)
+    for path in dest.rglob("*"):
+        if path.is_file() and path not in wanted:
+            path.unlink()
+
+
+_mirror(DOCS / "guide")
+gen_api.write(DOCS / "api")
+
+# -- project ------------------------------------------------------------------------------------
+project = "bayesflip"
+author = "bayesflip contributors"
+copyright = "bayesflip contributors"  # noqa: A001 - Sphinx's name
+release = bayesflip.__version__
+version = release
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.mathjax",
+    "myst_nb",  # Markdown (MyST) pages and Jupyter notebooks
+]
+
+root_doc = "index"
+# docs/*.md are rendered from their guide/ copies (so that their links to ../README.md resolve);
+# gen_api.py and this file are not pages.
+exclude_patterns = ["_build", "reliability.md", "migrating_from_tfp.md", "**/.ipynb_checkpoints"]
+
+# -- autodoc / napoleon -------------------------------------------------------------------------
+autodoc_member_order = "bysource"
+autodoc_typehints = "signature"
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+napoleon_use_rtype = False
+
+# -- MyST / MyST-NB -----------------------------------------------------------------------------
+nb_execution_mode = "off"  # the notebooks are executed by the test suite, not by the docs build
+myst_heading_anchors = 3  # README links such as benchmarks/README.md#defaults-ablation
+myst_enable_extensions = ["dollarmath"]
+
+# -- HTML ---------------------------------------------------------------------------------------
+html_theme = "alabaster"
+html_title = f"bayesflip {release}"
+
+
+# -- docstring conventions napoleon does not read as written -----------------------------------
+_ARG_SECTIONS = re.compile(r"^\s*(Args|Arguments|Parameters|Keyword Args|Keyword Arguments|Attributes):\s*$")
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _google_conventions(app, what, name, obj, options, lines):
+    """Adapt two conventions of the bayesflip docstrings before napoleon parses them.
+
+    * ``Example:`` directly followed by ``>>>`` lines (the doctest style of the code base): a
+      blank line is inserted so docutils reads a doctest block rather than a paragraph.
+    * An ``Args:`` entry naming several arguments whose list of names wraps onto the next line
+      (``filters, kernel_size, ...,`` / ``groups, use_bias: as in ...``): the lines up to the
+      colon are joined, so napoleon sees one entry.
+    """
+    i = 0
+    while i < len(lines) - 1:
+        if lines[i].strip() in ("Example:", "Examples:") and lines[i + 1].lstrip().startswith(">>>"):
+            lines.insert(i + 1, "")
+        i += 1
+    i = 0
+    while i < len(lines):
+        if not _ARG_SECTIONS.match(lines[i]):
+            i += 1
+            continue
+        i += 1
+        entry = _indent(lines[i]) if i < len(lines) and lines[i].strip() else None
+        while entry is not None and i < len(lines) and (not lines[i].strip() or _indent(lines[i]) >= entry):
+            line = lines[i]
+            if line.strip() and _indent(line) == entry:
+                while ":" not in lines[i] and i + 1 < len(lines) and lines[i + 1].strip() \
+                        and _indent(lines[i + 1]) > entry:
+                    lines[i] = lines[i].rstrip() + " " + lines.pop(i + 1).strip()
+            i += 1
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _google_conventions, priority=400)  # before napoleon (500)

@@ -1,0 +1,55 @@
+"""The documentation site builds with warnings as errors, and its API reference shows every public name."""
+
+import importlib
+import inspect
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sphinx", reason="sphinx is not installed (pip install -e '.[docs]')")
+pytest.importorskip("myst_nb", reason="myst-nb is not installed (pip install -e '.[docs]')")
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("docs")]
+
+
+def _public_names():
+    """``module.name`` for every name of ``bayesflip.__all__`` and of each public module's ``__all__``."""
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        gen_api = importlib.import_module("gen_api")
+    finally:
+        sys.path.remove(str(ROOT / "docs"))
+    names = gen_api.public_names()
+    assert "bayesflip.set_kl_weight" in names and "bayesflip.layers.DenseFlipout" in names
+    return names
+
+
+def test_docs_build_without_warnings_and_list_every_public_name(tmp_path):
+    out = tmp_path / "html"
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
+         "-d", str(tmp_path / "doctrees"), str(ROOT / "docs"), str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, f"sphinx-build failed:\n{proc.stdout[-5000:]}\n{proc.stderr[-10000:]}"
+
+    api = "\n".join(p.read_text(encoding="utf-8") for p in (out / "api").glob("*.html"))
+    missing = []
+    for full in _public_names():
+        modname, _, name = full.rpartition(".")
+        obj = getattr(importlib.import_module(modname), name)
+        anchor = f'id="module-{obj.__name__}"' if inspect.ismodule(obj) else f'id="{full}"'
+        if anchor not in api:
+            missing.append(full)
+    assert not missing, f"public names missing from the API reference: {missing}"
+
+    for page in ["index", "guide/README", "guide/docs/reliability", "guide/docs/migrating_from_tfp",
+                 "guide/tutorials/README", "guide/tutorials/01_quickstart", "guide/benchmarks/README"]:
+        assert (out / f"{page}.html").is_file(), page
+    notebooks = sorted(p.stem for p in (ROOT / "tutorials").glob("*.ipynb"))
+    assert notebooks and all((out / "guide" / "tutorials" / f"{n}.html").is_file() for n in notebooks)
