@@ -6,6 +6,8 @@ import re
 
 import pytest
 
+from tests.conftest import load_benchmark
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -66,19 +68,6 @@ def _mean(summary, config, metric):
     return summary[config][metric]["mean"]
 
 
-def _ablation_module():
-    import importlib.util
-    import sys
-
-    spec = importlib.util.spec_from_file_location(
-        "bayesflip_bench_ablation", os.path.join(ROOT, "benchmarks", "ablation_defaults.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_prose_about_the_main_job_states_the_computed_numbers():
     text = _read("README.md")
     report = json.loads(_read("benchmarks", "results", "demo", "report.json"))
@@ -124,7 +113,7 @@ def test_the_demo_defaults_are_the_ablations_best_held_out_nll():
     from bayesflip import demo
 
     s60 = _summary("ablation_defaults.json")
-    configs = _ablation_module().CONFIGS
+    configs = load_benchmark("ablation_defaults").CONFIGS
     five_seeds = [c for c, row in s60.items() if c in configs and row["seeds"] == 5]
     best = min(five_seeds, key=lambda c: _mean(s60, c, "val_nll"))
     layer_kwargs, fit_kwargs, _ = configs[best]
@@ -172,24 +161,11 @@ def test_prose_about_the_ablation_states_the_computed_numbers():
         assert _mean(s60, config, "val_nll") > _mean(s60, "default", "val_nll")
 
 
-@pytest.fixture(scope="module")
-def suite_module():
-    import importlib.util
-    import sys
-
-    path = os.path.join(ROOT, "benchmarks", "suite.py")
-    spec = importlib.util.spec_from_file_location("bayesflip_bench_suite_readme", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_readme_suite_summary_and_its_claims_match_the_committed_run(suite_module):
+def test_readme_suite_summary_and_its_claims_match_the_committed_run():
     report = json.loads(_read("benchmarks", "results", "suite.json"))
     text = _read("README.md")
     block = re.search(r"<!-- suite-summary -->\n(.*?)<!-- /suite-summary -->", text, re.S).group(1)
-    assert block == suite_module.summary_markdown(report)
+    assert block == load_benchmark("suite").summary_markdown(report)
     from bayesflip.demo import DEFAULT_TEMPERATURE
 
     assert report["config"]["temperature"]["flipout_cold"] == DEFAULT_TEMPERATURE

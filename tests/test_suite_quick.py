@@ -1,26 +1,20 @@
 """benchmarks/suite.py: quick end-to-end run and its numerical building blocks."""
 
-import importlib.util
 import json
 import math
 import os
-import sys
 
 import numpy as np
 import pytest
 from scipy import stats
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.conftest import load_benchmark
+
 
 
 @pytest.fixture(scope="module")
 def suite():
-    path = os.path.join(ROOT, "benchmarks", "suite.py")
-    spec = importlib.util.spec_from_file_location("bayesflip_bench_suite", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("suite")
 
 
 def _finite(x):
