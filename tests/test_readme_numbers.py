@@ -176,13 +176,18 @@ def test_readme_suite_summary_and_its_claims_match_the_committed_run():
         for m in ("flipout", "flipout_cold"):
             assert ll[name][m] > published[vi]["ll"][0], (name, m)
     assert len(report["published"]) == 2
-    # "neither beats MC dropout on Boston, flipout_cold matches or beats it on the other two"
-    assert all(ll["boston"][m] < ll["boston"]["mc_dropout"] for m in ("flipout", "flipout_cold"))
-    assert all(round(ll[s]["flipout_cold"], 2) >= round(ll[s]["mc_dropout"], 2) for s in ("concrete", "diabetes"))
+    # against MC dropout: flipout wins on concrete, ties on diabetes, loses on Boston; flipout_cold wins on concrete only
+    mc = {name: ll[name]["mc_dropout"] for name in ll}
+    assert [n for n in ll if ll[n]["flipout"] > mc[n]] == ["concrete"]
+    assert f"{ll['diabetes']['flipout']:.4f} vs {mc['diabetes']:.4f}".replace("-", "−") in text
+    assert round(ll["diabetes"]["flipout"], 4) == round(mc["diabetes"], 4)
+    assert [n for n in ll if ll[n]["flipout_cold"] > mc[n]] == ["concrete"]
+    best = {n: max(v, key=v.get) for n, v in ll.items()}
+    assert sum(b == "ensemble" for b in best.values()) >= 2, best
     shift = report["classification"]["shift"]
     for m in ("flipout", "flipout_cold"):
         for kind, by_method in shift.items():
             assert by_method[m]["nll"][-1] < by_method["map"]["nll"][-1], (m, kind)
             worse = [i for i in range(2, 6) if by_method[m]["ece"][i] >= by_method["map"]["ece"][i]]
-            expected = {("gaussian_noise", "flipout_cold"): [2], ("gaussian_noise", "flipout"): [2, 3]}
+            expected = {("gaussian_noise", "flipout"): [2, 3]}
             assert worse == expected.get((kind, m), []), (m, kind, worse)
