@@ -177,6 +177,7 @@ def test_streaming_errors():
         cal.BrierScore().update_state([0, 2], [[0.5, 0.5], [0.5, 0.5]])
 
 
+@pytest.mark.slow
 def test_streaming_metrics_under_mirrored_strategy_two_logical_cpus():
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
     proc = subprocess.run(
