@@ -130,7 +130,7 @@ def to_bayesian(
         model: a built ``Sequential`` or functional model.
         moped_delta: MOPED initialisation when not ``None``: posterior mean =
             trained weight ``w``, posterior scale ``moped_delta·|w|`` (floored
-            just above ``min_scale``), prior :class:`CenteredNormal`
+            just above ``min_scale``), prior :class:`~bayesflip.priors.CenteredNormal`
             ``N(w, prior_scale²)``. Needs ``copy_weights``.
         prior_scale: scale of the MOPED prior.
         prior: prior of the converted layers when ``moped_delta`` is ``None``

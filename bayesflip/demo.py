@@ -30,7 +30,7 @@ from bayesflip.datasets import corrupt_images, load_digits
 from bayesflip.layers import DenseFlipout
 from bayesflip.losses import ELBOTerms, KLAnnealing, set_kl_weight
 
-__all__ = ["DEFAULT_TEMPERATURE", "build_bayesian_mlp", "build_deterministic_mlp", "fit_bayesian_mlp", "run_demo"]
+__all__ = ["DEFAULT_TEMPERATURE", "adam", "build_bayesian_mlp", "build_deterministic_mlp", "fit_bayesian_mlp", "run_demo"]
 
 OOD_KINDS = ("permuted", "noise")
 
@@ -53,7 +53,7 @@ def build_bayesian_mlp(
     seed: int = 0,
     **layer_kwargs,
 ) -> keras.Model:
-    """An MLP of :class:`DenseFlipout` layers ending in a softmax.
+    """An MLP of :class:`~bayesflip.layers.DenseFlipout` layers ending in a softmax.
 
     ``layer_kwargs`` (``prior``, ``init_scale`` …) go to every layer.
     """
@@ -92,7 +92,7 @@ def fit_bayesian_mlp(
     cross-entropy data term logged as ``nll`` (``ELBOTerms`` adds ``kl``), and
     optionally warms the KL weight up linearly over ``kl_warmup_epochs``.
     ``schedule`` is the learning rate's: ``"constant"`` or ``"cosine"`` (decay
-    to 0 over the run, see :func:`adam`).
+    to 0 over the run, see :func:`~bayesflip.demo.adam`).
 
     Returns:
         The Keras ``History`` (``loss``, ``nll``, ``kl``, ``accuracy``).

@@ -188,7 +188,7 @@ class FlipoutES:
             y: targets, ``(B, ...)``.
 
         Returns:
-            ``(grads, fitness)``: a list matching :attr:`params` (kernel, bias
+            ``(grads, fitness)``: a list matching ``params`` (kernel, bias
             per layer) and the per-perturbation fitness (``2B`` with antithetic
             sampling: first the ``+`` half, then the mirrored ``-`` half).
         """

@@ -615,7 +615,7 @@ class GaussianHead(_RegressionHead):
         **kwargs: base ``keras.layers.Layer`` arguments (``name``, ``dtype`` …).
 
     Output: ``(..., units, 2)``, ``[..., 0]`` = loc, ``[..., 1]`` = scale. Loss:
-    :class:`GaussianNLL` (:meth:`loss`).
+    :class:`GaussianNLL` (``head.loss()``).
 
     Example:
     >>> import numpy as np

@@ -51,7 +51,7 @@ def _check_finite(owner: str, name: str, value: Any) -> float:
 class Prior:
     """Base class: a factory of a weight's prior distribution.
 
-    Subclasses implement :meth:`distribution` and :meth:`get_config`, and are
+    Subclasses implement :meth:`distribution` and ``get_config``, and are
     registered with ``keras.saving.register_keras_serializable`` so that models
     holding them load with ``safe_mode=True``.
     """

@@ -176,7 +176,7 @@ def next_seed(state: keras.Variable) -> tf.Tensor:
 
     The returned seed already has the replica id folded in when called inside a
     ``tf.distribute`` replica context (see :func:`fold_in_replica`). See
-    :func:`read_and_advance` for the atomicity. Inside :func:`counter_offset`
+    :func:`read_and_advance` for the atomicity. Inside ``counter_offset``
     the state is only read and the offset added to its counter.
     """
     offset = getattr(_OFFSETS, "value", None)

@@ -30,16 +30,7 @@ PACKAGE = "bayesflip"
 #: Documentation for public constants whose defining module cannot carry a ``#:`` comment yet.
 #: Each entry is "module.NAME" -> text; an entry whose constant has gained its own ``#:`` comment
 #: is an error (remove it here), so this list can only shrink.
-FALLBACK_DATA_DOCS: dict[str, str] = {
-    # bayesflip/layers/_variational.py is being refactored; move this text there as a ``#:``
-    # comment above ``ESTIMATORS = (...)`` and delete the entry.
-    "bayesflip.layers._variational.ESTIMATORS": (
-        "The weight-sampling estimators a variational layer accepts as ``estimator=``: "
-        '``"flipout"`` (per-example pseudo-independent perturbations), ``"shared"`` (one weight '
-        'sample per mini-batch) and ``"local"`` (local reparameterization, sampling the '
-        "pre-activations)."
-    ),
-}
+FALLBACK_DATA_DOCS: dict[str, str] = {}
 
 
 def _is_public(modname: str) -> bool:

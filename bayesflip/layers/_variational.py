@@ -49,6 +49,9 @@ __all__ = [
     "analytic_kl_available",
 ]
 
+#: The weight-sampling estimators a variational layer accepts as ``estimator=``: ``"flipout"``
+#: (per-example pseudo-independent perturbations), ``"shared"`` (one weight sample per
+#: mini-batch) and ``"local"`` (local reparameterization, sampling the pre-activations).
 ESTIMATORS = ("flipout", "shared", "local")
 
 # Weak keys: an entry lives as long as its prior. Priors bound to one layer's
@@ -315,7 +318,7 @@ def _warn_when_differentiated(kl: tf.Tensor, layer: "VariationalLayer") -> tf.Te
 class VariationalLayer(keras.layers.Layer):
     """Base class of bayesflip layers: posterior weights, KL term, RNG state, modes.
 
-    Subclasses call :meth:`add_posterior` in ``build`` (once per Bayesian weight)
+    Subclasses call ``add_posterior`` in ``build`` (once per Bayesian weight)
     and :meth:`sample_linear` in ``call``.
 
     Args:

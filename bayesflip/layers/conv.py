@@ -1,6 +1,7 @@
 """Convolutional and transposed-convolutional variational layers.
 
-Each layer is a thin wrapper over :meth:`VariationalLayer.sample_linear` with
+Each layer is a thin wrapper over
+:meth:`~bayesflip.layers.VariationalLayer.sample_linear` with
 ``op = keras.ops.conv`` (or ``keras.ops.conv_transpose``): flipout signs are
 drawn per example and per channel and broadcast over the spatial positions,
 so a batch costs two convolutions (mean and perturbation) instead of one.
