@@ -11,6 +11,17 @@ import os as _os
 
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+from bayesflip._startup import quiet_stderr as _quiet_stderr, started_as_cli as _started_as_cli  # noqa: E402
+
+if _started_as_cli():
+    # the command line starts without TensorFlow's C++ start-up lines (see bayesflip/_startup.py)
+    _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _quiet_stderr():
+        import tensorflow as _tf
+
+        _tf.config.list_physical_devices()  # the CUDA probe logs on first use, not on import
+    del _tf
+
 import keras as _keras  # noqa: E402
 
 if _keras.backend.backend() != "tensorflow":  # pragma: no cover - checked at import

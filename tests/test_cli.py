@@ -117,3 +117,55 @@ def test_digits_split_and_corruptions():
         corrupt_images(x, "blur")
     with pytest.raises(ValueError, match="test_fraction"):
         load_digits(test_fraction=1.5)
+
+
+_STARTUP_NOISE = ("onednn", "cuda", "absl")
+
+
+@pytest.mark.slow  # two fresh interpreters (~25 s)
+def test_cli_starts_without_tensorflow_startup_lines(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's shell has it
+    runs = {
+        "help": [sys.executable, "-m", "bayesflip", "demo", "--help"],
+        "demo": [sys.executable, "-m", "bayesflip", "demo", "--output", str(tmp_path / "out"),
+                 "--epochs", "1", "--num-samples", "2", "--quiet"],
+    }
+    for what, command in runs.items():
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        noisy = [line for line in proc.stderr.splitlines() if any(w in line.lower() for w in _STARTUP_NOISE)]
+        assert not noisy, (what, noisy)
+    assert "usage: bayesflip demo" in subprocess.run(
+        runs["help"], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path).stdout
+    # stderr is restored after TensorFlow loads: our own errors still show
+    proc = subprocess.run([sys.executable, "-m", "bayesflip", "demo", "--epochs", "0"],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert proc.returncode == 2 and "expected a positive integer, got 0" in proc.stderr
+    assert not [line for line in proc.stderr.splitlines() if any(w in line.lower() for w in _STARTUP_NOISE)]
+
+
+def test_quiet_stderr_silences_fd2_and_restores_it(capfd):
+    from bayesflip._startup import quiet_stderr
+
+    with quiet_stderr():
+        os.write(2, b"hidden\n")
+    os.write(2, b"shown\n")
+    err = capfd.readouterr().err
+    assert "hidden" not in err and "shown" in err
+
+
+@pytest.mark.parametrize(
+    "orig_argv, argv0, expected",
+    [
+        (["python", "-m", "bayesflip", "demo"], "-m", True),
+        (["python", "-m", "pytest", "tests"], "-m", False),
+        (["/venv/bin/python", "/venv/bin/bayesflip", "demo"], "/venv/bin/bayesflip", True),
+        (["python", "train.py"], "train.py", False),
+    ],
+)
+def test_started_as_cli(monkeypatch, orig_argv, argv0, expected):
+    from bayesflip._startup import started_as_cli
+
+    monkeypatch.setattr(sys, "orig_argv", orig_argv)
+    monkeypatch.setattr(sys, "argv", [argv0])
+    assert started_as_cli() is expected
