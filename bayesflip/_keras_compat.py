@@ -26,9 +26,6 @@ private API                        used for
 ``DistributedValues``              this replica's copy of a sync-on-read variable
 ``._get_on_device_or_primary``
 =================================  ==========================================================
-
-(``bayesflip/uncertainty.py`` still calls ``_flatten_layers``/``_clear_losses``
-directly; it should use :func:`flatten_layers`/:func:`clear_losses`.)
 """
 
 from __future__ import annotations
@@ -56,7 +53,12 @@ def track_variable(layer: keras.layers.Layer, variable: keras.Variable) -> None:
 
 
 def flatten_layers(model: keras.layers.Layer, include_self: bool = True) -> list[keras.layers.Layer]:
-    """Every layer nested in ``model`` (depth first), ``model`` itself first when ``include_self``."""
+    """Every layer nested in ``model`` (depth first), ``model`` itself first when ``include_self``.
+
+    An object without Keras' layer tracking (e.g. a plain callable) has no nested layers.
+    """
+    if not hasattr(model, "_flatten_layers"):
+        return [model] if include_self else []
     return list(model._flatten_layers(include_self=include_self))
 
 

@@ -31,6 +31,7 @@ import tensorflow as tf
 from scipy import special
 
 from bayesflip._checks import PROBS_ATOL, check_positive_int, warn_probabilities_as_logits
+from bayesflip._keras_compat import clear_losses, flatten_layers
 
 __all__ = [
     "mc_predict",
@@ -192,7 +193,7 @@ def _graph_key(model) -> tuple:
         (layer.name, getattr(layer, "estimator", None), bool(layer.use_posterior_mean))
         for layer in variational_layers(model)
     )
-    layers = model._flatten_layers(include_self=True) if hasattr(model, "_flatten_layers") else [model]
+    layers = flatten_layers(model, include_self=True)
     policies = tuple(getattr(getattr(layer, "dtype_policy", None), "name", None) for layer in layers)
     return variational, policies
 
@@ -386,9 +387,8 @@ def mc_predict(
         outputs.append(tf.nest.map_structure(lambda t: t.numpy(), draws))
     if probs_as_logits:
         warn_probabilities_as_logits(fn, f"the outputs of '{model.name}'")
-    if hasattr(model, "_clear_losses"):
-        # The compiled passes append their (graph) KL tensors to ``model.losses``.
-        model._clear_losses()
+    # The compiled passes append their (graph) KL tensors to ``model.losses``.
+    clear_losses(model)
     axis = 1 if return_samples else 0
     if len(outputs) == 1:
         result = outputs[0]
