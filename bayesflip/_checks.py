@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -18,13 +20,92 @@ def check_positive_int(owner: str, name: str, value, allow_none: bool = False) -
     """
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{owner}: `{name}` must be a positive int, got {value!r}.")
+    return check_int(owner, name, value, minimum=1)
+
+
+def check_int(caller: str, name: str, value, minimum: int = 0, allow_none: bool = False) -> int | None:
+    """Return ``value`` as an int if it is an int (not a bool) >= ``minimum`` (or ``None`` when allowed).
+
+    Raises:
+        ValueError: ``"<caller>: `<name>` must be <a positive int | a non-negative int |
+            an int >= m>, got <value>."``
+
+    Example:
+    >>> check_int("f", "repeats", 2, minimum=2)
+    2
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        what = {1: "a positive int", 0: "a non-negative int"}.get(minimum, f"an int >= {minimum}")
+        raise ValueError(f"{caller}: `{name}` must be {what}, got {value!r}.")
     return int(value)
 
 
-#: Entries within this of [0, 1] and row sums within this of 1 count as "already probabilities".
+def is_real(value) -> bool:
+    """Whether ``value`` is a Python or NumPy real number (a bool is not)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+
+
+def check_real(
+    caller: str,
+    name: str,
+    value,
+    low: float | None = None,
+    high: float | None = None,
+    what: str | None = None,
+) -> float:
+    """Return ``value`` as a float if it is a finite real number in the open interval (``low``, ``high``).
+
+    ``low``/``high`` of ``None`` leave that side unbounded; ``what`` overrides the description
+    of the range in the message (default: "a finite number", "a positive finite number", ...).
+
+    Raises:
+        ValueError: ``"<caller>: `<name>` must be <what>, got <value>."``
+
+    Example:
+    >>> check_real("f", "sigma", 0.5, low=0)
+    0.5
+    """
+    ok = is_real(value) and math.isfinite(value)
+    ok = ok and (low is None or value > low) and (high is None or value < high)
+    if not ok:
+        if what is None:
+            if low == 0 and high is None:
+                what = "a positive finite number"
+            elif low is None and high is None:
+                what = "a finite number"
+            else:
+                lo = "-inf" if low is None else f"{low:g}"
+                hi = "inf" if high is None else f"{high:g}"
+                what = f"a number in ({lo}, {hi})"
+        raise ValueError(f"{caller}: `{name}` must be {what}, got {value!r}.")
+    return float(value)
+
+
+#: Entries within this of [0, 1] and row sums within this of 1 count as "already probabilities"
+#: (and as probabilities at all: the one simplex tolerance of the library).
 PROBS_ATOL = 1e-3
+
+
+def check_on_simplex(caller: str, name: str, values) -> None:
+    """Raise unless every row of ``values`` (last axis) lies on the probability simplex within :data:`PROBS_ATOL`.
+
+    ``values`` is a NumPy array or an eager tensor, already checked to be finite and non-empty.
+
+    Raises:
+        ValueError: naming the caller, the argument, the range of the entries and the worst row
+            sum, and suggesting ``from_logits=True``.
+    """
+    a = np.asarray(values, dtype=np.float64)
+    lo, hi = float(a.min()), float(a.max())
+    worst = float(np.max(np.abs(a.sum(axis=-1) - 1.0)))
+    if lo < -PROBS_ATOL or hi > 1 + PROBS_ATOL or worst > PROBS_ATOL:
+        raise ValueError(
+            f"{caller}: `{name}` must lie on the probability simplex along the last axis (entries in [0, 1], "
+            f"rows summing to 1 within {PROBS_ATOL}); got entries in [{lo:.4g}, {hi:.4g}] and a row sum off "
+            f"by {worst:.4g}. Pass from_logits=True for logits."
+        )
 
 
 def looks_like_probabilities(values) -> bool:

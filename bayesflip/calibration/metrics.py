@@ -38,7 +38,13 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from bayesflip._checks import looks_like_probabilities, warn_probabilities_as_logits
+from bayesflip._checks import (
+    PROBS_ATOL,
+    check_on_simplex,
+    check_positive_int,
+    looks_like_probabilities,
+    warn_probabilities_as_logits,
+)
 
 __all__ = [
     "expected_calibration_error",
@@ -56,8 +62,9 @@ __all__ = [
 
 NORMS = ("l1", "l2", "max")
 BINNINGS = ("equal_width", "equal_mass")
-#: Tolerance on probabilities: each row must sum to 1 within it, entries in [-tol, 1 + tol].
-SIMPLEX_ATOL = 1e-3
+#: Tolerance on probabilities: each row must sum to 1 within it, entries in [-tol, 1 + tol]
+#: (the library's one simplex tolerance, ``bayesflip._checks.PROBS_ATOL``).
+SIMPLEX_ATOL = PROBS_ATOL
 _LOG_CLIP = 1e-12
 
 
@@ -70,9 +77,7 @@ def _check_choice(fn: str, arg: str, value, choices: tuple[str, ...]) -> str:
 
 def check_num_bins(fn: str, num_bins) -> int:
     """Validate a bin count (a positive int)."""
-    if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) or num_bins < 1:
-        raise ValueError(f"{fn}: `num_bins` must be a positive int, got {num_bins!r}.")
-    return int(num_bins)
+    return check_positive_int(fn, "num_bins", num_bins)
 
 
 def _to_numpy(fn: str, arg: str, value) -> np.ndarray:
@@ -119,15 +124,7 @@ def validate_probs(fn: str, probs, from_logits: bool = False) -> np.ndarray:
         if looks_like_probabilities(arr):
             warn_probabilities_as_logits(fn, "the `probs` passed as logits", stacklevel=5)
         return np.exp(_log_softmax(arr))
-    lo, hi = arr.min(), arr.max()
-    sums = arr.sum(axis=1)
-    worst = float(np.max(np.abs(sums - 1.0)))
-    if lo < -SIMPLEX_ATOL or hi > 1 + SIMPLEX_ATOL or worst > SIMPLEX_ATOL:
-        raise ValueError(
-            f"{fn}: `probs` must lie on the probability simplex (entries in [0, 1], rows summing to 1 "
-            f"within {SIMPLEX_ATOL}); got entries in [{lo:.4g}, {hi:.4g}] and a row sum off by {worst:.4g}. "
-            f"Pass from_logits=True for logits."
-        )
+    check_on_simplex(fn, "probs", arr)
     return np.clip(arr, 0.0, 1.0)
 
 
@@ -531,8 +528,7 @@ def brier_decomposition(
 
 # --------------------------------------------------------------------------- regression
 def _default_levels(fn: str, num_levels) -> np.ndarray:
-    if isinstance(num_levels, bool) or not isinstance(num_levels, (int, np.integer)) or num_levels < 1:
-        raise ValueError(f"{fn}: `num_levels` must be a positive int, got {num_levels!r}.")
+    num_levels = check_positive_int(fn, "num_levels", num_levels)
     return (np.arange(num_levels) + 0.5) / num_levels
 
 

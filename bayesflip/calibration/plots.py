@@ -169,8 +169,7 @@ def uncertainty_histogram(
     auroc = unc.ood_auroc(scores_in, scores_out)
     a = np.asarray(scores_in, dtype=np.float64).reshape(-1)
     b = np.asarray(scores_out, dtype=np.float64).reshape(-1)
-    if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) or num_bins < 1:
-        raise ValueError(f"uncertainty_histogram: `num_bins` must be a positive int, got {num_bins!r}.")
+    num_bins = m.check_num_bins("uncertainty_histogram", num_bins)
     lo, hi = min(a.min(), b.min()), max(a.max(), b.max())
     edges = np.linspace(lo, hi if hi > lo else lo + 1.0, num_bins + 1)
     fig = Figure(figsize=(6.0, 4.0), dpi=100, layout="constrained")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from bayesflip._checks import check_positive_int
 from bayesflip.calibration import metrics as fn
 
 __all__ = ["ExpectedCalibrationError", "BrierScore", "NegativeLogLikelihood"]
@@ -113,17 +114,11 @@ class ExpectedCalibrationError(keras.metrics.Metric):
             raise ValueError(f"{owner}: `norm` must be one of {list(fn.NORMS)}, got {norm!r}.")
         self.norm = norm
         self.classwise = bool(classwise)
-        if self.classwise and (
-            isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
-        ):
+        if self.classwise and num_classes is None:
             raise ValueError(
                 f"{owner}: `classwise=True` needs `num_classes` (a positive int), got {num_classes!r}."
             )
-        if num_classes is not None and (
-            isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
-        ):
-            raise ValueError(f"{owner}: `num_classes` must be a positive int or None, got {num_classes!r}.")
-        self.num_classes = num_classes
+        self.num_classes = check_positive_int(owner, "num_classes", num_classes, allow_none=True)
         self.from_logits = bool(from_logits)
         shape = (num_classes, self.num_bins) if self.classwise else (self.num_bins,)
         self.counts = self.add_variable(shape, "zeros", dtype="float64", name="counts")

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bayesflip._checks import looks_like_probabilities, warn_probabilities_as_logits
+from bayesflip._checks import check_real, looks_like_probabilities, warn_probabilities_as_logits
 from bayesflip.calibration import metrics as m
 
 __all__ = ["fit_temperature", "TemperatureScaling"]
@@ -126,15 +126,8 @@ class TemperatureScaling(keras.layers.Layer):
         self._initial = self._check(temperature)
 
     def _check(self, temperature) -> float:
-        if (
-            isinstance(temperature, bool)
-            or not isinstance(temperature, (int, float, np.floating))
-            or not (0 < float(temperature) < np.inf)
-        ):
-            raise ValueError(
-                f"TemperatureScaling '{self.name}': `temperature` must be a finite number > 0, got {temperature!r}."
-            )
-        return float(temperature)
+        return check_real(f"TemperatureScaling '{self.name}'", "temperature", temperature, low=0,
+                          what="a finite number > 0")
 
     def build(self, input_shape=None):
         self._temperature = self.add_weight(
