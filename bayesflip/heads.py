@@ -46,7 +46,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bayesflip._checks import check_positive_int
+from bayesflip._checks import check_positive_int, check_real, is_real
 from bayesflip._tfp import tfd
 from bayesflip.uncertainty import _LINKS, _mixture_quantile
 
@@ -76,7 +76,7 @@ _INIT_DF = 5.0
 # --------------------------------------------------------------------------- helpers
 def _check_number(owner: str, name: str, value: Any, minimum: float, inclusive: bool) -> float:
     kind = "non-negative" if inclusive else "positive"
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if not is_real(value):
         raise TypeError(f"{owner}: `{name}` must be a {kind} number, got {value!r}.")
     value = float(value)
     if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
@@ -196,10 +196,7 @@ class RegressionPredictive(NamedTuple):
         Returns:
             ``(lower, upper)``, each ``(N, ..., units)``.
         """
-        if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
-            raise ValueError(
-                f"RegressionPredictive.interval: `level` must be a number in (0, 1), got {level!r}."
-            )
+        level = check_real("RegressionPredictive.interval", "level", level, low=0, high=1)
         lo, hi = self.quantile([(1 - level) / 2, (1 + level) / 2])
         return lo, hi
 

@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 from scipy import special
 
-from bayesflip._checks import PROBS_ATOL, check_positive_int, warn_probabilities_as_logits
+from bayesflip._checks import PROBS_ATOL, check_on_simplex, check_positive_int, check_real, warn_probabilities_as_logits
 from bayesflip._keras_compat import clear_losses, flatten_layers
 
 __all__ = [
@@ -45,8 +45,6 @@ __all__ = [
     "ood_auroc",
     "ood_aupr",
 ]
-
-_SIMPLEX_ATOL = 1e-3
 
 
 # --------------------------------------------------------------------------- helpers
@@ -77,14 +75,7 @@ def _probs_and_logp(fn: str, arg: str, value, from_logits: bool, min_rank: int):
         logp = tf.nn.log_softmax(t, axis=-1)
         return tf.exp(logp), logp, is_tensor
     if tf.executing_eagerly():
-        lo, hi = float(tf.reduce_min(t)), float(tf.reduce_max(t))
-        worst = float(tf.reduce_max(tf.abs(tf.reduce_sum(t, axis=-1) - 1.0)))
-        if lo < -_SIMPLEX_ATOL or hi > 1 + _SIMPLEX_ATOL or worst > _SIMPLEX_ATOL:
-            raise ValueError(
-                f"{fn}: `{arg}` must lie on the probability simplex along the last axis (entries in [0, 1], "
-                f"summing to 1 within {_SIMPLEX_ATOL}); got entries in [{lo:.4g}, {hi:.4g}] and a sum off by "
-                f"{worst:.4g}. Pass from_logits=True for logits."
-            )
+        check_on_simplex(fn, arg, t)
     p = tf.clip_by_value(t, 0.0, 1.0)
     return p, None, is_tensor
 
@@ -511,8 +502,7 @@ def prediction_interval(sample_means, sample_scales, level: float = 0.95, method
     (-1.96, 1.96)
     """
     fn = "prediction_interval"
-    if not isinstance(level, (float, int)) or isinstance(level, bool) or not 0 < level < 1:
-        raise ValueError(f"{fn}: `level` must be a number in (0, 1), got {level!r}.")
+    level = check_real(fn, "level", level, low=0, high=1)
     if method not in ("mixture", "gaussian"):
         raise ValueError(f"{fn}: `method` must be 'mixture' or 'gaussian', got {method!r}.")
     mu, sd = _regression_inputs(fn, sample_means, sample_scales)
