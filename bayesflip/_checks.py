@@ -1,4 +1,8 @@
-"""Argument checks shared across the library (one wording for every error)."""
+"""Argument checks shared across the library (one wording for every error).
+
+Every check takes the ``caller`` first (a function, ``"Class.method"`` or a layer's
+``"DenseFlipout 'name'"``) and raises ``"<caller>: `<arg>` must be ..., got <value>."``.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,11 @@ import math
 import numpy as np
 
 
-def check_positive_int(owner: str, name: str, value, allow_none: bool = False) -> int | None:
+def check_positive_int(caller: str, name: str, value, allow_none: bool = False) -> int | None:
     """Return ``value`` as an int if it is an int >= 1 (or ``None`` when allowed).
 
     Raises:
-        ValueError: naming ``owner`` (a function or ``Layer 'name'``), the
+        ValueError: naming ``caller`` (a function or ``Layer 'name'``), the
             argument and the value received.
 
     Example:
@@ -20,15 +24,14 @@ def check_positive_int(owner: str, name: str, value, allow_none: bool = False) -
     """
     if value is None and allow_none:
         return None
-    return check_int(owner, name, value, minimum=1)
+    return check_int(caller, name, value, minimum=1)
 
 
 def check_int(caller: str, name: str, value, minimum: int = 0, allow_none: bool = False) -> int | None:
     """Return ``value`` as an int if it is an int (not a bool) >= ``minimum`` (or ``None`` when allowed).
 
     Raises:
-        ValueError: ``"<caller>: `<name>` must be <a positive int | a non-negative int |
-            an int >= m>, got <value>."``
+        ValueError: ``"<caller>: `<name>` must be <a positive int | an int >= m>, got <value>."``
 
     Example:
     >>> check_int("f", "repeats", 2, minimum=2)
@@ -36,10 +39,15 @@ def check_int(caller: str, name: str, value, minimum: int = 0, allow_none: bool 
     """
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        what = {1: "a positive int", 0: "a non-negative int"}.get(minimum, f"an int >= {minimum}")
+    if not is_int(value) or value < minimum:
+        what = "a positive int" if minimum == 1 else f"an int >= {minimum}"
         raise ValueError(f"{caller}: `{name}` must be {what}, got {value!r}.")
     return int(value)
+
+
+def is_int(value) -> bool:
+    """Whether ``value`` is a Python or NumPy integer (a bool is not)."""
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
 
 
 def is_real(value) -> bool:
@@ -89,7 +97,7 @@ PROBS_ATOL = 1e-3
 
 
 def check_on_simplex(caller: str, name: str, values) -> None:
-    """Raise unless every row of ``values`` (last axis) lies on the probability simplex within :data:`PROBS_ATOL`.
+    """Raise unless every row of ``values`` (last axis) lies on the probability simplex (:data:`PROBS_ATOL`).
 
     ``values`` is a NumPy array or an eager tensor, already checked to be finite and non-empty.
 
@@ -126,7 +134,7 @@ def looks_like_probabilities(values) -> bool:
 
 
 def warn_probabilities_as_logits(
-    owner: str,
+    caller: str,
     what: str,
     stacklevel: int = 3,
     fix: str = "Use from_logits=False for probabilities (e.g. a model that ends in a softmax).",
@@ -140,7 +148,7 @@ def warn_probabilities_as_logits(
 
     lead = f"received `from_logits=True`, but {what}" if "from_logits" in fix else what
     warnings.warn(
-        f"{owner}: {lead} already lie on the probability simplex (entries in [0, 1], rows summing "
+        f"{caller}: {lead} already lie on the probability simplex (entries in [0, 1], rows summing "
         f"to 1), so they do not represent logits: a softmax of probabilities flattens them towards "
         f"uniform. Was this intended? {fix}",
         UserWarning,
