@@ -15,6 +15,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from bayesflip._checks import is_real
 from bayesflip._tfp import tfd
 
 __all__ = [
@@ -33,7 +34,7 @@ _PACKAGE = "bayesflip"
 
 
 def _check_positive(owner: str, name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_real(value):
         raise TypeError(f"{owner}: `{name}` must be a positive number, got {value!r}.")
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{owner}: `{name}` must be a positive finite number, got {value!r}.")
@@ -41,7 +42,7 @@ def _check_positive(owner: str, name: str, value: Any) -> float:
 
 
 def _check_finite(owner: str, name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_real(value):
         raise TypeError(f"{owner}: `{name}` must be a finite number, got {value!r}.")
     if not math.isfinite(value):
         raise ValueError(f"{owner}: `{name}` must be a finite number, got {value!r}.")
@@ -204,7 +205,7 @@ class TFPPrior(Prior):
                 f"{owner}: `distribution` must name a class of tfp.distributions, got {distribution!r}."
             )
         for name, value in parameters.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if not is_real(value) or not math.isfinite(value):
                 raise TypeError(f"{owner}: parameter `{name}` must be a finite number, got {value!r}.")
         self.distribution_name = distribution
         self.parameters = {k: float(v) for k, v in parameters.items()}
@@ -472,15 +473,17 @@ _ALIASES = {
 }
 
 
-def get(identifier: Any) -> Prior:
+def get(identifier: Any, caller: str | None = None) -> Prior:
     """Resolve a prior from an instance, a name, a config dict, or ``None``.
 
-    ``None`` gives the default ``Normal(0, 1)``.
+    ``None`` gives the default ``Normal(0, 1)``. Errors name ``caller`` (e.g. a layer's
+    ``"DenseFlipout 'dense'"``; default ``"priors.get"``) and the argument `prior`.
 
     Example:
     >>> get("normal")
     Normal(loc=0.0, scale=1.0)
     """
+    who = f"{caller or 'priors.get'}: invalid `prior`"
     if identifier is None:
         return Normal()
     if isinstance(identifier, Prior):
@@ -489,15 +492,18 @@ def get(identifier: Any) -> Prior:
         key = identifier.lower()
         if key not in _ALIASES:
             raise ValueError(
-                f"Unknown prior {identifier!r}; expected one of {sorted(_ALIASES)} or a "
+                f"{who}: Unknown prior {identifier!r}; expected one of {sorted(_ALIASES)} or a "
                 "bayesflip.priors.Prior instance."
             )
         return _ALIASES[key]()
     if isinstance(identifier, dict):
-        obj = keras.saving.deserialize_keras_object(identifier)
+        try:
+            obj = keras.saving.deserialize_keras_object(identifier)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{who}: {err}") from None
         if not isinstance(obj, Prior):
-            raise TypeError(f"Config {identifier!r} does not describe a bayesflip prior.")
+            raise TypeError(f"{who}: Config {identifier!r} does not describe a bayesflip prior.")
         return obj
     raise TypeError(
-        f"A prior must be a bayesflip.priors.Prior, a name or a config dict, got {identifier!r}."
+        f"{who}: a prior must be a bayesflip.priors.Prior, a name or a config dict, got {identifier!r}."
     )

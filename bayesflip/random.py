@@ -45,14 +45,18 @@ __all__ = [
 _SIGN_SHIFTS = np.arange(32, dtype=np.int32)
 
 
-def resolve_seed(seed: int | None) -> int:
-    """Return ``seed`` validated, or a fresh random 31-bit seed when ``None``."""
+def resolve_seed(seed: int | None, caller: str | None = None) -> int:
+    """Return ``seed`` validated, or a fresh random 31-bit seed when ``None``.
+
+    Errors name ``caller`` (e.g. ``"DenseFlipout 'dense'"``; default ``"resolve_seed"``).
+    """
     if seed is None:
         return _py_random.SystemRandom().randrange(2**31)
+    who = caller or "resolve_seed"
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int or None, got {seed!r} of type {type(seed).__name__}.")
+        raise TypeError(f"{who}: `seed` must be an int or None, got {seed!r} of type {type(seed).__name__}.")
     if seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed}.")
+        raise ValueError(f"{who}: `seed` must be a non-negative int, got {seed}.")
     return int(seed)
 
 

@@ -102,3 +102,10 @@ def test_scale_mixture_monte_carlo_kl_is_unbiased(rng):
     stderr = draws.std() / np.sqrt(len(draws))
     assert abs(draws.mean() - reference) < 4 * stderr, (draws.mean(), reference, stderr)
     assert draws.std() > 0  # it is a Monte Carlo estimate, not a closed form
+
+
+def test_get_names_its_caller():
+    with pytest.raises(ValueError, match=r"^priors\.get: invalid `prior`: Unknown prior 'x'"):
+        priors.get("x")
+    with pytest.raises(TypeError, match=r"^DenseFlipout 'd': invalid `prior`: a prior must be"):
+        priors.get(3, caller="DenseFlipout 'd'")

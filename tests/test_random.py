@@ -49,8 +49,10 @@ def test_resolve_seed_validation():
     assert 0 <= rnd.resolve_seed(None) < 2**31
     with pytest.raises(ValueError, match="non-negative"):
         rnd.resolve_seed(-1)
-    with pytest.raises(TypeError, match="seed must be an int"):
+    with pytest.raises(TypeError, match="resolve_seed: `seed` must be an int"):
         rnd.resolve_seed("3")
+    with pytest.raises(ValueError, match=r"^FlipoutES: `seed` must be a non-negative int, got -2\.$"):
+        rnd.resolve_seed(-2, caller="FlipoutES")
 
 
 def test_softplus_inverse_round_trip():

@@ -38,6 +38,7 @@ import tensorflow as tf
 
 from bayesflip import priors as priors_lib
 from bayesflip import random as rnd
+from bayesflip._checks import is_real
 from bayesflip._tfp import tfd
 
 __all__ = [
@@ -240,7 +241,7 @@ def _check_estimator(owner: str, estimator: str, supported: tuple[str, ...]) -> 
 
 def _check_scale(owner: str, init_scale, min_scale) -> tuple[float, float]:
     for name, v in (("init_scale", init_scale), ("min_scale", min_scale)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
+        if not is_real(v):
             raise TypeError(f"{owner}: `{name}` must be a number, got {v!r}.")
     if not min_scale >= 0:
         raise ValueError(f"{owner}: `min_scale` must be >= 0, got {min_scale!r}.")
@@ -253,7 +254,7 @@ def _check_scale(owner: str, init_scale, min_scale) -> tuple[float, float]:
 
 
 def check_kl_weight(owner: str, kl_weight) -> float:
-    if isinstance(kl_weight, bool) or not isinstance(kl_weight, (int, float)):
+    if not is_real(kl_weight):
         try:
             kl_weight = float(kl_weight)
         except (TypeError, ValueError):
@@ -355,19 +356,13 @@ class VariationalLayer(keras.layers.Layer):
         super().__init__(**kwargs)
         owner = f"{type(self).__name__} '{self.name}'"
         self.estimator = _check_estimator(owner, estimator, self.supported_estimators)
-        try:
-            self.prior = priors_lib.get(prior)
-        except (TypeError, ValueError) as err:
-            raise type(err)(f"{owner}: invalid `prior`: {err}") from None
+        self.prior = priors_lib.get(prior, caller=owner)
         self.init_scale, self.min_scale = _check_scale(owner, init_scale, min_scale)
         #: Whether a KL weight was given (constructor, ``set_kl_weight``, annealing).
         self.kl_weight_is_set = kl_weight is not None
         self._initial_kl_weight = 1.0 if kl_weight is None else check_kl_weight(owner, kl_weight)
-        try:
-            self.seed = None if seed is None else rnd.resolve_seed(seed)
-        except (TypeError, ValueError) as err:
-            raise type(err)(f"{owner}: invalid `seed`: {err}") from None
-        self._resolved_seed = rnd.resolve_seed(seed)
+        self.seed = None if seed is None else rnd.resolve_seed(seed, caller=owner)
+        self._resolved_seed = rnd.resolve_seed(seed, caller=owner)
         self.posteriors: list[GaussianPosterior] = []
         #: When True, ``call`` returns the posterior-mean prediction (no sampling).
         #: Prefer :func:`bayesflip.posterior_mean` which also resets compiled functions.
