@@ -21,6 +21,7 @@ import numpy as np
 from bayesflip import layers as bl
 from bayesflip import priors as priors_lib
 from bayesflip import random as rnd
+from bayesflip._checks import is_real
 
 __all__ = ["to_bayesian", "from_tfp", "CONVERSIONS"]
 
@@ -95,7 +96,7 @@ def _unsupported_reason(layer) -> str | None:
 
 
 def _check_number(name, value, positive=True):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+    if not is_real(value) or not np.isfinite(value):
         raise TypeError(f"to_bayesian: `{name}` must be a finite number, got {value!r}.")
     if positive and value <= 0:
         raise ValueError(f"to_bayesian: `{name}` must be > 0, got {value!r}.")
@@ -183,7 +184,7 @@ def to_bayesian(
                 "to_bayesian: `prior` is replaced by the MOPED prior; pass moped_delta=None to use it."
             )
     if seed is not None:
-        seed = rnd.resolve_seed(seed)
+        seed = rnd.resolve_seed(seed, caller="to_bayesian")
 
     converted: dict[int, tuple[keras.layers.Layer, keras.layers.Layer]] = {}
     kept: list[tuple[keras.layers.Layer, keras.layers.Layer]] = []

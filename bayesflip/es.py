@@ -30,10 +30,11 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import keras
-import numpy as np
+import numpy as np  # noqa: F401  (the doctests use it)
 import tensorflow as tf
 
 from bayesflip import random as rnd
+from bayesflip._checks import check_real, is_int
 
 __all__ = ["centered_ranks", "FlipoutES"]
 
@@ -103,17 +104,16 @@ class FlipoutES:
         if (
             sizes is None
             or len(sizes) < 2
-            or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s <= 0 for s in sizes)
+            or any(not is_int(s) or s <= 0 for s in sizes)
         ):
             raise ValueError(f"FlipoutES: `layer_sizes` must be a list of >= 2 positive ints, got {layer_sizes!r}.")
-        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 < sigma < float("inf"):
-            raise ValueError(f"FlipoutES: `sigma` must be a positive finite number, got {sigma!r}.")
+        check_real("FlipoutES", "sigma", sigma, low=0)
         self.layer_sizes = [int(s) for s in sizes]
         self.activation = keras.activations.get(activation)
         self.sigma = float(sigma)
         self.antithetic = bool(antithetic)
         self.fitness_shaping = bool(fitness_shaping)
-        self.seed = rnd.resolve_seed(seed)
+        self.seed = rnd.resolve_seed(seed, caller="FlipoutES")
         init = keras.initializers.GlorotUniform(seed=self.seed)
         self.params: list[tf.Variable] = []
         for i, (a, b) in enumerate(zip(self.layer_sizes[:-1], self.layer_sizes[1:])):
