@@ -54,7 +54,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from bayesflip._checks import check_positive_int
+from bayesflip._checks import check_int, check_positive_int, check_real, is_int, is_real
 from bayesflip.calibration.metrics import _to_numpy, validate_labels, validate_probs
 
 __all__ = [
@@ -99,12 +99,7 @@ def check_alpha(fn: str, alpha) -> float:
     >>> check_alpha("f", 0.1)
     0.1
     """
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{fn}: `alpha` must be a number in (0, 1) (the miscoverage rate), got {alpha!r}.")
-    a = float(alpha)
-    if not (0.0 < a < 1.0):
-        raise ValueError(f"{fn}: `alpha` must be a number in (0, 1) (the miscoverage rate), got {alpha!r}.")
-    return a
+    return check_real(fn, "alpha", alpha, low=0, high=1, what="a number in (0, 1) (the miscoverage rate)")
 
 
 def _rank(alpha: float, n: int) -> int:
@@ -290,7 +285,7 @@ def cqr_interval(lower, upper, q) -> tuple[np.ndarray, np.ndarray]:
 def _uniforms(fn: str, seed, n: int) -> np.ndarray:
     if isinstance(seed, np.random.Generator):
         return seed.uniform(size=n)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+    if seed is not None and (not is_int(seed) or seed < 0):
         raise ValueError(f"{fn}: `seed` must be None, a non-negative int or a numpy Generator, got {seed!r}.")
     return np.random.default_rng(seed).uniform(size=n)
 
@@ -298,13 +293,9 @@ def _uniforms(fn: str, seed, n: int) -> np.ndarray:
 def _check_score_args(fn: str, score: str, lam, k_reg) -> tuple[float, int]:
     if score not in CLASSIFICATION_SCORES:
         raise ValueError(f"{fn}: `score` must be one of {list(CLASSIFICATION_SCORES)}, got {score!r}.")
-    if isinstance(lam, bool) or not isinstance(lam, (int, float, np.integer, np.floating)) or not (
-        math.isfinite(lam) and lam >= 0
-    ):
+    if not is_real(lam) or not (math.isfinite(lam) and lam >= 0):
         raise ValueError(f"{fn}: `lam` must be a finite number >= 0, got {lam!r}.")
-    if isinstance(k_reg, bool) or not isinstance(k_reg, (int, np.integer)) or k_reg < 0:
-        raise ValueError(f"{fn}: `k_reg` must be an int >= 0, got {k_reg!r}.")
-    return float(lam), int(k_reg)
+    return float(lam), check_int(fn, "k_reg", k_reg, minimum=0)
 
 
 def class_scores(

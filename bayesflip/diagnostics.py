@@ -34,7 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bayesflip._checks import check_positive_int
+from bayesflip._checks import check_int, check_positive_int
 from bayesflip.inference import variational_layers
 from bayesflip.layers._variational import ESTIMATORS
 
@@ -157,8 +157,7 @@ def gradient_variance(
     if not isinstance(model, keras.layers.Layer):
         raise TypeError(f"{name}: `model` must be a Keras model or layer, got {type(model).__name__}.")
     batch_size = check_positive_int(name, "batch_size", batch_size)
-    if isinstance(num_repeats, bool) or not isinstance(num_repeats, (int, np.integer)) or num_repeats < 2:
-        raise ValueError(f"{name}: `num_repeats` must be an int >= 2, got {num_repeats!r}.")
+    num_repeats = check_int(name, "num_repeats", num_repeats, minimum=2)
     x = np.asarray(x)
     y = np.asarray(y)
     if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
@@ -290,10 +289,7 @@ def variance_vs_batch_size(
     sizes = list(batch_sizes)
     if len(sizes) < 2 or sorted(set(sizes)) != sizes:
         raise ValueError(f"variance_vs_batch_size: `batch_sizes` must be >= 2 increasing ints, got {batch_sizes!r}.")
-    if isinstance(small_batch_repeats, bool) or not isinstance(small_batch_repeats, int) or small_batch_repeats < 1:
-        raise ValueError(
-            f"variance_vs_batch_size: `small_batch_repeats` must be a positive int, got {small_batch_repeats!r}."
-        )
+    small_batch_repeats = check_positive_int("variance_vs_batch_size", "small_batch_repeats", small_batch_repeats)
     variances, repeats, per_layer = [], [], {}
     for b in sizes:
         reps = max(int(num_repeats), int(num_repeats) * small_batch_repeats // int(b))

@@ -13,6 +13,7 @@ import math
 import keras
 import tensorflow as tf
 
+from bayesflip._checks import check_positive_int, check_real
 from bayesflip.inference import variational_layers
 from bayesflip.layers._variational import check_kl_weight
 
@@ -65,11 +66,9 @@ def set_kl_weight(
     """
     if (kl_weight is None) == (num_examples is None):
         raise ValueError("set_kl_weight: give exactly one of `kl_weight` or `num_examples`.")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < math.inf:
-        raise ValueError(f"set_kl_weight: `temperature` must be a finite number > 0, got {temperature!r}.")
+    temperature = check_real("set_kl_weight", "temperature", temperature, low=0, what="a finite number > 0")
     if num_examples is not None:
-        if isinstance(num_examples, bool) or not isinstance(num_examples, int) or num_examples <= 0:
-            raise ValueError(f"set_kl_weight: `num_examples` must be a positive int, got {num_examples!r}.")
+        num_examples = check_positive_int("set_kl_weight", "num_examples", num_examples)
         kl_weight = temperature / num_examples
     elif temperature != 1.0:
         raise ValueError(
@@ -126,8 +125,7 @@ class KLAnnealing(keras.callbacks.Callback):
         super().__init__()
         self.target = check_kl_weight("KLAnnealing", target)
         self.start = check_kl_weight("KLAnnealing", start)
-        if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 1:
-            raise ValueError(f"KLAnnealing: `warmup_epochs` must be an int >= 1, got {warmup_epochs!r}.")
+        warmup_epochs = check_positive_int("KLAnnealing", "warmup_epochs", warmup_epochs)
         if schedule not in ("linear", "cosine"):
             raise ValueError(f"KLAnnealing: `schedule` must be 'linear' or 'cosine', got {schedule!r}.")
         self.warmup_epochs = warmup_epochs

@@ -14,7 +14,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from bayesflip._checks import check_positive_int
+from bayesflip._checks import check_positive_int, is_int
 from bayesflip.layers._variational import VariationalLayer
 
 __all__ = [
@@ -29,7 +29,7 @@ __all__ = [
 
 def _int_tuple(owner: str, name: str, value, rank: int, minimum: int = 1) -> tuple[int, ...]:
     """``value`` (an int or a length-``rank`` sequence of ints) as a tuple of ints."""
-    items = (value,) * rank if isinstance(value, int) and not isinstance(value, bool) else value
+    items = (value,) * rank if is_int(value) else value
     try:
         items = tuple(items)
     except TypeError:
@@ -37,12 +37,12 @@ def _int_tuple(owner: str, name: str, value, rank: int, minimum: int = 1) -> tup
     if (
         items is None
         or len(items) != rank
-        or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in items)
+        or any(not is_int(v) or v < minimum for v in items)
     ):
         raise ValueError(
             f"{owner}: `{name}` must be an int >= {minimum} or a tuple of {rank} such ints, got {value!r}."
         )
-    return items
+    return tuple(int(v) for v in items)
 
 
 class _BaseConvFlipout(VariationalLayer):
