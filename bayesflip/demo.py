@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bayesflip import calibration, uncertainty
+from bayesflip._checks import check_int, check_positive_int
 from bayesflip.datasets import corrupt_images, load_digits
 from bayesflip.layers import DenseFlipout
 from bayesflip.losses import ELBOTerms, KLAnnealing, set_kl_weight
@@ -179,11 +180,10 @@ def run_demo(
     Returns:
         The report as a dict (also written as JSON).
     """
-    for name, value in (("epochs", epochs), ("num_samples", num_samples), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"run_demo: `{name}` must be an int >= 1, got {value!r}.")
-    if isinstance(kl_warmup_epochs, bool) or not isinstance(kl_warmup_epochs, int) or kl_warmup_epochs < 0:
-        raise ValueError(f"run_demo: `kl_warmup_epochs` must be an int >= 0, got {kl_warmup_epochs!r}.")
+    epochs = check_positive_int("run_demo", "epochs", epochs)
+    num_samples = check_positive_int("run_demo", "num_samples", num_samples)
+    batch_size = check_positive_int("run_demo", "batch_size", batch_size)
+    kl_warmup_epochs = check_int("run_demo", "kl_warmup_epochs", kl_warmup_epochs, minimum=0)
     for name, value in (("learning_rate", learning_rate), ("posterior_temperature", posterior_temperature)):
         if not value > 0:
             raise ValueError(f"run_demo: `{name}` must be > 0, got {value!r}.")

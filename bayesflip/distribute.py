@@ -38,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from bayesflip import _keras_compat
-from bayesflip._checks import check_positive_int
+from bayesflip._checks import check_int, check_positive_int
 
 __all__ = ["split_cpu", "is_chief", "compute_loss", "fit"]
 
@@ -370,15 +370,9 @@ def fit(
     caller = "bayesflip.distribute.fit"
     if not isinstance(model, keras.Model):
         raise TypeError(f"{caller}: `model` must be a keras.Model, got {type(model).__name__}.")
-    for name, value, low in (("epochs", epochs, 0), ("max_to_keep", max_to_keep, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{caller}: `{name}` must be an int >= {low}, got {value!r}.")
-    if steps_per_epoch is not None and (
-        isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1
-    ):
-        raise ValueError(
-            f"{caller}: `steps_per_epoch` must be a positive int or None, got {steps_per_epoch!r}."
-        )
+    epochs = check_int(caller, "epochs", epochs, minimum=0)
+    max_to_keep = check_int(caller, "max_to_keep", max_to_keep, minimum=1)
+    steps_per_epoch = check_positive_int(caller, "steps_per_epoch", steps_per_epoch, allow_none=True)
     if verbose not in (0, 1, 2):
         raise ValueError(f"{caller}: `verbose` must be 0, 1 or 2, got {verbose!r}.")
     model_strategy = _keras_compat.model_distribute_strategy(model)
