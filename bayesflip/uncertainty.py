@@ -30,7 +30,13 @@ import numpy as np
 import tensorflow as tf
 from scipy import special
 
-from bayesflip._checks import PROBS_ATOL, check_on_simplex, check_positive_int, check_real, warn_probabilities_as_logits
+from bayesflip._checks import (
+    PROBS_ATOL,
+    check_on_simplex,
+    check_positive_int,
+    check_real,
+    warn_probabilities_as_logits,
+)
 from bayesflip._keras_compat import clear_losses, flatten_layers
 
 __all__ = [
