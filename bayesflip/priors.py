@@ -477,7 +477,7 @@ def get(identifier: Any, caller: str | None = None) -> Prior:
     """Resolve a prior from an instance, a name, a config dict, or ``None``.
 
     ``None`` gives the default ``Normal(0, 1)``. Errors name ``caller`` (e.g. a layer's
-    ``"DenseFlipout 'dense'"``; default ``"priors.get"``) and the argument `prior`.
+    ``"DenseFlipout 'dense'"``; default ``"priors.get"``) and the argument ``prior``.
 
     Example:
     >>> get("normal")
