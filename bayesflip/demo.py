@@ -26,12 +26,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bayesflip import calibration, uncertainty
-from bayesflip._checks import check_int, check_positive_int
+from bayesflip._checks import check_int, check_positive_int, check_real
 from bayesflip.datasets import corrupt_images, load_digits
 from bayesflip.layers import DenseFlipout
 from bayesflip.losses import ELBOTerms, KLAnnealing, set_kl_weight
 
-__all__ = ["DEFAULT_TEMPERATURE", "adam", "build_bayesian_mlp", "build_deterministic_mlp", "fit_bayesian_mlp", "run_demo"]
+__all__ = [
+    "DEFAULT_TEMPERATURE",
+    "adam",
+    "build_bayesian_mlp",
+    "build_deterministic_mlp",
+    "fit_bayesian_mlp",
+    "fit_deterministic_mlp",
+    "run_demo",
+]
 
 OOD_KINDS = ("permuted", "noise")
 
@@ -100,7 +108,7 @@ def fit_bayesian_mlp(
     """
     set_kl_weight(model, num_examples=len(x), temperature=temperature)
     model.compile(
-        adam(learning_rate, schedule, total_steps=epochs * -(-len(x) // batch_size)),
+        adam(learning_rate, schedule, total_steps=_total_steps(len(x), batch_size, epochs)),
         "sparse_categorical_crossentropy",
         metrics=[keras.metrics.SparseCategoricalCrossentropy(name="nll"), "accuracy"],
     )
@@ -117,6 +125,34 @@ def adam(learning_rate: float, schedule: str = "constant", total_steps: int | No
     if schedule != "constant":
         raise ValueError(f"adam: `schedule` must be 'constant' or 'cosine', got {schedule!r}.")
     return keras.optimizers.Adam(learning_rate)
+
+
+def _total_steps(num_examples: int, batch_size: int, epochs: int) -> int:
+    return epochs * -(-num_examples // batch_size)
+
+
+def fit_deterministic_mlp(
+    model: keras.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int = 60,
+    batch_size: int = 64,
+    learning_rate: float = 1e-2,
+    schedule: str = "constant",
+    verbose: int = 0,
+) -> keras.callbacks.History:
+    """Compile and train the deterministic classifier with the optimizer of :func:`fit_bayesian_mlp`.
+
+    Returns:
+        The Keras ``History`` (``loss``, ``accuracy``).
+    """
+    model.compile(
+        adam(learning_rate, schedule, total_steps=_total_steps(len(x), batch_size, epochs)),
+        "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose)
 
 
 def build_deterministic_mlp(input_dim: int, num_classes: int, hidden: Sequence[int] = (128, 128)) -> keras.Model:
@@ -184,9 +220,8 @@ def run_demo(
     num_samples = check_positive_int("run_demo", "num_samples", num_samples)
     batch_size = check_positive_int("run_demo", "batch_size", batch_size)
     kl_warmup_epochs = check_int("run_demo", "kl_warmup_epochs", kl_warmup_epochs, minimum=0)
-    for name, value in (("learning_rate", learning_rate), ("posterior_temperature", posterior_temperature)):
-        if not value > 0:
-            raise ValueError(f"run_demo: `{name}` must be > 0, got {value!r}.")
+    learning_rate = check_real("run_demo", "learning_rate", learning_rate, low=0)
+    posterior_temperature = check_real("run_demo", "posterior_temperature", posterior_temperature, low=0)
     os.makedirs(output, exist_ok=True)
     data = load_digits(seed=seed)
     x_train, x_val, y_train, y_val = _holdout(data.x_train, data.y_train, seed)
@@ -208,11 +243,9 @@ def run_demo(
     keras.utils.set_random_seed(seed)
     t0 = time.perf_counter()
     det = build_deterministic_mlp(dim, num_classes)
-    det.compile(adam(learning_rate, schedule, total_steps=epochs * -(-n_train // batch_size)),
-                "sparse_categorical_crossentropy", metrics=["accuracy"])
     if verbose:
         print(f"Training the deterministic network ({epochs} epochs)")
-    det.fit(x_train, y_train, **fit_kwargs)
+    fit_deterministic_mlp(det, x_train, y_train, learning_rate=learning_rate, schedule=schedule, **fit_kwargs)
     det_time = time.perf_counter() - t0
 
     keras.utils.set_random_seed(seed)

@@ -322,9 +322,15 @@ class GaussianNLL(_HeadNLL):
     _num_params = 2
 
     @classmethod
-    def _distribution(cls, owner, params):
+    def _checked(cls, owner, params):
+        """``params`` after the shape check and the positive-scale check shared with :class:`StudentTNLL`."""
         params = cls._check_params(owner, params, cls._num_params)
         _check_positive_params(owner, "scale (params[..., 1])", params[..., 1])
+        return params
+
+    @classmethod
+    def _distribution(cls, owner, params):
+        params = cls._checked(owner, params)
         return tfd.Normal(loc=params[..., 0], scale=params[..., 1])
 
     def _labels(self, y_true, y_pred):
@@ -352,8 +358,7 @@ class StudentTNLL(GaussianNLL):
 
     @classmethod
     def _distribution(cls, owner, params):
-        params = cls._check_params(owner, params, cls._num_params)
-        _check_positive_params(owner, "scale (params[..., 1])", params[..., 1])
+        params = cls._checked(owner, params)
         _check_positive_params(owner, "df (params[..., 2])", params[..., 2])
         return tfd.StudentT(df=params[..., 2], loc=params[..., 0], scale=params[..., 1])
 

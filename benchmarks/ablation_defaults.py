@@ -43,9 +43,9 @@ from bayesflip.demo import (  # noqa: E402
     OOD_KINDS,
     _holdout,
     build_bayesian_mlp,
-    adam,
     build_deterministic_mlp,
     fit_bayesian_mlp,
+    fit_deterministic_mlp,
 )
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -117,9 +117,7 @@ def run_one(name: str | None, seed: int, epochs: int, num_samples: int = 32) -> 
     t0 = time.perf_counter()
     if name in DETERMINISTIC:
         model = build_deterministic_mlp(64, 10)
-        steps = epochs * -(-len(x_train) // 64)
-        model.compile(adam(1e-2, DETERMINISTIC[name], steps), "sparse_categorical_crossentropy")
-        model.fit(x_train, y_train, epochs=epochs, batch_size=64, verbose=0)
+        fit_deterministic_mlp(model, x_train, y_train, epochs=epochs, schedule=DETERMINISTIC[name])
 
         def predict(x):
             return model.predict(x, verbose=0)
