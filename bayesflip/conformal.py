@@ -55,7 +55,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from bayesflip._checks import check_int, check_positive_int, check_real, is_int, is_real
-from bayesflip.calibration.metrics import _to_numpy, validate_labels, validate_probs
+from bayesflip.calibration._inputs import _to_numpy, validate_labels, validate_probs
 
 __all__ = [
     "REGRESSION_SCORES",
