@@ -48,7 +48,8 @@ import tensorflow as tf
 
 from bayesflip._checks import check_positive_int, check_real, is_real
 from bayesflip._tfp import tfd
-from bayesflip.uncertainty import _LINKS, _mixture_quantile
+from bayesflip.uncertainty._regression import _mixture_quantile
+from bayesflip.uncertainty._sampling import _LINKS
 
 __all__ = [
     "Head",
