@@ -30,7 +30,7 @@ if _keras.backend.backend() != "tensorflow":  # pragma: no cover - checked at im
         f"{_keras.backend.backend()!r}; set KERAS_BACKEND=tensorflow."
     )
 
-from bayesflip import calibration, datasets, diagnostics, es, layers, priors, random, uncertainty  # noqa: E402
+from bayesflip import calibration, datasets, diagnostics, es, layers, posteriors, priors, random, uncertainty  # noqa: E402
 from bayesflip import convert  # noqa: E402
 from bayesflip import heads  # noqa: E402
 from bayesflip import conformal  # noqa: E402
@@ -60,6 +60,7 @@ __all__ = [
     "to_bayesian",
     "export",
     "priors",
+    "posteriors",
     "random",
     "posterior_mean",
     "set_posterior_mean",

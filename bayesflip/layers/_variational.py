@@ -1,8 +1,11 @@
 """The variational core shared by every bayesflip layer.
 
-One place knows how to sample a linear op ``y = op(x, W)`` when ``W`` has a
-mean-field Gaussian posterior ``q(W) = N(loc, scale²)``, ``scale = min_scale +
-softplus(rho)``:
+One place knows how to sample a linear op ``y = op(x, W)`` when ``W = loc + ΔW``
+with a symmetric perturbation ``ΔW = s ∘ ε`` shared by the batch. The layer's
+posterior family (:mod:`bayesflip.posteriors`) gives ``s``: ``scale = min_scale +
+softplus(rho)`` for the default mean-field Gaussian, ``√α ∘ loc`` for the
+multiplicative families (Gaussian DropConnect, variational dropout); the
+estimators are the same for all:
 
 =============  ==============================================  =========
 estimator      forward                                         ops
@@ -12,7 +15,7 @@ estimator      forward                                         ops
 ``local``      ``op(x, loc) + sqrt(op(x², scale²)) ∘ η``         2
 =============  ==============================================  =========
 
-with ``ΔW = scale ∘ ε``, ``ε ~ N(0, I)`` drawn once per call, ``S``/``R``
+with ``ΔW = s ∘ ε`` (``scale = |s|``), ``ε ~ N(0, I)`` drawn once per call, ``S``/``R``
 per-example random signs over the input/output channel axis (broadcast over
 spatial or time axes) and ``η ~ N(0, I)`` per output element.
 
@@ -36,15 +39,17 @@ from typing import Callable, Sequence
 import keras
 import tensorflow as tf
 
+from bayesflip import posteriors as posteriors_lib
 from bayesflip import priors as priors_lib
 from bayesflip import random as rnd
 from bayesflip._checks import is_real
-from bayesflip._tfp import tfd
+from bayesflip.posteriors import GaussianPosterior, WeightPosterior, analytic_kl_available
 
 __all__ = [
     "ESTIMATORS",
     "GaussianPosterior",
     "LinearSample",
+    "WeightPosterior",
     "Perturbation",
     "VariationalLayer",
     "analytic_kl_available",
@@ -54,36 +59,6 @@ __all__ = [
 #: (per-example pseudo-independent perturbations), ``"shared"`` (one weight sample per
 #: mini-batch) and ``"local"`` (local reparameterization, sampling the pre-activations).
 ESTIMATORS = ("flipout", "shared", "local")
-
-# Weak keys: an entry lives as long as its prior. Priors bound to one layer's
-# variables (``LearnableNormal``, ``CenteredNormal``) hash by identity, so a
-# plain dict kept every such layer's prior — and its variables — alive forever.
-_ANALYTIC_KL_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-@tf.autograph.experimental.do_not_convert
-def analytic_kl_available(prior: priors_lib.Prior) -> bool:
-    """Whether TFP's KL registry has ``KL(Normal ‖ prior.distribution)``."""
-    # Keyed by the prior's value (priors hash by type and config): one class
-    # such as ``TFPPrior`` may build families with and without an analytic KL.
-    try:
-        available = _ANALYTIC_KL_CACHE.get(prior)
-    except TypeError:  # a prior that cannot be weakly referenced: not cached
-        return _probe_analytic_kl(prior)
-    if available is None:
-        available = _probe_analytic_kl(prior)
-        _ANALYTIC_KL_CACHE[prior] = available
-    return available
-
-
-@tf.autograph.experimental.do_not_convert
-def _probe_analytic_kl(prior: priors_lib.Prior) -> bool:
-    try:
-        tfd.kl_divergence(tfd.Normal(0.0, 1.0), prior.distribution([], "float32"))
-        return True
-    except NotImplementedError:
-        return False
-
 
 def broadcast_signs(signs: tf.Tensor, rank: int, channel_axis: int = -1) -> tf.Tensor:
     """Reshape ``(batch, channels)`` signs to broadcast over the other axes of a rank-``rank`` tensor."""
@@ -154,81 +129,6 @@ class LinearSample:
                 perturbation = _add_bias(perturbation, self.bias_delta, channel_axis)
             y = y + perturbation * broadcast_signs(self.sign_out, y.shape.rank, channel_axis)
         return y if self.bias is None else _add_bias(y, self.bias, channel_axis)
-
-
-class GaussianPosterior:
-    """Mean-field Gaussian posterior over one weight tensor of a layer.
-
-    Holds two trainable variables of ``layer``: ``loc`` and ``rho``, with
-    ``scale = min_scale + softplus(rho)``; ``rho`` is initialised so that the
-    initial scale equals ``init_scale``.
-
-    Args:
-        layer: the owning Keras layer (variables are created with ``add_weight``).
-        name: weight name, e.g. ``"kernel"``; variables are ``kernel_loc``/``kernel_rho``.
-        shape: weight shape.
-        loc_initializer: Keras initializer of the posterior mean.
-        init_scale: posterior standard deviation at initialisation (> min_scale).
-        min_scale: floor of the posterior standard deviation (>= 0).
-        prior: a :class:`bayesflip.priors.Prior`.
-    """
-
-    def __init__(self, layer, name, shape, loc_initializer, init_scale, min_scale, prior):
-        self.name = name
-        self.shape = tuple(shape)
-        self.min_scale = float(min_scale)
-        self.prior = prior
-        self.loc = layer.add_weight(
-            name=f"{name}_loc", shape=shape, initializer=loc_initializer, trainable=True, autocast=False
-        )
-        self.rho = layer.add_weight(
-            name=f"{name}_rho",
-            shape=shape,
-            initializer=keras.initializers.Constant(rnd.softplus_inverse(init_scale - min_scale)),
-            trainable=True,
-            # read in float32 even inside the autocast scope Keras opens for a
-            # top-level call of a mixed-policy layer (it ignores autocast=False there)
-            autocast=False,
-        )
-        # A prior with per-weight state (e.g. LearnableNormal) returns a prior
-        # bound to the variables it created for this weight.
-        self.prior = prior.build(layer, shape, name) or prior
-
-    def scale(self) -> tf.Tensor:
-        """Posterior standard deviation, float32."""
-        return self.min_scale + tf.nn.softplus(tf.convert_to_tensor(self.rho.value, tf.float32))
-
-    def mean(self) -> tf.Tensor:
-        """Posterior mean, float32."""
-        return tf.convert_to_tensor(self.loc.value, tf.float32)
-
-    def distribution(self) -> tfd.Normal:
-        return tfd.Normal(loc=self.mean(), scale=self.scale())
-
-    def kl_divergence(
-        self, sample: tf.Tensor | None = None, seed: tf.Tensor | None = None, scale: tf.Tensor | None = None
-    ) -> tf.Tensor:
-        """``KL(q ‖ prior)`` summed over the weight, computed in float32.
-
-        Analytic when the prior has a closed form (``kl_from_normal``) or TFP's
-        KL registry knows the pair; otherwise the unbiased single-sample
-        estimate ``log q(w) - log p(w)`` at ``sample`` (a posterior draw, e.g.
-        the one used in the forward pass) or at a fresh draw from ``seed``.
-        ``scale`` may pass the already computed :meth:`scale` of this call.
-        """
-        closed_form = getattr(self.prior, "kl_from_normal", None)
-        if closed_form is not None:
-            return closed_form(self.mean(), self.scale() if scale is None else scale)
-        q = self.distribution()
-        p = self.prior.distribution(self.shape, "float32")
-        if analytic_kl_available(self.prior):
-            return tf.reduce_sum(tfd.kl_divergence(q, p))
-        if sample is None:
-            if seed is None:
-                raise ValueError(f"Monte Carlo KL of '{self.name}' needs a posterior sample or a seed.")
-            sample = q.loc + q.scale * rnd.standard_normal(self.shape, seed)
-        sample = tf.cast(sample, tf.float32)
-        return tf.reduce_sum(q.log_prob(sample) - p.log_prob(sample))
 
 
 def _check_estimator(owner: str, estimator: str, supported: tuple[str, ...]) -> str:
@@ -336,6 +236,13 @@ class VariationalLayer(keras.layers.Layer):
             first differentiated (the first training step), with the exact fix.
             Pass ``kl_weight=1.0`` explicitly to use the unscaled KL silently.
         seed: seed of the layer's random stream; ``None`` draws one at random.
+        posterior: the posterior family of the Bayesian weights
+            (:mod:`bayesflip.posteriors`): ``"gaussian"`` (default, additive
+            mean-field Gaussian), ``GaussianDropConnect(rate=p)`` (fixed
+            multiplicative noise, no KL) or ``"variational_dropout"`` /
+            ``VariationalDropout(...)`` (learned multiplicative noise, log-uniform
+            prior). ``prior``, ``init_scale`` and ``min_scale`` configure the
+            Gaussian family only; the multiplicative families refuse a ``prior``.
     """
 
     supported_estimators: tuple[str, ...] = ESTIMATORS
@@ -348,6 +255,7 @@ class VariationalLayer(keras.layers.Layer):
         min_scale: float = 1e-6,
         kl_weight: float | None = None,
         seed: int | None = None,
+        posterior=None,
         **kwargs,
     ):
         # Variables are read in float32 and cast to the compute dtype explicitly,
@@ -356,14 +264,23 @@ class VariationalLayer(keras.layers.Layer):
         super().__init__(**kwargs)
         owner = f"{type(self).__name__} '{self.name}'"
         self.estimator = _check_estimator(owner, estimator, self.supported_estimators)
-        self.prior = priors_lib.get(prior, caller=owner)
+        self.posterior = posteriors_lib.get(posterior, caller=owner)
+        if self.posterior.uses_prior:
+            self.prior = priors_lib.get(prior, caller=owner)
+        elif prior is not None:
+            raise ValueError(
+                f"{owner}: `prior` does not apply to posterior={self.posterior!r} (its prior is fixed by the "
+                "family: log-uniform for variational dropout, none for Gaussian DropConnect); drop `prior=`."
+            )
+        else:
+            self.prior = None
         self.init_scale, self.min_scale = _check_scale(owner, init_scale, min_scale)
         #: Whether a KL weight was given (constructor, ``set_kl_weight``, annealing).
         self.kl_weight_is_set = kl_weight is not None
         self._initial_kl_weight = 1.0 if kl_weight is None else check_kl_weight(owner, kl_weight)
         self.seed = None if seed is None else rnd.resolve_seed(seed, caller=owner)
         self._resolved_seed = rnd.resolve_seed(seed, caller=owner)
-        self.posteriors: list[GaussianPosterior] = []
+        self.posteriors: list[WeightPosterior] = []
         #: When True, ``call`` returns the posterior-mean prediction (no sampling).
         #: Prefer :func:`bayesflip.posterior_mean` which also resets compiled functions.
         self.use_posterior_mean = False
@@ -385,10 +302,13 @@ class VariationalLayer(keras.layers.Layer):
         )
         self.rng_state = rnd.add_state_variable(self, self._resolved_seed)
 
-    def add_posterior(self, name, shape, loc_initializer) -> GaussianPosterior:
-        posterior = GaussianPosterior(
-            self, name, shape, loc_initializer, self.init_scale, self.min_scale, self.prior
-        )
+    def add_posterior(self, name: str, shape, loc_initializer, output_axis: int = -1) -> WeightPosterior:
+        """Create the posterior of one Bayesian weight with the layer's family.
+
+        ``output_axis`` is the weight's axis of output units (per-unit noise of
+        :class:`~bayesflip.posteriors.VariationalDropout`).
+        """
+        posterior = self.posterior.build(self, name, shape, loc_initializer, output_axis)
         self.posteriors.append(posterior)
         return posterior
 
@@ -472,11 +392,11 @@ class VariationalLayer(keras.layers.Layer):
         seeds = dict(zip(names, self.draw_seeds(len(names))))
         pert = Perturbation(kl_seed=seeds["__kl__"], seeds=seeds)
         for post in self.posteriors:
-            pert.scales[post.name] = post.scale()
+            pert.scales[post.name] = post.noise_scale()
             if self.estimator != "local":
                 noise = pert.scales[post.name] * rnd.standard_normal(post.shape, seeds[post.name])
                 pert.deltas[post.name] = tf.cast(noise, self.compute_dtype)
-                if not analytic_kl_available(post.prior):  # the Monte Carlo KL's weight sample
+                if post.kl_needs_sample:  # the Monte Carlo KL's weight sample
                     pert.samples[post.name] = post.mean() + noise
         if self.estimator == "flipout":
             pert.signs = tuple(
@@ -498,17 +418,20 @@ class VariationalLayer(keras.layers.Layer):
         self._add_kl(samples=pert.samples, seed=pert.kl_seed, scales=pert.scales)
         return pert
 
-    def posterior_mean_weight(self, weight) -> tf.Tensor | None:
-        """Mean of a :class:`GaussianPosterior` or value of a plain variable, compute dtype."""
+    def posterior_mean_weight(self, weight, point: bool = False) -> tf.Tensor | None:
+        """Mean of a posterior (its ``point_estimate`` when ``point``) or value of a plain variable, compute dtype."""
         if weight is None:
             return None
-        value = weight.mean() if isinstance(weight, GaussianPosterior) else weight.value
+        if isinstance(weight, WeightPosterior):
+            value = weight.point_estimate() if point else weight.mean()
+        else:
+            value = weight.value
         return tf.cast(value, self.compute_dtype)
 
     def linear_sample(
         self,
         pert: Perturbation | None,
-        kernel: GaussianPosterior,
+        kernel: WeightPosterior,
         bias=None,
         signs: tuple[int | None, int | None] = (0, 1),
         bias_index: int | None = None,
@@ -518,7 +441,7 @@ class VariationalLayer(keras.layers.Layer):
         Args:
             pert: this call's :meth:`begin_forward` result (``None``: posterior mean).
             kernel: the op's weight posterior.
-            bias: ``None``, a plain Keras variable or a :class:`GaussianPosterior`.
+            bias: ``None``, a plain Keras variable or a :class:`WeightPosterior`.
             signs: positions in ``pert.signs`` of the input-side ``S`` and
                 output-side ``R`` rows (``None`` for an input side without signs,
                 e.g. a lookup).
@@ -528,13 +451,15 @@ class VariationalLayer(keras.layers.Layer):
         def part(value):
             return value if value is None or bias_index is None else value[bias_index]
 
+        if pert is None:  # posterior-mean mode (pruned weights of variational dropout are zero)
+            return LinearSample(
+                self.posterior_mean_weight(kernel, point=True), part(self.posterior_mean_weight(bias, point=True))
+            )
         loc = self.posterior_mean_weight(kernel)
         bias_mean = part(self.posterior_mean_weight(bias))
         bias_delta = None
-        if pert is not None and isinstance(bias, GaussianPosterior):
+        if isinstance(bias, WeightPosterior):
             bias_delta = part(pert.deltas[bias.name])
-        if pert is None:
-            return LinearSample(loc, bias_mean)
         if self.estimator == "local":
             raise ValueError(f"{self._owner}: the local estimator samples outputs, not weights.")
         delta = pert.deltas[kernel.name]
@@ -548,7 +473,7 @@ class VariationalLayer(keras.layers.Layer):
         self,
         op: Callable[[tf.Tensor, tf.Tensor], tf.Tensor],
         x: tf.Tensor,
-        kernel: GaussianPosterior,
+        kernel: WeightPosterior,
         bias=None,
         channel_axis: int = -1,
         out_channels: int | None = None,
@@ -562,7 +487,7 @@ class VariationalLayer(keras.layers.Layer):
             x: inputs, already cast to the compute dtype.
             kernel: posterior of ``W``.
             bias: ``None``, a Keras variable (deterministic bias), or a
-                :class:`GaussianPosterior` (Bayesian bias).
+                :class:`WeightPosterior` (Bayesian bias).
             channel_axis: axis of the input/output channels (signs broadcast
                 over every other non-batch axis).
             out_channels: number of output channels (default ``W``'s last axis).
@@ -581,14 +506,16 @@ class VariationalLayer(keras.layers.Layer):
         dtype = self.compute_dtype
         mean = op(x, self.posterior_mean_weight(kernel))
         var = op(tf.square(x), tf.square(tf.cast(pert.scales[kernel.name], dtype)))
-        if isinstance(bias, GaussianPosterior):
+        if isinstance(bias, WeightPosterior):
             var = _add_bias(var, tf.cast(tf.square(pert.scales[bias.name]), dtype), channel_axis)
         eta = rnd.standard_normal(tf.shape(mean), pert.seeds[kernel.name], dtype)
         y = mean + _safe_sqrt(var) * eta
         return y if bias is None else _add_bias(y, self.posterior_mean_weight(bias), channel_axis)
 
     def _add_kl(self, samples: dict | None = None, seed: tf.Tensor | None = None, scales: dict | None = None) -> None:
-        if not analytic_kl_available(self.prior) and seed is None:
+        if not any(post.has_kl for post in self.posteriors):
+            return  # e.g. Gaussian DropConnect: a regularizer with no KL term
+        if seed is None and any(post.kl_needs_sample for post in self.posteriors):
             # Posterior-mean mode with a Monte Carlo KL: use a fixed draw so the
             # loss stays deterministic in this mode.
             seed = tf.constant([self._resolved_seed, -1], tf.int64)
@@ -608,6 +535,7 @@ class VariationalLayer(keras.layers.Layer):
                 "min_scale": self.min_scale,
                 "kl_weight": self.kl_weight if self.kl_weight_is_set else None,
                 "seed": self.seed,
+                "posterior": keras.saving.serialize_keras_object(self.posterior),
             }
         )
         return config

@@ -142,7 +142,10 @@ class _BaseConvFlipout(VariationalLayer):
             shape = self.kernel_size + (self.filters, channels)
         else:
             shape = self.kernel_size + (channels // self.groups, self.filters)
-        self.kernel_posterior = self.add_posterior("kernel", shape, self.kernel_initializer)
+        # a transposed kernel is (..., filters, in_channels): its output units are axis -2
+        self.kernel_posterior = self.add_posterior(
+            "kernel", shape, self.kernel_initializer, output_axis=-2 if self.transpose else -1
+        )
         self.bias = None
         if self.use_bias:
             if self.bayesian_bias:

@@ -34,14 +34,14 @@ def data(seed: int = 0):
 
 
 def make_model(seed: int = 1, init_scale: float = 0.1, estimator: str = "flipout", compile: bool = True,
-               lr: float = 0.05, optimizer: str = "sgd"):
+               lr: float = 0.05, optimizer: str = "sgd", posterior=None):
     """Two flipout layers; ``kl_weight = 1 / N``; deterministic given ``seed``."""
     import keras
 
     from bayesflip.layers import DenseFlipout
 
     keras.utils.set_random_seed(seed)
-    kw = dict(init_scale=init_scale, kl_weight=1.0 / N_EXAMPLES, estimator=estimator)
+    kw = dict(init_scale=init_scale, kl_weight=1.0 / N_EXAMPLES, estimator=estimator, posterior=posterior)
     model = keras.Sequential(
         [
             keras.Input((N_FEATURES,)),

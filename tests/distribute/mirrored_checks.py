@@ -79,9 +79,14 @@ def check_decorrelation():
 
 
 def one_step(strategy, x, y, how):
-    """One SGD step in posterior-mean mode (scale effectively 0): loss and weights."""
+    """One SGD step in posterior-mean mode (scale effectively 0): loss and weights.
+
+    ``how`` ending in ``_vd``: the layers use variational dropout (learned
+    multiplicative noise, log-uniform KL) instead of the Gaussian posterior.
+    """
+    how, _, family = how.partition("_")
     with strategy.scope():
-        model = make_model(seed=3, init_scale=0.05)
+        model = make_model(seed=3, init_scale=0.05, posterior="variational_dropout" if family == "vd" else None)
     bayesflip.set_posterior_mean(model)
     initial = weights(model)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(len(x))
@@ -114,7 +119,7 @@ def one_step(strategy, x, y, how):
 def check_elbo_scaling():
     x, y = data()
     out = {}
-    for how in ("custom", "fit", "bd.fit"):
+    for how in ("custom", "fit", "bd.fit", "fit_vd"):
         out[how] = {
             "one_device": one_step(tf.distribute.get_strategy(), x, y, how),
             "mirrored": one_step(mirrored(), x, y, how),

@@ -53,9 +53,11 @@ def test_same_seed_same_run_and_replica0_equals_single_device(results, estimator
     assert results["decorrelation"][f"{estimator}_state_copies"] == [[11, 2], [11, 2]]
 
 
-@pytest.mark.parametrize("how", ["custom", "fit", "bd.fit"])
+@pytest.mark.parametrize("how", ["custom", "fit", "bd.fit", "fit_vd"])
 def test_elbo_scaling_one_step_matches_one_device(results, how):
     """Posterior-mean mode (no sampling): one SGD step on 2 replicas == 1 device.
+
+    ``fit_vd``: the same with variational dropout layers (learned ``log α``).
 
     A KL counted once per replica (instead of once per step) or an NLL averaged
     per replica and summed would change both the loss and the update.
