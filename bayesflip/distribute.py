@@ -28,6 +28,7 @@ property TPUs need.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import warnings
@@ -294,6 +295,156 @@ def _make_train_step(model, strategy, per_example, optimizer, trackers, user_met
     return train_step
 
 
+# The steps of :func:`fit`, in the order it takes them.
+def _resolve_strategy(
+    model: keras.Model, strategy: tf.distribute.Strategy | None, jit_compile: bool, caller: str
+) -> tf.distribute.Strategy:
+    """The strategy to train under: the given one, else the model's, else the current one; checked."""
+    model_strategy = _keras_compat.model_distribute_strategy(model)
+    if strategy is None:
+        strategy = model_strategy or tf.distribute.get_strategy()
+    if not isinstance(strategy, tf.distribute.Strategy):
+        raise TypeError(
+            f"{caller}: `strategy` must be a tf.distribute.Strategy, got {type(strategy).__name__}."
+        )
+    if model_strategy is not None and model_strategy is not strategy:
+        raise ValueError(
+            f"{caller}: model '{model.name}' was created under {type(model_strategy).__name__}'s scope, "
+            f"but `strategy` is another {type(strategy).__name__}; "
+            "pass the strategy the model was built with."
+        )
+    replicas = strategy.num_replicas_in_sync
+    is_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+    if jit_compile and replicas > 1 and not is_tpu:
+        raise ValueError(
+            f"{caller}: `jit_compile=True` needs a single replica (or TPUStrategy, which always compiles); "
+            f"got {type(strategy).__name__} with {replicas} replicas."
+        )
+    return strategy
+
+
+@dataclasses.dataclass
+class _TrainingState:
+    """What :func:`fit` creates under the strategy's scope: optimizer, metrics, epoch counter."""
+
+    optimizer: keras.optimizers.Optimizer
+    trackers: dict[str, keras.metrics.Metric]  # "loss", "nll", "kl" means
+    user_metrics: list[keras.metrics.Metric]
+    epoch: tf.Variable  # epochs done, saved in checkpoints
+
+    @property
+    def metrics(self) -> list[keras.metrics.Metric]:
+        return list(self.trackers.values()) + self.user_metrics
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.trackers) + [m.name for m in self.user_metrics]
+
+    def results(self) -> dict[str, float]:
+        return {m.name: float(m.result()) for m in self.metrics}
+
+
+def _training_state(
+    model: keras.Model, strategy: tf.distribute.Strategy, optimizer: Any, metrics: Iterable[Any], caller: str
+) -> _TrainingState:
+    """Optimizer (built; loss-scaled under ``mixed_float16``), metrics and epoch variable in scope."""
+    with strategy.scope():
+        optimizer = optimizer if optimizer is not None else getattr(model, "optimizer", None)
+        if optimizer is None:
+            raise ValueError(f"{caller}: no `optimizer` given and the model is not compiled with one.")
+        optimizer = keras.optimizers.get(optimizer)
+        if keras.mixed_precision.global_policy().name == "mixed_float16" and not isinstance(
+            optimizer, keras.optimizers.LossScaleOptimizer
+        ):
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer.build(model.trainable_variables)
+        trackers = {name: keras.metrics.Mean(name=name) for name in ("loss", "nll", "kl")}
+        user_metrics = [_clone_metric(m, caller) for m in metrics]
+        names = list(trackers) + [m.name for m in user_metrics]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{caller}: metric names must be unique (and not loss/nll/kl), got {names}.")
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+    return _TrainingState(optimizer, trackers, user_metrics, epoch)
+
+
+def _checkpoint_manager(
+    checkpoint_dir: str | os.PathLike | None,
+    model: keras.Model,
+    state: _TrainingState,
+    strategy: tf.distribute.Strategy,
+    chief: bool,
+    max_to_keep: int,
+) -> tuple[tf.train.CheckpointManager | None, str | None]:
+    """Restore the latest checkpoint if any; the manager saving there and a non-chief's temporary dir."""
+    if checkpoint_dir is None:
+        return None, None
+    checkpoint_dir = os.fspath(checkpoint_dir)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=state.optimizer, epoch=state.epoch)
+    latest = tf.train.latest_checkpoint(checkpoint_dir)
+    if latest is not None:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+    write_dir, temp_dir = checkpoint_dir, None
+    if not chief:
+        resolver = strategy.cluster_resolver
+        temp_dir = write_dir = os.path.join(checkpoint_dir, f".{resolver.task_type}_{resolver.task_id}")
+    return tf.train.CheckpointManager(checkpoint, write_dir, max_to_keep=max_to_keep), temp_dir
+
+
+def _checked_callbacks(
+    callbacks: Sequence[keras.callbacks.Callback], model: keras.Model, caller: str
+) -> list[keras.callbacks.Callback]:
+    """The callbacks as a list, each checked and given the model."""
+    callbacks = list(callbacks)
+    for callback in callbacks:
+        if not isinstance(callback, keras.callbacks.Callback):
+            raise TypeError(
+                f"{caller}: `callbacks` must be keras.callbacks.Callback objects, got {callback!r}."
+            )
+        callback.set_model(model)
+    return callbacks
+
+
+def _steps_target(dataset: tf.data.Dataset, steps_per_epoch: int | None) -> int | None:
+    """Steps of one epoch for the progress bar (``None`` when unknown)."""
+    target = steps_per_epoch
+    cardinality = int(dataset.cardinality())
+    if cardinality > 0:
+        target = cardinality if target is None else min(target, cardinality)
+    return target
+
+
+def _run_epoch(
+    train_step: Callable,
+    distributed: Iterable,
+    state: _TrainingState,
+    epoch: int,
+    epochs: int,
+    target: int | None,
+    steps_per_epoch: int | None,
+    chief: bool,
+    verbose: int,
+) -> dict[str, float]:
+    """One epoch of ``train_step`` over the distributed dataset; the epoch's metric values."""
+    for m in state.metrics:
+        m.reset_state()
+    show = chief and verbose > 0
+    if show:
+        print(f"Epoch {epoch + 1}/{epochs}")
+    bar = keras.utils.Progbar(target, verbose=verbose if show else 0, stateful_metrics=state.names)
+    steps = 0
+    for batch in distributed:
+        train_step(batch)
+        steps += 1
+        if verbose == 1:  # every worker reads (a collective op), the chief prints
+            bar.update(steps, values=list(state.results().items()), finalize=False)
+        if steps_per_epoch is not None and steps >= steps_per_epoch:
+            break
+    logs = state.results()
+    if show:
+        bar.update(steps, values=list(logs.items()), finalize=True)
+    return logs
+
+
 def fit(
     model: keras.Model,
     dataset: tf.data.Dataset | tuple,
@@ -375,110 +526,35 @@ def fit(
     steps_per_epoch = check_positive_int(caller, "steps_per_epoch", steps_per_epoch, allow_none=True)
     if verbose not in (0, 1, 2):
         raise ValueError(f"{caller}: `verbose` must be 0, 1 or 2, got {verbose!r}.")
-    model_strategy = _keras_compat.model_distribute_strategy(model)
-    if strategy is None:
-        strategy = model_strategy or tf.distribute.get_strategy()
-    if not isinstance(strategy, tf.distribute.Strategy):
-        raise TypeError(
-            f"{caller}: `strategy` must be a tf.distribute.Strategy, got {type(strategy).__name__}."
-        )
-    if model_strategy is not None and model_strategy is not strategy:
-        raise ValueError(
-            f"{caller}: model '{model.name}' was created under {type(model_strategy).__name__}'s scope, "
-            f"but `strategy` is another {type(strategy).__name__}; "
-            "pass the strategy the model was built with."
-        )
-    replicas = strategy.num_replicas_in_sync
-    is_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
-    if jit_compile and replicas > 1 and not is_tpu:
-        raise ValueError(
-            f"{caller}: `jit_compile=True` needs a single replica (or TPUStrategy, which always compiles); "
-            f"got {type(strategy).__name__} with {replicas} replicas."
-        )
+    strategy = _resolve_strategy(model, strategy, jit_compile, caller)
     _check_model_in_scope(model, strategy, caller)
     dataset = _as_dataset(dataset, batch_size, caller)
     per_example = _per_example_loss_fn(loss if loss is not None else getattr(model, "loss", None), caller)
     chief = is_chief(strategy)
-
-    with strategy.scope():
-        optimizer = optimizer if optimizer is not None else getattr(model, "optimizer", None)
-        if optimizer is None:
-            raise ValueError(f"{caller}: no `optimizer` given and the model is not compiled with one.")
-        optimizer = keras.optimizers.get(optimizer)
-        if keras.mixed_precision.global_policy().name == "mixed_float16" and not isinstance(
-            optimizer, keras.optimizers.LossScaleOptimizer
-        ):
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        optimizer.build(model.trainable_variables)
-        trackers = {name: keras.metrics.Mean(name=name) for name in ("loss", "nll", "kl")}
-        user_metrics = [_clone_metric(m, caller) for m in metrics]
-        names = list(trackers) + [m.name for m in user_metrics]
-        if len(set(names)) != len(names):
-            raise ValueError(f"{caller}: metric names must be unique (and not loss/nll/kl), got {names}.")
-        epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-
-    manager, temp_dir = None, None
-    if checkpoint_dir is not None:
-        checkpoint_dir = os.fspath(checkpoint_dir)
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var)
-        latest = tf.train.latest_checkpoint(checkpoint_dir)
-        if latest is not None:
-            checkpoint.restore(latest).assert_existing_objects_matched()
-        write_dir = checkpoint_dir
-        if not chief:
-            resolver = strategy.cluster_resolver
-            temp_dir = write_dir = os.path.join(checkpoint_dir, f".{resolver.task_type}_{resolver.task_id}")
-        manager = tf.train.CheckpointManager(checkpoint, write_dir, max_to_keep=max_to_keep)
-
+    state = _training_state(model, strategy, optimizer, metrics, caller)
+    manager, temp_dir = _checkpoint_manager(checkpoint_dir, model, state, strategy, chief, max_to_keep)
     train_step = _make_train_step(
-        model, strategy, per_example, optimizer, trackers, user_metrics, jit_compile
+        model, strategy, per_example, state.optimizer, state.trackers, state.user_metrics, jit_compile
     )
-
-    def results() -> dict[str, float]:
-        return {m.name: float(m.result()) for m in list(trackers.values()) + user_metrics}
-
     distributed = strategy.experimental_distribute_dataset(dataset)
-    history: dict[str, list[float]] = {name: [] for name in names}
-    callbacks = list(callbacks)
-    for callback in callbacks:
-        if not isinstance(callback, keras.callbacks.Callback):
-            raise TypeError(
-                f"{caller}: `callbacks` must be keras.callbacks.Callback objects, got {callback!r}."
-            )
-        callback.set_model(model)
-    start = int(epoch_var.numpy())
-    target = steps_per_epoch
-    cardinality = int(dataset.cardinality())
-    if cardinality > 0:
-        target = cardinality if target is None else min(target, cardinality)
+    history: dict[str, list[float]] = {name: [] for name in state.names}
+    callbacks = _checked_callbacks(callbacks, model, caller)
+    start = int(state.epoch.numpy())
+    target = _steps_target(dataset, steps_per_epoch)
     for callback in callbacks:
         callback.on_train_begin()
     try:
         for epoch in range(start, epochs):
             for callback in callbacks:
                 callback.on_epoch_begin(epoch)
-            for m in list(trackers.values()) + user_metrics:
-                m.reset_state()
-            show = chief and verbose > 0
-            if show:
-                print(f"Epoch {epoch + 1}/{epochs}")
-            bar = keras.utils.Progbar(target, verbose=verbose if show else 0, stateful_metrics=names)
-            steps = 0
-            for batch in distributed:
-                train_step(batch)
-                steps += 1
-                if verbose == 1:  # every worker reads (a collective op), the chief prints
-                    bar.update(steps, values=list(results().items()), finalize=False)
-                if steps_per_epoch is not None and steps >= steps_per_epoch:
-                    break
-            logs = results()
-            if show:
-                bar.update(steps, values=list(logs.items()), finalize=True)
+            logs = _run_epoch(
+                train_step, distributed, state, epoch, epochs, target, steps_per_epoch, chief, verbose
+            )
             for callback in callbacks:  # one shared dict: keys they add reach the history
                 callback.on_epoch_end(epoch, logs)
             for name, value in logs.items():
                 history.setdefault(name, []).append(float(value))
-            epoch_var.assign(epoch + 1)
+            state.epoch.assign(epoch + 1)
             if manager is not None:
                 manager.save(checkpoint_number=epoch + 1)
     finally:
