@@ -176,3 +176,28 @@ def test_bad_inputs_and_no_partial_folder(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="disk full"):
         bayesflip.export(model, tmp_path / "out")
     assert sorted(os.listdir(tmp_path)) == ["full"]  # neither `out` nor a temporary folder
+
+
+def test_multiplicative_posteriors_export_with_pruned_posterior_mean(tmp_path):
+    """Variational dropout's pruned weights (log α > 3) stay pruned in the served posterior mean."""
+    from bayesflip.posteriors import GaussianDropConnect, sparsity
+
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            DenseFlipout(8, activation="relu", posterior="variational_dropout", seed=1),
+            DenseFlipout(3, posterior=GaussianDropConnect(rate=0.2), seed=2),
+        ]
+    )
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype("float32")
+    model(x)
+    post = model.layers[0].kernel_posterior
+    drop = np.random.default_rng(1).random(post.shape) < 0.5
+    post.log_sigma2.assign(post.log_sigma2.numpy() + np.where(drop, 20.0, 0.0).astype("float32"))
+    assert sparsity(model).pruned == int(drop.sum())
+    served = tf.saved_model.load(bayesflip.export(model, str(tmp_path / "vd"), num_samples=4))
+    with bayesflip.posterior_mean(model):
+        expected = model(x).numpy()
+    np.testing.assert_allclose(served.signatures["posterior_mean"](x=tf.constant(x))["predictions"].numpy(), expected,
+                               rtol=1e-6, atol=1e-6)
+    assert served.signatures["predict"](x=tf.constant(x))["samples"].shape == (4, 5, 3)
