@@ -34,6 +34,7 @@ GUIDE_FILES = [
     "README.md",
     "docs/reliability.md",
     "docs/migrating_from_tfp.md",
+    "docs/posterior_families.md",
     "tutorials/README.md",
     *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tutorials").glob("*.ipynb")),
     "benchmarks/README.md",
