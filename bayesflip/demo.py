@@ -62,9 +62,13 @@ def build_bayesian_mlp(
     seed: int = 0,
     **layer_kwargs,
 ) -> keras.Model:
-    """An MLP of :class:`~bayesflip.layers.DenseFlipout` layers ending in a softmax.
+    """An MLP of :class:`~bayesflip.layers.DenseFlipout` layers that outputs logits.
 
-    ``layer_kwargs`` (``prior``, ``init_scale`` …) go to every layer.
+    Logits, as everywhere in bayesflip's examples: the loss applies the
+    softmax (``from_logits=True``, numerically stabler than the log of a softmax
+    output) and :func:`~bayesflip.uncertainty.mc_predict` averages the softmax
+    of each draw (``from_logits=True``). ``layer_kwargs`` (``prior``,
+    ``init_scale`` …) go to every layer.
     """
     layers = [keras.Input((input_dim,))]
     for i, units in enumerate(hidden):
@@ -75,7 +79,7 @@ def build_bayesian_mlp(
         )
     layers.append(
         DenseFlipout(
-            num_classes, activation="softmax", estimator=estimator, seed=seed + len(hidden), name="output",
+            num_classes, estimator=estimator, seed=seed + len(hidden), name="output",
             **layer_kwargs,
         )
     )
@@ -109,8 +113,8 @@ def fit_bayesian_mlp(
     set_kl_weight(model, num_examples=len(x), temperature=temperature)
     model.compile(
         adam(learning_rate, schedule, total_steps=_total_steps(len(x), batch_size, epochs)),
-        "sparse_categorical_crossentropy",
-        metrics=[keras.metrics.SparseCategoricalCrossentropy(name="nll"), "accuracy"],
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalCrossentropy(name="nll", from_logits=True), "accuracy"],
     )
     callbacks = [ELBOTerms()]
     if kl_warmup_epochs:
@@ -149,18 +153,22 @@ def fit_deterministic_mlp(
     """
     model.compile(
         adam(learning_rate, schedule, total_steps=_total_steps(len(x), batch_size, epochs)),
-        "sparse_categorical_crossentropy",
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
     return model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose)
 
 
 def build_deterministic_mlp(input_dim: int, num_classes: int, hidden: Sequence[int] = (128, 128)) -> keras.Model:
-    """The same MLP with ``keras.layers.Dense``."""
+    """The same MLP with ``keras.layers.Dense`` (also outputs logits)."""
     layers = [keras.Input((input_dim,))]
     layers += [keras.layers.Dense(u, activation="relu", name=f"hidden_{i}") for i, u in enumerate(hidden)]
-    layers.append(keras.layers.Dense(num_classes, activation="softmax", name="output"))
+    layers.append(keras.layers.Dense(num_classes, name="output"))
     return keras.Sequential(layers, name="deterministic_mlp")
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    return keras.ops.convert_to_numpy(keras.ops.softmax(np.asarray(logits, "float32"), axis=-1))
 
 
 def _scores(labels: np.ndarray, probs: np.ndarray) -> dict:
@@ -262,8 +270,11 @@ def run_demo(
     )
     bnn_time = time.perf_counter() - t0
 
-    det_probs = det.predict(data.x_test, verbose=0)
-    bnn_samples = np.asarray(uncertainty.mc_predict(bnn, data.x_test, num_samples=num_samples, return_samples=True))
+    det_logits = {"val": det.predict(x_val, verbose=0), "test": det.predict(data.x_test, verbose=0)}
+    det_probs = _softmax(det_logits["test"])
+    bnn_samples = np.asarray(
+        uncertainty.mc_predict(bnn, data.x_test, num_samples=num_samples, return_samples=True, from_logits=True)
+    )
     bnn_probs = bnn_samples.mean(0)
     report["deterministic"] = _scores(data.y_test, det_probs) | {"train_seconds": det_time}
     report["bayesian"] = _scores(data.y_test, bnn_probs) | {
@@ -272,17 +283,19 @@ def run_demo(
         "final_train_kl": float(history.history["kl"][-1]),
     }
 
-    # Temperature scaling, fitted on the held-out split (log of the MC-averaged
-    # predictive for the BNN), applied to the test predictions.
-    val_probs = {
-        "deterministic": det.predict(x_val, verbose=0),
-        "bayesian": np.asarray(uncertainty.mc_predict(bnn, x_val, num_samples=num_samples)),
+    # Temperature scaling, fitted on the held-out split and applied to the test
+    # predictions: on the logits of the deterministic net, on the log of the
+    # MC-averaged predictive of the BNN (the predictive has no logits of its own).
+    bnn_val_probs = np.asarray(uncertainty.mc_predict(bnn, x_val, num_samples=num_samples, from_logits=True))
+    scalings = {
+        "deterministic": calibration.TemperatureScaling().fit(det_logits["val"], y_val),
+        "bayesian": calibration.TemperatureScaling().fit(bnn_val_probs, y_val, from_probs=True),
     }
+    test_inputs = {"deterministic": det_logits["test"], "bayesian": np.log(np.clip(bnn_probs, 1e-12, 1.0))}
     test_probs = {"deterministic": det_probs, "bayesian": bnn_probs}
     for net, probs in test_probs.items():
-        scaling = calibration.TemperatureScaling().fit(val_probs[net], y_val, from_probs=True)
-        log_probs = np.log(np.clip(probs, 1e-12, 1.0)).astype("float32")
-        scaled = keras.ops.convert_to_numpy(keras.ops.softmax(scaling(log_probs), axis=-1))
+        scaling = scalings[net]
+        scaled = _softmax(keras.ops.convert_to_numpy(scaling(test_inputs[net].astype("float32"))))
         report[net]["temperature"] = scaling.temperature
         report[net]["after_temperature_scaling"] = _scores(data.y_test, scaled)
         for suffix, p in (("", probs), ("_temperature_scaled", scaled)):
@@ -298,8 +311,10 @@ def run_demo(
     bnn_entropy_id = uncertainty.predictive_entropy(bnn_probs)
     for kind in OOD_KINDS:
         x_ood = corrupt_images(data.x_test, kind, seed=seed)
-        ood_samples = np.asarray(uncertainty.mc_predict(bnn, x_ood, num_samples=num_samples, return_samples=True))
-        det_ood = det.predict(x_ood, verbose=0)
+        ood_samples = np.asarray(
+            uncertainty.mc_predict(bnn, x_ood, num_samples=num_samples, return_samples=True, from_logits=True)
+        )
+        det_ood = _softmax(det.predict(x_ood, verbose=0))
         ood_entropy = uncertainty.predictive_entropy(ood_samples.mean(0))
         for score, bnn_in, bnn_out in (
             ("predictive entropy", bnn_entropy_id, ood_entropy),

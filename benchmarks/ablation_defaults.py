@@ -119,8 +119,8 @@ def run_one(name: str | None, seed: int, epochs: int, num_samples: int = 32) -> 
         model = build_deterministic_mlp(64, 10)
         fit_deterministic_mlp(model, x_train, y_train, epochs=epochs, schedule=DETERMINISTIC[name])
 
-        def predict(x):
-            return model.predict(x, verbose=0)
+        def predict(x):  # the demo's networks output logits
+            return keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(x, verbose=0), axis=-1))
 
         extra = {}
     else:
@@ -129,7 +129,7 @@ def run_one(name: str | None, seed: int, epochs: int, num_samples: int = 32) -> 
         history = fit_bayesian_mlp(model, x_train, y_train, epochs=epochs, **fit_kwargs).history
 
         def predict(x):
-            return uncertainty.mc_predict(model, x, num_samples=num_samples)
+            return uncertainty.mc_predict(model, x, num_samples=num_samples, from_logits=True)
 
         extra = {"train_nll": float(history["nll"][-1]), "train_kl": float(history["kl"][-1])}
     seconds = time.perf_counter() - t0
