@@ -239,15 +239,45 @@ def fold_in_replica(seed: tf.Tensor) -> tf.Tensor:
     return tf.where(index > 0, folded, seed)
 
 
+# Every draw goes through Philox's raw ops with the key and counter that
+# ``tf.random``'s ``alg="philox"`` functions derive from a seed (one Philox draw
+# under a fixed key, TensorFlow's ``_philox_scramble_seed``), computed with 4
+# graph ops instead of ~15: building those ops in Python was the bulk of a
+# bayesflip layer's tracing time. The numbers are bit-identical to
+# ``tf.random.stateless_*(..., alg="philox")``, eagerly and under XLA
+# (tests/test_random.py). (``tf.raw_ops.StatelessRandomGetKeyCounter`` is one op
+# but drops the seed's high 32 bits under XLA.)
+_PHILOX = 1  # tf.random.Algorithm.PHILOX
+_SCRAMBLE_KEY = 0x02461E293EC8F720
+
+
+def _key_counter(seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    mix = tf.raw_ops.StatelessRandomUniformFullIntV2(
+        shape=[2], key=tf.constant([_SCRAMBLE_KEY], tf.uint64), counter=tf.cast(seed, tf.uint64), alg=_PHILOX,
+        dtype=tf.uint64,
+    )
+    return mix[:1], tf.concat([tf.zeros([1], tf.uint64), mix[1:]], 0)
+
+
+def _full_int(shape, seed: tf.Tensor, dtype) -> tf.Tensor:
+    """Uniform integers over ``dtype``'s whole range (``stateless_uniform`` with ``minval=maxval=None``)."""
+    key, counter = _key_counter(seed)
+    return tf.raw_ops.StatelessRandomUniformFullIntV2(shape=shape, key=key, counter=counter, alg=_PHILOX, dtype=dtype)
+
+
 def split_seed(seed: tf.Tensor, num: int) -> list[tf.Tensor]:
-    """Derive ``num`` independent seeds from one (a single stateless op)."""
-    seeds = tf.random.experimental.stateless_split(seed, num=num, alg="philox")
+    """Derive ``num`` independent seeds from one (``tf.random.experimental.stateless_split``, fewer ops)."""
+    seed = tf.convert_to_tensor(seed)
+    seeds = _full_int([num, 2], seed, seed.dtype)
     return tf.unstack(seeds, num=num)
 
 
 def standard_normal(shape, seed: tf.Tensor, dtype="float32") -> tf.Tensor:
-    """Independent N(0, 1) draws of ``shape`` from a stateless seed."""
-    return tf.random.stateless_normal(shape, seed=seed, dtype=dtype, alg="philox")
+    """Independent N(0, 1) draws of ``shape`` from a stateless seed (as ``tf.random.stateless_normal``)."""
+    key, counter = _key_counter(seed)
+    return tf.raw_ops.StatelessRandomNormalV2(
+        shape=shape, key=key, counter=counter, alg=_PHILOX, dtype=tf.as_dtype(dtype)
+    )
 
 
 def rademacher(shape, seed: tf.Tensor, dtype="float32") -> tf.Tensor:
@@ -272,9 +302,7 @@ def rademacher(shape, seed: tf.Tensor, dtype="float32") -> tf.Tensor:
     shape = tf.convert_to_tensor(shape, dtype=tf.int32)
     size = tf.reduce_prod(shape)
     words = (size + 31) // 32
-    bits = tf.random.stateless_uniform(
-        tf.reshape(words, [1]), seed=seed, minval=None, maxval=None, dtype=tf.int32, alg="philox"
-    )
+    bits = _full_int(tf.reshape(words, [1]), seed, tf.int32)
     # Shift bit k of each word into the sign position: negative <=> bit k set.
     spread = tf.bitwise.left_shift(bits[:, None], _SIGN_SHIFTS[None, :])
     flat = tf.reshape(spread, [-1])[:size]
@@ -310,9 +338,7 @@ def rademacher_rows(batch, widths: list[int], seed: tf.Tensor, dtype="float32") 
     for i, width in enumerate(widths):
         width = int(width)
         words = (width + 31) // 32
-        bits = tf.random.stateless_uniform(
-            tf.stack([batch, words]), seed=seeds[i], minval=None, maxval=None, dtype=tf.int32, alg="philox"
-        )
+        bits = _full_int(tf.stack([batch, words]), seeds[i], tf.int32)
         # Shift bit k of each word into the sign position, keep only the sign
         # bit and give the rest the bit pattern of 1.0f: exactly ±1.0 from two
         # integer passes and a bitcast (cheaper than compare + select).

@@ -77,3 +77,31 @@ def test_rademacher_rows_shapes_values_and_independence(dtype):
     assert abs(np.mean(a[:, :64] * b[:, :64])) < 5 / np.sqrt(a.size)
     assert abs(np.mean(a[:-1] * a[1:])) < 5 / np.sqrt(a.size)
     np.testing.assert_array_equal(rows[1].numpy(), rnd.rademacher_rows(512, [5, 64, 100], seed, dtype)[1].numpy())
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_draws_are_bit_identical_to_tf_random_philox(jit_compile):
+    """The raw-op draws (one op per seed) equal ``tf.random``'s ``alg="philox"`` functions exactly."""
+    seeds = tf.constant(np.random.default_rng(0).integers(-(2**62), 2**62, size=(6, 2)), tf.int64)
+
+    def ours(seed):
+        return (
+            rnd.standard_normal([4, 3], seed),
+            rnd.standard_normal([5], seed, "float16"),
+            tf.stack(rnd.split_seed(seed, 3)),
+            rnd._full_int([7], seed, tf.int32),
+        )
+
+    def reference(seed):
+        return (
+            tf.random.stateless_normal([4, 3], seed=seed, alg="philox"),
+            tf.random.stateless_normal([5], seed=seed, dtype="float16", alg="philox"),
+            tf.random.experimental.stateless_split(seed, num=3, alg="philox"),
+            tf.random.stateless_uniform([7], seed=seed, minval=None, maxval=None, dtype=tf.int32, alg="philox"),
+        )
+
+    ours_fn = tf.function(ours, jit_compile=jit_compile)
+    reference_fn = tf.function(reference, jit_compile=jit_compile)
+    for seed in tf.unstack(seeds):
+        for a, b in zip(ours_fn(seed), reference_fn(seed), strict=True):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
