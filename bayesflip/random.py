@@ -241,7 +241,7 @@ def fold_in_replica(seed: tf.Tensor) -> tf.Tensor:
 
 # Every draw goes through Philox's raw ops with the key and counter that
 # ``tf.random``'s ``alg="philox"`` functions derive from a seed (one Philox draw
-# under a fixed key, TensorFlow's ``_philox_scramble_seed``), computed with 4
+# under a fixed key, TensorFlow's ``_philox_scramble_seed``), computed with 7
 # graph ops instead of ~15: building those ops in Python was the bulk of a
 # bayesflip layer's tracing time. The numbers are bit-identical to
 # ``tf.random.stateless_*(..., alg="philox")``, eagerly and under XLA
@@ -256,7 +256,8 @@ def _key_counter(seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         shape=[2], key=tf.constant([_SCRAMBLE_KEY], tf.uint64), counter=tf.cast(seed, tf.uint64), alg=_PHILOX,
         dtype=tf.uint64,
     )
-    return mix[:1], tf.concat([tf.zeros([1], tf.uint64), mix[1:]], 0)
+    key, high = tf.split(mix, 2)
+    return key, tf.pad(high, [[1, 0]])  # counter = [0, high]
 
 
 def _full_int(shape, seed: tf.Tensor, dtype) -> tf.Tensor:
@@ -342,8 +343,8 @@ def rademacher_rows(batch, widths: list[int], seed: tf.Tensor, dtype="float32") 
         # Shift bit k of each word into the sign position, keep only the sign
         # bit and give the rest the bit pattern of 1.0f: exactly ±1.0 from two
         # integer passes and a bitcast (cheaper than compare + select).
-        spread = tf.bitwise.left_shift(bits[:, :, None], _SIGN_SHIFTS)
-        signs = tf.reshape(spread, tf.stack([batch, 32 * words]))
+        spread = tf.bitwise.left_shift(tf.expand_dims(bits, -1), _SIGN_SHIFTS)
+        signs = tf.reshape(spread, [-1, 32 * words])
         if 32 * words != width:
             signs = signs[:, :width]
         sign_bit = tf.bitwise.bitwise_and(signs, tf.constant(-(2**31), tf.int32))

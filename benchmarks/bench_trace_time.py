@@ -1,0 +1,141 @@
+"""Tracing cost of TFP's LeNet-5 example: bayesflip vs ``tfp.layers`` vs deterministic Keras 3.
+
+The first epoch of ``model.fit`` traces and compiles the training step; the
+second runs it. *Trace overhead* = first epoch − second epoch, measured for
+each framework in its own fresh process (so no framework pays for another's
+imports or caches), the processes interleaved over ``--reps`` rounds, median
+reported.
+
+Model: the LeNet-5 of TFP's ``bayesian_neural_network.py`` example — three
+5×5 flipout convolutions (6, 16, 120 filters, ``same`` padding, ReLU) with 2×2
+max-pooling between them, then flipout dense 84 (ReLU) and 10 (logits); Adam,
+sparse cross-entropy from logits, accuracy metric. Data: ``--examples`` random
+28×28×1 images and labels (generated; tracing does not depend on the values),
+batch 128. TFP runs on ``tf_keras`` (Keras 2), as TFP's layers require;
+bayesflip and the deterministic net on Keras 3.
+
+Usage: ``python benchmarks/bench_trace_time.py [--reps 5]``; writes
+``benchmarks/results/trace_time.json``. One worker run:
+``python benchmarks/bench_trace_time.py --worker bayesflip``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+FRAMEWORKS = ("keras", "bayesflip", "tfp")
+
+
+def _tfp_model():
+    import tensorflow_probability as tfp
+    import tf_keras as k
+
+    layers = tfp.layers
+    model = k.Sequential([
+        k.Input((28, 28, 1)),
+        layers.Convolution2DFlipout(6, 5, padding="SAME", activation="relu"),
+        k.layers.MaxPooling2D(2, 2, padding="SAME"),
+        layers.Convolution2DFlipout(16, 5, padding="SAME", activation="relu"),
+        k.layers.MaxPooling2D(2, 2, padding="SAME"),
+        layers.Convolution2DFlipout(120, 5, padding="SAME", activation="relu"),
+        k.layers.Flatten(),
+        layers.DenseFlipout(84, activation="relu"),
+        layers.DenseFlipout(10),
+    ])
+    model.compile(k.optimizers.Adam(1e-3), k.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    return model
+
+
+def _keras3_model(framework: str, num_examples: int):
+    import keras
+
+    if framework == "bayesflip":
+        from bayesflip.layers import Conv2DFlipout as Conv, DenseFlipout as Dense
+
+        kwargs = {"kl_weight": 1.0 / num_examples}
+    else:
+        Conv, Dense, kwargs = keras.layers.Conv2D, keras.layers.Dense, {}
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        Conv(6, 5, padding="same", activation="relu", **kwargs),
+        keras.layers.MaxPooling2D(2, 2, padding="same"),
+        Conv(16, 5, padding="same", activation="relu", **kwargs),
+        keras.layers.MaxPooling2D(2, 2, padding="same"),
+        Conv(120, 5, padding="same", activation="relu", **kwargs),
+        keras.layers.Flatten(),
+        Dense(84, activation="relu", **kwargs),
+        Dense(10, **kwargs),
+    ])
+    model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    return model
+
+
+def worker(framework: str, num_examples: int) -> dict:
+    """Build the model, run three epochs, return the epoch times (one fresh process)."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy as np
+
+    x = np.random.default_rng(0).normal(size=(num_examples, 28, 28, 1)).astype("float32")
+    y = np.random.default_rng(1).integers(0, 10, size=num_examples)
+    model = _tfp_model() if framework == "tfp" else _keras3_model(framework, num_examples)
+    epochs = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        model.fit(x, y, epochs=1, batch_size=128, verbose=0)
+        epochs.append(time.perf_counter() - t0)
+    return {"framework": framework, "epochs": epochs, "trace_overhead": epochs[0] - epochs[1]}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--examples", type=int, default=512)
+    parser.add_argument("--worker", choices=FRAMEWORKS)
+    parser.add_argument("--output", default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.examples)))
+        return {}
+    runs = {f: [] for f in FRAMEWORKS}
+    for rep in range(args.reps):
+        for framework in FRAMEWORKS:  # interleaved: load changes hit every framework alike
+            out = subprocess.run(
+                [sys.executable, os.path.abspath(__file__), "--worker", framework, "--examples", str(args.examples)],
+                check=True, capture_output=True, text=True,
+            ).stdout.strip().splitlines()[-1]
+            runs[framework].append(json.loads(out))
+            print(f"rep {rep}: {framework:9s} trace overhead {runs[framework][-1]['trace_overhead']:.2f} s", flush=True)
+    import keras
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+
+    summary = {f: statistics.median(r["trace_overhead"] for r in runs[f]) for f in FRAMEWORKS}
+    result = {
+        "model": "TFP's LeNet-5 example (3 flipout conv + 2 flipout dense), batch 128, Adam",
+        "examples": args.examples,
+        "reps": args.reps,
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "tensorflow_probability": tfp.__version__},
+        "median_trace_overhead_s": summary,
+        "ratio_bayesflip_to_tfp": summary["bayesflip"] / summary["tfp"],
+        "ratio_bayesflip_to_keras": summary["bayesflip"] / summary["keras"],
+        "runs": runs,
+    }
+    os.makedirs(args.output, exist_ok=True)
+    with open(os.path.join(args.output, "trace_time.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    print(json.dumps({k: result[k] for k in ("median_trace_overhead_s", "ratio_bayesflip_to_tfp", "ratio_bayesflip_to_keras")}))
+    return result
+
+
+if __name__ == "__main__":
+    main()
