@@ -269,18 +269,32 @@ class MultiplicativePosterior(WeightPosterior):
         output_axis: axis of the output units (per-unit ``α``).
     """
 
-    def __init__(self, layer, name: str, shape, loc_initializer, family: "PosteriorFamily", output_axis: int = -1):
+    def __init__(
+        self,
+        layer,
+        name: str,
+        shape,
+        loc_initializer,
+        family: "GaussianDropConnect | VariationalDropout",
+        output_axis: int = -1,
+    ):
         self.name = name
         self.shape = tuple(shape)
         self.family = family
         self.loc = layer.add_weight(
             name=f"{name}_loc", shape=shape, initializer=loc_initializer, trainable=True, autocast=False
         )
-        self.learned = isinstance(family, VariationalDropout)
-        self.has_kl = self.learned
+        #: The fixed ``α`` of Gaussian DropConnect, ``None`` when ``α`` is learned.
+        self.fixed_alpha: float | None = family.alpha if isinstance(family, GaussianDropConnect) else None
+        #: Variational dropout's ``log α`` above which a weight is pruned (``None``: never, or ``α`` fixed).
+        self.prune_threshold: float | None = (
+            family.prune_threshold if isinstance(family, VariationalDropout) else None
+        )
+        self.learned = self.has_kl = isinstance(family, VariationalDropout)
         self.output_axis = output_axis % len(self.shape) if self.shape else 0
-        self.log_sigma2 = self.log_alpha_unit = None
-        if not self.learned:
+        self.log_sigma2: Any = None
+        self.log_alpha_unit: Any = None
+        if not isinstance(family, VariationalDropout):
             return
         if family.granularity == "weight":
             init = family.init_log_alpha
@@ -306,8 +320,8 @@ class MultiplicativePosterior(WeightPosterior):
     def log_alpha(self) -> tf.Tensor:
         """``log α`` of every weight (broadcast to the weight's shape), clipped, float32."""
         low, high = LOG_ALPHA_RANGE
-        if not self.learned:
-            return tf.fill(self.shape, tf.constant(math.log(self.family.alpha), tf.float32))
+        if self.fixed_alpha is not None:
+            return tf.fill(self.shape, tf.constant(math.log(self.fixed_alpha), tf.float32))
         if self.log_sigma2 is not None:
             raw = tf.convert_to_tensor(self.log_sigma2.value, tf.float32) - tf.math.log(
                 tf.square(self.mean()) + _EPS
@@ -322,19 +336,18 @@ class MultiplicativePosterior(WeightPosterior):
 
     def noise_scale(self) -> tf.Tensor:
         """``√α ∘ θ`` (so ``θ + ΔW = θ ∘ (1 + √α ε)``), float32."""
-        if not self.learned:
-            return math.sqrt(self.family.alpha) * self.mean()
+        if self.fixed_alpha is not None:
+            return math.sqrt(self.fixed_alpha) * self.mean()
         return tf.exp(0.5 * self.log_alpha()) * self.mean()
 
     def keep_mask(self) -> tf.Tensor:
         """1.0 where the weight is kept (``log α ≤ prune_threshold``), 0.0 where pruned."""
-        threshold = getattr(self.family, "prune_threshold", None)
-        if threshold is None:
+        if self.prune_threshold is None:
             return tf.ones(self.shape, tf.float32)
-        return tf.cast(self.log_alpha() <= threshold, tf.float32)
+        return tf.cast(self.log_alpha() <= self.prune_threshold, tf.float32)
 
     def point_estimate(self) -> tf.Tensor:
-        if self.learned and self.family.prune_threshold is not None:
+        if self.prune_threshold is not None:
             return self.mean() * self.keep_mask()
         return self.mean()
 
@@ -574,9 +587,7 @@ def sparsity(model: keras.layers.Layer) -> SparsityReport:
     by_weight = {}
     for layer in layers:
         for post in getattr(layer, "posteriors", []):
-            if not isinstance(post, MultiplicativePosterior) or not post.learned:
-                continue
-            if post.family.prune_threshold is None:
+            if not isinstance(post, MultiplicativePosterior) or post.prune_threshold is None:
                 continue
             n = int(np.prod(post.shape))
             p = n - int(round(float(tf.reduce_sum(post.keep_mask()))))

@@ -43,7 +43,8 @@ from bayesflip import posteriors as posteriors_lib
 from bayesflip import priors as priors_lib
 from bayesflip import random as rnd
 from bayesflip._checks import is_real
-from bayesflip.posteriors import GaussianPosterior, WeightPosterior, analytic_kl_available
+from bayesflip.posteriors import GaussianPosterior, PosteriorFamily, WeightPosterior, analytic_kl_available
+from bayesflip.priors import Prior
 
 __all__ = [
     "ESTIMATORS",
@@ -250,12 +251,12 @@ class VariationalLayer(keras.layers.Layer):
     def __init__(
         self,
         estimator: str = "flipout",
-        prior=None,
+        prior: Prior | str | dict | None = None,
         init_scale: float = 1e-2,
         min_scale: float = 1e-6,
         kl_weight: float | None = None,
         seed: int | None = None,
-        posterior=None,
+        posterior: PosteriorFamily | str | dict | None = None,
         **kwargs,
     ):
         # Variables are read in float32 and cast to the compute dtype explicitly,
@@ -265,6 +266,7 @@ class VariationalLayer(keras.layers.Layer):
         owner = f"{type(self).__name__} '{self.name}'"
         self.estimator = _check_estimator(owner, estimator, self.supported_estimators)
         self.posterior = posteriors_lib.get(posterior, caller=owner)
+        self.prior: priors_lib.Prior | None
         if self.posterior.uses_prior:
             self.prior = priors_lib.get(prior, caller=owner)
         elif prior is not None:
@@ -433,7 +435,7 @@ class VariationalLayer(keras.layers.Layer):
         pert: Perturbation | None,
         kernel: WeightPosterior,
         bias=None,
-        signs: tuple[int | None, int | None] = (0, 1),
+        signs: tuple[int | None, int] = (0, 1),
         bias_index: int | None = None,
     ) -> LinearSample:
         """The weights of one linear op for this call, ready to apply to any number of inputs.

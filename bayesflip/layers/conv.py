@@ -11,11 +11,14 @@ and therefore equals it for the same weights.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import keras
 import tensorflow as tf
 
 from bayesflip._checks import check_positive_int, is_int
 from bayesflip.layers._variational import VariationalLayer
+from bayesflip.priors import Prior
 
 __all__ = [
     "Conv1DFlipout",
@@ -55,19 +58,19 @@ class _BaseConvFlipout(VariationalLayer):
         self,
         filters: int,
         kernel_size,
-        strides=1,
+        strides: int | tuple[int, ...] = 1,
         padding: str = "valid",
         data_format: str | None = None,
-        dilation_rate=1,
+        dilation_rate: int | tuple[int, ...] = 1,
         groups: int = 1,
-        output_padding=None,
-        activation=None,
+        output_padding: int | tuple[int, ...] | None = None,
+        activation: str | Callable | None = None,
         use_bias: bool = True,
         bayesian_bias: bool = False,
-        kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
+        kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+        bias_initializer: str | keras.initializers.Initializer = "zeros",
         estimator: str = "flipout",
-        prior=None,
+        prior: Prior | str | dict | None = None,
         init_scale: float = 1e-2,
         min_scale: float = 1e-6,
         kl_weight: float | None = None,
@@ -127,7 +130,7 @@ class _BaseConvFlipout(VariationalLayer):
         self.input_spec = keras.layers.InputSpec(ndim=rank + 2)
 
     # ----------------------------------------------------------------- build
-    def build(self, input_shape):
+    def build(self, input_shape: tuple) -> None:
         channels = input_shape[self.channel_axis]
         if channels is None:
             raise ValueError(
@@ -186,7 +189,7 @@ class _BaseConvFlipout(VariationalLayer):
             pad = [[0, 0], [0, 0], [left, 0]]
         return tf.pad(x, pad)
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         x = self.cast_inputs(inputs)
         if self.padding == "valid" and not self.transpose:
             first = 1 if self.data_format == "channels_last" else 2
@@ -204,7 +207,7 @@ class _BaseConvFlipout(VariationalLayer):
         )
         return self.activation(y) if self.activation is not None else y
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
         # Keras' own shape inference: the op on symbolic tensors (no computation).
         channels = input_shape[self.channel_axis] or 1
         if self.transpose:
@@ -220,7 +223,7 @@ class _BaseConvFlipout(VariationalLayer):
         return tuple(self._op(keras.KerasTensor(tuple(shape)), kernel).shape)
 
     # ---------------------------------------------------------------- config
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             {
@@ -285,7 +288,7 @@ class Conv1DFlipout(_BaseConvFlipout):
         data_format: str | None = None,
         dilation_rate: int | tuple[int, ...] = 1,
         groups: int = 1,
-        activation=None,
+        activation: str | Callable | None = None,
         use_bias: bool = True,
         **kwargs,
     ):
@@ -344,7 +347,7 @@ class Conv2DFlipout(_BaseConvFlipout):
         data_format: str | None = None,
         dilation_rate: int | tuple[int, ...] = 1,
         groups: int = 1,
-        activation=None,
+        activation: str | Callable | None = None,
         use_bias: bool = True,
         **kwargs,
     ):
@@ -403,7 +406,7 @@ class Conv3DFlipout(_BaseConvFlipout):
         data_format: str | None = None,
         dilation_rate: int | tuple[int, ...] = 1,
         groups: int = 1,
-        activation=None,
+        activation: str | Callable | None = None,
         use_bias: bool = True,
         **kwargs,
     ):
@@ -456,7 +459,7 @@ class Conv1DTransposeFlipout(_BaseConvFlipout):
         output_padding: int | tuple[int, ...] | None = None,
         data_format: str | None = None,
         dilation_rate: int | tuple[int, ...] = 1,
-        activation=None,
+        activation: str | Callable | None = None,
         use_bias: bool = True,
         **kwargs,
     ):
@@ -509,7 +512,7 @@ class Conv2DTransposeFlipout(_BaseConvFlipout):
         output_padding: int | tuple[int, ...] | None = None,
         data_format: str | None = None,
         dilation_rate: int | tuple[int, ...] = 1,
-        activation=None,
+        activation: str | Callable | None = None,
         use_bias: bool = True,
         **kwargs,
     ):
@@ -562,7 +565,7 @@ class Conv3DTransposeFlipout(_BaseConvFlipout):
         output_padding: int | tuple[int, ...] | None = None,
         data_format: str | None = None,
         dilation_rate: int | tuple[int, ...] = 1,
-        activation=None,
+        activation: str | Callable | None = None,
         use_bias: bool = True,
         **kwargs,
     ):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import keras
 import tensorflow as tf
 
 from bayesflip._checks import check_positive_int
 from bayesflip.layers._variational import VariationalLayer
+from bayesflip.priors import Prior
 
 __all__ = ["DenseFlipout", "DenseReparameterization", "DenseLocalReparameterization"]
 
@@ -54,13 +57,13 @@ class DenseFlipout(VariationalLayer):
     def __init__(
         self,
         units: int,
-        activation=None,
+        activation: str | Callable | None = None,
         use_bias: bool = True,
         bayesian_bias: bool = False,
-        kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
+        kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+        bias_initializer: str | keras.initializers.Initializer = "zeros",
         estimator: str = "flipout",
-        prior=None,
+        prior: Prior | str | dict | None = None,
         init_scale: float = 1e-2,
         min_scale: float = 1e-6,
         kl_weight: float | None = None,
@@ -84,7 +87,7 @@ class DenseFlipout(VariationalLayer):
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.input_spec = keras.layers.InputSpec(min_ndim=2)
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple) -> None:
         input_dim = input_shape[-1]
         if input_dim is None:
             raise ValueError(
@@ -100,15 +103,15 @@ class DenseFlipout(VariationalLayer):
         self.build_variational_state()
         self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: input_dim})
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         x = self.cast_inputs(inputs)
         y = self.sample_linear(_matmul, x, self.kernel_posterior, self.bias)
         return self.activation(y) if self.activation is not None else y
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
         return tuple(input_shape[:-1]) + (self.units,)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             {

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from bayesflip._checks import check_positive_int
 from bayesflip.layers._variational import VariationalLayer
+from bayesflip.priors import Prior
 
 __all__ = ["EmbeddingFlipout"]
 
@@ -61,10 +62,10 @@ class EmbeddingFlipout(VariationalLayer):
         self,
         input_dim: int,
         output_dim: int,
-        embeddings_initializer="uniform",
+        embeddings_initializer: str | keras.initializers.Initializer = "uniform",
         mask_zero: bool = False,
         estimator: str = "flipout",
-        prior=None,
+        prior: Prior | str | dict | None = None,
         init_scale: float = 1e-2,
         min_scale: float = 1e-6,
         kl_weight: float | None = None,
@@ -86,7 +87,7 @@ class EmbeddingFlipout(VariationalLayer):
         self.mask_zero = bool(mask_zero)
         self.supports_masking = self.mask_zero
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: tuple | None = None) -> None:
         self.embeddings_posterior = self.add_posterior(
             "embeddings", (self.input_dim, self.output_dim), self.embeddings_initializer
         )
@@ -103,21 +104,21 @@ class EmbeddingFlipout(VariationalLayer):
             raise ValueError(f"{self._owner} expects ids of shape (batch, ...), got a scalar.")
         return ids
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         ids = self._ids(inputs)
         pert = self.begin_forward(tf.shape(ids)[0], [self.output_dim])
         table = self.linear_sample(pert, self.embeddings_posterior, signs=(None, 0))
         return table(_lookup, ids)
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor | None:
         if not self.mask_zero:
             return None
         return keras.ops.not_equal(inputs, 0)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
         return tuple(input_shape) + (self.output_dim,)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             {

@@ -27,12 +27,15 @@ projection of all steps, so the layers are the faster and sturdier choice.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import keras
 import tensorflow as tf
 
 from bayesflip._checks import check_positive_int
 from bayesflip._keras_compat import DropoutRNNCell, rnn
 from bayesflip.layers._variational import LinearSample, VariationalLayer
+from bayesflip.priors import Prior
 
 __all__ = ["LSTMFlipout", "GRUFlipout", "LSTMFlipoutCell", "GRUFlipoutCell"]
 
@@ -57,19 +60,19 @@ class _RecurrentFlipout(VariationalLayer):
     def __init__(
         self,
         units: int,
-        activation="tanh",
-        recurrent_activation="sigmoid",
+        activation: str | Callable = "tanh",
+        recurrent_activation: str | Callable = "sigmoid",
         use_bias: bool = True,
         bayesian_bias: bool = False,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
+        kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+        recurrent_initializer: str | keras.initializers.Initializer = "orthogonal",
+        bias_initializer: str | keras.initializers.Initializer = "zeros",
         return_sequences: bool = False,
         return_state: bool = False,
         go_backwards: bool = False,
         unroll: bool = False,
         estimator: str = "flipout",
-        prior=None,
+        prior: Prior | str | dict | None = None,
         init_scale: float = 1e-2,
         min_scale: float = 1e-6,
         kl_weight: float | None = None,
@@ -111,7 +114,7 @@ class _RecurrentFlipout(VariationalLayer):
     def _bias_init(self):
         return self.bias_initializer
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple) -> None:
         input_dim = input_shape[-1]
         if input_dim is None:
             raise ValueError(f"{self._owner} needs a known feature dimension, got input shape {input_shape}.")
@@ -153,7 +156,13 @@ class _RecurrentFlipout(VariationalLayer):
     def get_initial_state(self, batch_size) -> list[tf.Tensor]:
         return [tf.zeros([batch_size, n], self.compute_dtype) for n in self.state_size]
 
-    def call(self, sequences, initial_state=None, mask=None, training=None):
+    def call(
+        self,
+        sequences: tf.Tensor,
+        initial_state: list | None = None,
+        mask: tf.Tensor | None = None,
+        training: bool | None = None,
+    ) -> tf.Tensor | list:
         x = self.cast_inputs(sequences)
         batch_size = tf.shape(x)[0]
         if initial_state is None:
@@ -188,7 +197,7 @@ class _RecurrentFlipout(VariationalLayer):
             return [output] + list(states)
         return output
 
-    def compute_mask(self, sequences, mask=None):
+    def compute_mask(self, sequences: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor | list | None:
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
         output_mask = mask if self.return_sequences else None
@@ -196,7 +205,7 @@ class _RecurrentFlipout(VariationalLayer):
             return [output_mask] + [None] * len(self.state_size)
         return output_mask
 
-    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+    def compute_output_shape(self, sequences_shape: tuple, initial_state_shape: tuple | None = None) -> tuple | list:
         batch, time = sequences_shape[0], sequences_shape[1]
         output = (batch, time, self.units) if self.return_sequences else (batch, self.units)
         if self.return_state:
@@ -204,7 +213,7 @@ class _RecurrentFlipout(VariationalLayer):
         return output
 
     # ---------------------------------------------------------------- config
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             {
@@ -297,7 +306,7 @@ class LSTMFlipout(_RecurrentFlipout):
 
         return step
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config["unit_forget_bias"] = self.unit_forget_bias
         return config
@@ -375,7 +384,7 @@ class _FlipoutCell(DropoutRNNCell):
         self._projections = None
         self.input_spec = keras.layers.InputSpec(ndim=2)
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple) -> None:
         super().build(input_shape)
         self.input_spec = keras.layers.InputSpec(ndim=2, axes={-1: input_shape[-1]})
 
@@ -383,21 +392,21 @@ class _FlipoutCell(DropoutRNNCell):
     def output_size(self) -> int:
         return self.units
 
-    def get_dropout_mask(self, step_input):
+    def get_dropout_mask(self, step_input: tf.Tensor) -> None:
         # keras.layers.RNN calls this once per call, before the time loop.
         self._projections = self.draw_projections(tf.shape(step_input)[0])
         return None
 
-    def get_recurrent_dropout_mask(self, step_input):
+    def get_recurrent_dropout_mask(self, step_input: tf.Tensor) -> None:
         return None
 
-    def reset_dropout_mask(self):
+    def reset_dropout_mask(self) -> None:
         self._projections = None
 
-    def reset_recurrent_dropout_mask(self):
+    def reset_recurrent_dropout_mask(self) -> None:
         return None
 
-    def call(self, inputs, states, training=None):
+    def call(self, inputs: tf.Tensor, states: list, training: bool | None = None) -> tuple:
         x = self.cast_inputs(inputs)
         states = list(states) if isinstance(states, (list, tuple)) else [states]
         projections = self._projections
@@ -407,7 +416,7 @@ class _FlipoutCell(DropoutRNNCell):
         step = self._step_function(lambda h: recurrent(tf.matmul, h))
         return step(inputs(_matmul, x), states)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         for key in ("return_sequences", "return_state", "go_backwards", "unroll"):
             config.pop(key)
@@ -415,7 +424,9 @@ class _FlipoutCell(DropoutRNNCell):
 
 
 @keras.saving.register_keras_serializable(package="bayesflip")
-class LSTMFlipoutCell(_FlipoutCell, LSTMFlipout):
+# The cell's ``call(inputs, states)`` is Keras' RNN-cell protocol, not the layer's
+# ``call(sequences, ...)``: a different contract by design.
+class LSTMFlipoutCell(_FlipoutCell, LSTMFlipout):  # type: ignore[misc]
     """The cell of :class:`LSTMFlipout`, for ``keras.layers.RNN``.
 
     One perturbation per sequence, drawn by ``keras.layers.RNN`` through its
@@ -434,7 +445,7 @@ class LSTMFlipoutCell(_FlipoutCell, LSTMFlipout):
 
 
 @keras.saving.register_keras_serializable(package="bayesflip")
-class GRUFlipoutCell(_FlipoutCell, GRUFlipout):
+class GRUFlipoutCell(_FlipoutCell, GRUFlipout):  # type: ignore[misc]
     """The cell of :class:`GRUFlipout`, for ``keras.layers.RNN`` (see :class:`LSTMFlipoutCell`).
 
     Example:
