@@ -84,7 +84,7 @@ extensions = [
 root_doc = "index"
 # docs/*.md are rendered from their guide/ copies (so that their links to ../README.md resolve);
 # gen_api.py and this file are not pages.
-exclude_patterns = ["_build", "reliability.md", "migrating_from_tfp.md", "**/.ipynb_checkpoints"]
+exclude_patterns = ["_build", "reliability.md", "migrating_from_tfp.md", "posterior_families.md", "**/.ipynb_checkpoints"]
 
 # -- autodoc / napoleon -------------------------------------------------------------------------
 autodoc_member_order = "bysource"
