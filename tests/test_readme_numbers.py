@@ -191,3 +191,75 @@ def test_readme_suite_summary_and_its_claims_match_the_committed_run():
             worse = [i for i in range(2, 6) if by_method[m]["ece"][i] >= by_method["map"]["ece"][i]]
             expected = {("gaussian_noise", "flipout"): [2, 3]}
             assert worse == expected.get((kind, m), []), (m, kind, worse)
+
+
+def test_benchmarks_readme_lstm_regularization_section_matches_the_committed_run():
+    bench = load_benchmark("bench_lstm_regularization")
+    report = json.loads(_read("benchmarks", "results", "lstm_regularization.json"))
+    text = _read("benchmarks", "README.md")
+    section = text[text.index("## LSTM regularization") : text.index("## Defaults ablation")]
+    for marker, render in (("lstm-sweep", bench.sweep_markdown), ("lstm-table", bench.summary_markdown)):
+        block = re.search(rf"<!-- {marker} -->\n(.*?)<!-- /{marker} -->", section, re.S).group(1)
+        assert block == render(report), marker
+    # the table's summary is the per-seed runs' statistics, and the protocol is the one described
+    assert json.loads(json.dumps(bench.summarize(report["runs"]))) == report["summary"]
+    cfg, S, sweep = report["config"], report["summary"], report["sweep"]
+    assert set(sweep) == set(bench.SWEPT) and {len(v) for v in sweep.values()} == {4}
+    for kind, tried in sweep.items():
+        assert report["chosen"][kind] == float(min(tried, key=lambda s: tried[s]["best_val_nll"])), kind
+        assert all(r["strength"] == report["chosen"][kind] for r in report["runs"][kind])
+    assert cfg["seeds"] == [1, 2, 3] and cfg["sweep_seed"] == 0 and set(report["runs"]) == set(bench.KINDS)
+    assert all(len(r["val_nll"]) == cfg["epochs"] == 40 for rs in report["runs"].values() for r in rs)
+
+    def m(kind, metric):
+        return S[kind][metric]["mean"]
+
+    def sd(kind, metric):
+        return S[kind][metric]["sd"]
+
+    elbo_scales = [s for r in report["runs"]["flipout_elbo"] for s in r["mean_posterior_scale"]]
+    claims = [
+        f"entropy rate ({report['entropy_rate_nats']:.3f} nats/token)",
+        f"({report['train_tokens']:,}\ntokens)",
+        f"The whole run took {report['seconds_total'] / 60:.0f} minutes here.",
+        f"(validation\n  {m('flipout_mult', 'final_val_nll_mc_predictive'):.3f} vs "
+        f"{m('dropout', 'final_val_nll_mc_predictive'):.3f}, "
+        f"test {m('flipout_mult', 'final_test_nll_mc_predictive'):.3f}"
+        f" vs {m('dropout', 'final_test_nll_mc_predictive'):.3f};",
+        f"(final validation {m('flipout_mult', 'final_val_nll'):.3f} vs {m('dropout', 'final_val_nll'):.3f}, test\n"
+        f"  {m('flipout_mult', 'final_test_nll'):.3f} vs {m('dropout', 'final_test_nll'):.3f})",
+        f"(best epochs {S['dropout']['best_epoch']['min']:.0f}–{S['dropout']['best_epoch']['max']:.0f} and "
+        f"{S['flipout_mult']['best_epoch']['min']:.0f}–{S['flipout_mult']['best_epoch']['max']:.0f})",
+        f"({m('flipout_noise', 'best_val_nll'):.3f}, around epoch {m('flipout_noise', 'best_epoch'):.0f})",
+        f"final validation NLL {m('flipout_noise', 'final_val_nll'):.3f} ± {sd('flipout_noise', 'final_val_nll'):.3f}"
+        f" against\n  {m('flipout_mult', 'final_val_nll'):.3f} ± {sd('flipout_mult', 'final_val_nll'):.3f}",
+        f"on test\n  {m('flipout_noise', 'final_test_nll_mc_predictive'):.3f} vs "
+        f"{m('flipout_mult', 'final_test_nll_mc_predictive'):.3f}.",
+        f"(0.1: final {sweep['flipout_noise']['0.1']['final_val_nll']:.2f})",
+        f"(0.2:\n  {sweep['flipout_noise']['0.2']['final_val_nll']:.2f})",
+        f"Unregularized: best {m('none', 'best_val_nll'):.2f} at epoch {m('none', 'best_epoch'):.0f}, "
+        f"final {m('none', 'final_val_nll'):.2f}.",
+        f"(best {m('flipout_elbo', 'best_val_nll'):.3f} at epoch {m('flipout_elbo', 'best_epoch'):.0f}, "
+        f"final {m('flipout_elbo', 'final_val_nll'):.3f})",
+        f"to about {min(elbo_scales):.2f}; its MC predictive ({m('flipout_elbo', 'final_val_nll_mc_predictive'):.3f})",
+        f"prunes {100 * m('flipout_vd', 'pruned_fraction'):.0f} % of the LSTM weights",
+        f"({m('flipout_vd', 'final_val_nll'):.3f}) was still falling",
+    ]
+    for claim in claims:
+        assert claim in section, claim
+    # the comparisons the prose makes
+    assert report["chosen"]["dropout"] == report["chosen"]["flipout_mult"] == 0.7
+    assert m("flipout_mult", "final_val_nll_mc_predictive") < m("dropout", "final_val_nll_mc_predictive")
+    assert m("flipout_mult", "final_test_nll_mc_predictive") < m("dropout", "final_test_nll_mc_predictive")
+    mult_test = S["flipout_mult"]["final_test_nll_mc_predictive"]
+    drop_test = S["dropout"]["final_test_nll_mc_predictive"]
+    assert mult_test["max"] >= drop_test["min"]  # "the ranges over seeds overlap on test"
+    assert m("flipout_mult", "final_val_nll") > m("dropout", "final_val_nll")
+    assert m("flipout_mult", "final_test_nll") > m("dropout", "final_test_nll")
+    assert min(m(k, "best_val_nll") for k in S) == m("flipout_noise", "best_val_nll")  # "lowest ... of all"
+    for metric in ("final_val_nll", "final_val_nll_mc_predictive", "final_test_nll_mc_predictive"):
+        assert m("flipout_mult", metric) < m("flipout_noise", metric), metric
+    assert sd("flipout_mult", "final_val_nll") < sd("flipout_noise", "final_val_nll")
+    assert m("flipout_elbo", "final_val_nll_mc_predictive") < m("flipout_elbo", "final_val_nll")
+    assert S["flipout_vd"]["best_epoch"]["min"] == cfg["epochs"]  # still falling at the last epoch
+    assert all(s > 0.01 for s in elbo_scales)
