@@ -7,11 +7,20 @@ Every check takes the ``caller`` first (a function, ``"Class.method"`` or a laye
 from __future__ import annotations
 
 import math
+from typing import Any, Literal, overload
 
 import numpy as np
 
+from bayesflip._typing import ArrayLike
 
-def check_positive_int(caller: str, name: str, value, allow_none: bool = False) -> int | None:
+
+@overload
+def check_positive_int(caller: str, name: str, value: Any, allow_none: Literal[False] = False) -> int: ...
+@overload
+def check_positive_int(caller: str, name: str, value: Any, allow_none: bool) -> int | None: ...
+
+
+def check_positive_int(caller: str, name: str, value: Any, allow_none: bool = False) -> int | None:
     """Return ``value`` as an int if it is an int >= 1 (or ``None`` when allowed).
 
     Raises:
@@ -27,7 +36,15 @@ def check_positive_int(caller: str, name: str, value, allow_none: bool = False) 
     return check_int(caller, name, value, minimum=1)
 
 
-def check_int(caller: str, name: str, value, minimum: int = 0, allow_none: bool = False) -> int | None:
+@overload
+def check_int(
+    caller: str, name: str, value: Any, minimum: int = 0, allow_none: Literal[False] = False
+) -> int: ...
+@overload
+def check_int(caller: str, name: str, value: Any, minimum: int = 0, *, allow_none: bool) -> int | None: ...
+
+
+def check_int(caller: str, name: str, value: Any, minimum: int = 0, allow_none: bool = False) -> int | None:
     """Return ``value`` as an int if it is an int (not a bool) >= ``minimum`` (or ``None`` when allowed).
 
     Raises:
@@ -45,12 +62,12 @@ def check_int(caller: str, name: str, value, minimum: int = 0, allow_none: bool 
     return int(value)
 
 
-def is_int(value) -> bool:
+def is_int(value: Any) -> bool:
     """Whether ``value`` is a Python or NumPy integer (a bool is not)."""
     return not isinstance(value, bool) and isinstance(value, (int, np.integer))
 
 
-def is_real(value) -> bool:
+def is_real(value: Any) -> bool:
     """Whether ``value`` is a Python or NumPy real number (a bool is not)."""
     return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
 
@@ -58,7 +75,7 @@ def is_real(value) -> bool:
 def check_real(
     caller: str,
     name: str,
-    value,
+    value: Any,
     low: float | None = None,
     high: float | None = None,
     what: str | None = None,
@@ -96,7 +113,7 @@ def check_real(
 PROBS_ATOL = 1e-3
 
 
-def check_on_simplex(caller: str, name: str, values) -> None:
+def check_on_simplex(caller: str, name: str, values: ArrayLike) -> None:
     """Raise unless every row of ``values`` (last axis) lies on the probability simplex (:data:`PROBS_ATOL`).
 
     ``values`` is a NumPy array or an eager tensor, already checked to be finite and non-empty.
@@ -116,7 +133,7 @@ def check_on_simplex(caller: str, name: str, values) -> None:
         )
 
 
-def looks_like_probabilities(values) -> bool:
+def looks_like_probabilities(values: ArrayLike) -> bool:
     """Whether every row along the last axis lies on the probability simplex (at least 2 classes).
 
     Example:

@@ -96,6 +96,8 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(numpy|np|tensorflow|tf|keras|tensorflow_probability|tfp|tfd|matplotlib|scipy|sklearn)(\..*)?"),
     (r"py:.*", r"(typing|collections\.abc|os|pathlib|weakref|threading|enum)\..*"),
     (r"py:class", r"(Any|Callable|Sequence|Iterator|Iterable|Mapping|NamedTuple|PathLike|ndarray|Tensor|Layer|Model)"),
+    # ``ArrayLike`` in signatures: a NumPy array, tf.Tensor or nested lists (bayesflip/_typing.py)
+    (r"py:class", r"bayesflip\._typing\.ArrayLike"),
 ]
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False

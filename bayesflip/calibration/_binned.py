@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
+from bayesflip._typing import ArrayLike
 from bayesflip.calibration._inputs import BINNINGS, NORMS, _check_choice, _validate, check_num_bins
 
 
@@ -23,7 +24,13 @@ def equal_width_bin_index(confidences: tf.Tensor, num_bins: int) -> tf.Tensor:
     return tf.clip_by_value(idx, 0, num_bins - 1)
 
 
-def binned_sums(confidences, outcomes, bin_index, num_segments: int, weights=None):
+def binned_sums(
+    confidences: ArrayLike,
+    outcomes: ArrayLike,
+    bin_index: ArrayLike,
+    num_segments: int,
+    weights: ArrayLike | None = None,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """``(counts, sum_confidence, sum_outcome)`` per bin, float64 tensors of length ``num_segments``.
 
     With ``weights`` (one per element of ``confidences``) the counts and sums are weighted.
@@ -38,7 +45,9 @@ def binned_sums(confidences, outcomes, bin_index, num_segments: int, weights=Non
     return counts, sum_conf, sum_out
 
 
-def top_label_stats(labels, probs, num_bins: int, weights=None):
+def top_label_stats(
+    labels: ArrayLike, probs: ArrayLike, num_bins: int, weights: ArrayLike | None = None
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Equal-width top-label bin sums (TF): used by the ECE function and metric."""
     probs = tf.convert_to_tensor(probs)
     conf = tf.reduce_max(probs, axis=-1)
@@ -47,7 +56,9 @@ def top_label_stats(labels, probs, num_bins: int, weights=None):
     return binned_sums(conf, correct, idx, num_bins, weights)
 
 
-def classwise_stats(labels, probs, num_bins: int, weights=None):
+def classwise_stats(
+    labels: ArrayLike, probs: ArrayLike, num_bins: int, weights: ArrayLike | None = None
+) -> tuple[tf.Tensor, ...]:
     """Equal-width per-class bin sums (TF), each of shape ``(K, num_bins)``."""
     probs = tf.convert_to_tensor(probs)
     num_classes = probs.shape[-1]
@@ -60,7 +71,9 @@ def classwise_stats(labels, probs, num_bins: int, weights=None):
     return tuple(tf.reshape(s, [num_classes, num_bins]) for s in sums)
 
 
-def calibration_error_from_bins(counts, sum_confidence, sum_outcome, norm: str = "l1") -> tf.Tensor:
+def calibration_error_from_bins(
+    counts: ArrayLike, sum_confidence: ArrayLike, sum_outcome: ArrayLike, norm: str = "l1"
+) -> tf.Tensor:
     """Reduce per-bin sums (last axis = bins) to a calibration error (float64 tensor).
 
     Args:
@@ -102,7 +115,7 @@ class CalibrationBins(NamedTuple):
 
 
 def calibration_bins(
-    labels, probs, num_bins: int = 15, binning: str = "equal_width", from_logits: bool = False
+    labels: ArrayLike, probs: ArrayLike, num_bins: int = 15, binning: str = "equal_width", from_logits: bool = False
 ) -> CalibrationBins:
     """Top-label reliability statistics per bin (the data of a reliability diagram).
 
@@ -163,8 +176,8 @@ def _top_label_bins(y, p, num_bins, binning):
 
 # --------------------------------------------------------------------------- ECE
 def expected_calibration_error(
-    labels,
-    probs,
+    labels: ArrayLike,
+    probs: ArrayLike,
     num_bins: int = 15,
     binning: str = "equal_width",
     norm: str = "l1",
@@ -202,8 +215,8 @@ def expected_calibration_error(
 
 
 def classwise_calibration_error(
-    labels,
-    probs,
+    labels: ArrayLike,
+    probs: ArrayLike,
     num_bins: int = 15,
     norm: str = "l1",
     from_logits: bool = False,

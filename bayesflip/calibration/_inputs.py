@@ -7,6 +7,8 @@ place decides what a valid ``(N, K)`` probability matrix and its labels are.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import tensorflow as tf
 
@@ -17,6 +19,7 @@ from bayesflip._checks import (
     looks_like_probabilities,
     warn_probabilities_as_logits,
 )
+from bayesflip._typing import ArrayLike
 
 NORMS = ("l1", "l2", "max")
 BINNINGS = ("equal_width", "equal_mass")
@@ -31,7 +34,7 @@ def _check_choice(fn: str, arg: str, value, choices: tuple[str, ...]) -> str:
     return value
 
 
-def check_num_bins(fn: str, num_bins) -> int:
+def check_num_bins(fn: str, num_bins: Any) -> int:
     """Validate a bin count (a positive int)."""
     return check_positive_int(fn, "num_bins", num_bins)
 
@@ -68,7 +71,7 @@ def _check_matrix(fn: str, what: str, value) -> np.ndarray:
     return arr
 
 
-def validate_probs(fn: str, probs, from_logits: bool = False) -> np.ndarray:
+def validate_probs(fn: str, probs: ArrayLike, from_logits: bool = False) -> np.ndarray:
     """``probs`` (or softmax of logits) as a float64 ``(N, K)`` array, validated.
 
     Raises ``ValueError`` for a wrong rank, an empty batch, non-finite values or
@@ -84,7 +87,7 @@ def validate_probs(fn: str, probs, from_logits: bool = False) -> np.ndarray:
     return np.clip(arr, 0.0, 1.0)
 
 
-def validate_labels(fn: str, labels, num_examples: int, num_classes: int) -> np.ndarray:
+def validate_labels(fn: str, labels: ArrayLike, num_examples: int, num_classes: int) -> np.ndarray:
     """Integer labels ``(N,)`` from ``(N,)``, ``(N, 1)`` or one-hot ``(N, K)``; validated."""
     arr = _to_numpy(fn, "labels", labels)
     if arr.ndim == 2 and arr.shape[1] == num_classes and num_classes > 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from bayesflip._checks import check_positive_int
+from bayesflip._typing import ArrayLike
 from bayesflip.calibration._inputs import _to_numpy
 
 
@@ -31,7 +32,13 @@ def _pit(fn, y_true, mean, scale, pit):
 
 
 def quantile_calibration_curve(
-    y_true=None, mean=None, scale=None, *, pit=None, num_levels: int = 20, levels=None
+    y_true: ArrayLike | None = None,
+    mean: ArrayLike | None = None,
+    scale: ArrayLike | None = None,
+    *,
+    pit: ArrayLike | None = None,
+    num_levels: int = 20,
+    levels: ArrayLike | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Expected vs observed quantile levels of a regression predictive (Kuleshov et al. 2018).
 
@@ -74,7 +81,13 @@ def _levels(fn, num_levels, levels):
 
 
 def quantile_calibration_error(
-    y_true=None, mean=None, scale=None, *, pit=None, num_levels: int = 20, levels=None
+    y_true: ArrayLike | None = None,
+    mean: ArrayLike | None = None,
+    scale: ArrayLike | None = None,
+    *,
+    pit: ArrayLike | None = None,
+    num_levels: int = 20,
+    levels: ArrayLike | None = None,
 ) -> float:
     """Calibration error of predictive quantiles (Kuleshov et al. 2018).
 
@@ -100,7 +113,7 @@ def quantile_calibration_error(
     return float(np.mean((lv - observed) ** 2))
 
 
-def interval_coverage(y_true, lower, upper) -> float:
+def interval_coverage(y_true: ArrayLike, lower: ArrayLike, upper: ArrayLike) -> float:
     """Fraction of targets inside their prediction interval ``[lower, upper]``.
 
     Args:

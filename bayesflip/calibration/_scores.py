@@ -12,20 +12,21 @@ import numpy as np
 import tensorflow as tf
 
 from bayesflip._checks import looks_like_probabilities, warn_probabilities_as_logits
+from bayesflip._typing import ArrayLike
 from bayesflip.calibration._binned import equal_width_bin_index
 from bayesflip.calibration._inputs import _check_matrix, _validate, check_num_bins, validate_labels
 
 _LOG_CLIP = 1e-12
 
 
-def brier_per_example(labels, probs) -> tf.Tensor:
+def brier_per_example(labels: ArrayLike, probs: ArrayLike) -> tf.Tensor:
     """``Σ_k (p_ik − onehot_ik)²`` per example (TF, float64)."""
     probs = tf.cast(probs, tf.float64)
     onehot = tf.one_hot(tf.cast(labels, tf.int64), tf.shape(probs)[-1], dtype=tf.float64)
     return tf.reduce_sum(tf.square(probs - onehot), axis=-1)
 
 
-def brier_score(labels, probs, from_logits: bool = False) -> float:
+def brier_score(labels: ArrayLike, probs: ArrayLike, from_logits: bool = False) -> float:
     """Multiclass Brier score ``mean_i Σ_k (p_ik − [y_i = k])²`` (in ``[0, 2]``).
 
     This is Brier's (1950) original multiclass score. For two classes it is
@@ -47,7 +48,7 @@ def brier_score(labels, probs, from_logits: bool = False) -> float:
     return float(tf.reduce_mean(brier_per_example(y, p)))
 
 
-def nll_per_example(labels, probs, from_logits: bool = False) -> tf.Tensor:
+def nll_per_example(labels: ArrayLike, probs: ArrayLike, from_logits: bool = False) -> tf.Tensor:
     """``−log p_{i, y_i}`` per example (TF, float64)."""
     probs = tf.cast(probs, tf.float64)
     logp = tf.nn.log_softmax(probs, axis=-1) if from_logits else tf.math.log(tf.maximum(probs, _LOG_CLIP))
@@ -55,7 +56,7 @@ def nll_per_example(labels, probs, from_logits: bool = False) -> tf.Tensor:
     return -tf.gather(logp, idx, axis=-1, batch_dims=1)[:, 0]
 
 
-def negative_log_likelihood(labels, probs, from_logits: bool = False) -> float:
+def negative_log_likelihood(labels: ArrayLike, probs: ArrayLike, from_logits: bool = False) -> float:
     """Mean negative log-likelihood ``mean_i −log p_{i, y_i}`` (natural log).
 
     Args:
@@ -94,7 +95,7 @@ class BrierDecomposition(NamedTuple):
 
 
 def brier_decomposition(
-    labels, probs, num_bins: int | None = 10, from_logits: bool = False
+    labels: ArrayLike, probs: ArrayLike, num_bins: int | None = 10, from_logits: bool = False
 ) -> BrierDecomposition:
     """Murphy's decomposition of the multiclass Brier score, exact with binned forecasts.
 

@@ -38,7 +38,7 @@ and the Brier decomposition (``_scores``), regression calibration (``_regression
 
 from __future__ import annotations
 
-from bayesflip.calibration._binned import (
+from bayesflip.calibration._binned import (  # noqa: F401 - re-exported
     CalibrationBins,
     _equal_mass_index,
     _top_label_bins,
@@ -51,7 +51,7 @@ from bayesflip.calibration._binned import (
     expected_calibration_error,
     top_label_stats,
 )
-from bayesflip.calibration._inputs import (
+from bayesflip.calibration._inputs import (  # noqa: F401 - re-exported
     BINNINGS,
     NORMS,
     SIMPLEX_ATOL,
@@ -64,7 +64,7 @@ from bayesflip.calibration._inputs import (
     validate_labels,
     validate_probs,
 )
-from bayesflip.calibration._regression import (
+from bayesflip.calibration._regression import (  # noqa: F401 - re-exported
     _default_levels,
     _levels,
     _pit,
@@ -72,7 +72,7 @@ from bayesflip.calibration._regression import (
     quantile_calibration_curve,
     quantile_calibration_error,
 )
-from bayesflip.calibration._scores import (
+from bayesflip.calibration._scores import (  # noqa: F401 - re-exported
     _LOG_CLIP,
     BrierDecomposition,
     brier_decomposition,

@@ -13,12 +13,13 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from bayesflip import uncertainty as unc
+from bayesflip._typing import ArrayLike
 from bayesflip.calibration import metrics as m
 
 __all__ = ["reliability_diagram", "uncertainty_histogram", "regression_calibration_curve"]
 
 
-def _save(fig: Figure, path) -> Figure:
+def _save(fig: Figure, path: str | os.PathLike | None) -> Figure:
     if path is not None:
         path = os.fspath(path)
         parent = os.path.dirname(path)
@@ -29,13 +30,13 @@ def _save(fig: Figure, path) -> Figure:
 
 
 def reliability_diagram(
-    labels,
-    probs,
+    labels: ArrayLike,
+    probs: ArrayLike,
     num_bins: int = 15,
     binning: str = "equal_width",
     from_logits: bool = False,
     title: str | None = None,
-    path=None,
+    path: str | os.PathLike | None = None,
 ) -> Figure:
     """Reliability diagram with a confidence histogram below it.
 
@@ -136,13 +137,13 @@ def reliability_diagram(
 
 
 def uncertainty_histogram(
-    scores_in,
-    scores_out,
+    scores_in: ArrayLike,
+    scores_out: ArrayLike,
     num_bins: int = 30,
     score_name: str = "predictive entropy",
     labels: tuple[str, str] = ("in-distribution", "out-of-distribution"),
     title: str | None = None,
-    path=None,
+    path: str | os.PathLike | None = None,
 ) -> Figure:
     """Overlaid histograms of an uncertainty score for in- vs out-of-distribution inputs.
 
@@ -174,8 +175,8 @@ def uncertainty_histogram(
     edges = np.linspace(lo, hi if hi > lo else lo + 1.0, num_bins + 1)
     fig = Figure(figsize=(6.0, 4.0), dpi=100, layout="constrained")
     ax = fig.subplots()
-    ax.hist(a, bins=edges, density=True, alpha=0.55, color="tab:blue", label=f"{labels[0]} (n={a.size})")
-    ax.hist(b, bins=edges, density=True, alpha=0.55, color="tab:orange", label=f"{labels[1]} (n={b.size})")
+    ax.hist(a, bins=edges.tolist(), density=True, alpha=0.55, color="tab:blue", label=f"{labels[0]} (n={a.size})")
+    ax.hist(b, bins=edges.tolist(), density=True, alpha=0.55, color="tab:orange", label=f"{labels[1]} (n={b.size})")
     ax.set_xlabel(score_name)
     ax.set_ylabel("density")
     ax.legend(title=f"AUROC = {auroc:.3f}")
@@ -185,14 +186,14 @@ def uncertainty_histogram(
 
 
 def regression_calibration_curve(
-    y_true=None,
-    mean=None,
-    scale=None,
+    y_true: ArrayLike | None = None,
+    mean: ArrayLike | None = None,
+    scale: ArrayLike | None = None,
     *,
-    pit=None,
+    pit: ArrayLike | None = None,
     num_levels: int = 20,
     title: str | None = None,
-    path=None,
+    path: str | os.PathLike | None = None,
 ) -> Figure:
     """Calibration curve of regression quantiles: observed vs expected level (Kuleshov et al. 2018).
 

@@ -24,6 +24,7 @@ import keras
 import tensorflow as tf
 
 from bayesflip._checks import check_positive_int
+from bayesflip._typing import ArrayLike
 from bayesflip.calibration import metrics as fn
 
 __all__ = ["ExpectedCalibrationError", "BrierScore", "NegativeLogLikelihood"]
@@ -105,8 +106,8 @@ class ExpectedCalibrationError(keras.metrics.Metric):
         num_classes: int | None = None,
         from_logits: bool = False,
         name: str = "ece",
-        dtype=None,
-    ):
+        dtype: str | None = None,
+    ) -> None:
         super().__init__(name=name, dtype=dtype)
         owner = f"ExpectedCalibrationError '{name}'"
         self.num_bins = fn.check_num_bins(owner, num_bins)
@@ -129,7 +130,9 @@ class ExpectedCalibrationError(keras.metrics.Metric):
     def _owner(self) -> str:
         return f"ExpectedCalibrationError '{self.name}'"
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(
+        self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> None:
         labels, probs, _, _ = _prepare(self._owner, y_true, y_pred, self.from_logits)
         if self.num_classes is not None and probs.shape[-1] != self.num_classes:
             raise ValueError(
@@ -143,7 +146,7 @@ class ExpectedCalibrationError(keras.metrics.Metric):
         for var, value in zip((self.counts, self.sum_confidence, self.sum_outcome), stats):
             var.assign_add(value)
 
-    def result(self):
+    def result(self) -> tf.Tensor:
         error = fn.calibration_error_from_bins(
             self.counts.value, self.sum_confidence.value, self.sum_outcome.value, self.norm
         )
@@ -168,16 +171,20 @@ class ExpectedCalibrationError(keras.metrics.Metric):
 class _MeanOfPerExample(keras.metrics.Metric):
     """Weighted mean of a per-example score; float64 sum and count."""
 
-    def __init__(self, from_logits: bool = False, name: str | None = None, dtype=None):
+    def __init__(self, from_logits: bool = False, name: str | None = None, dtype: str | None = None) -> None:
         super().__init__(name=name, dtype=dtype)
         self.from_logits = bool(from_logits)
         self.total = self.add_variable((), "zeros", dtype="float64", name="total")
         self.count = self.add_variable((), "zeros", dtype="float64", name="count")
 
-    def per_example(self, labels, probs, logits):  # pragma: no cover - abstract
+    def per_example(  # pragma: no cover - abstract
+        self, labels: tf.Tensor, probs: tf.Tensor, logits: tf.Tensor
+    ) -> tf.Tensor:
         raise NotImplementedError
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(
+        self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> None:
         owner = f"{type(self).__name__} '{self.name}'"
         labels, probs, _, logits = _prepare(owner, y_true, y_pred, self.from_logits)
         values = self.per_example(labels, probs, logits)
@@ -189,7 +196,7 @@ class _MeanOfPerExample(keras.metrics.Metric):
             self.total.assign_add(tf.reduce_sum(weights * values))
             self.count.assign_add(tf.reduce_sum(weights))
 
-    def result(self):
+    def result(self) -> tf.Tensor:
         return tf.cast(tf.math.divide_no_nan(self.total.value, self.count.value), self.dtype)
 
     def get_config(self) -> dict:
@@ -216,10 +223,10 @@ class BrierScore(_MeanOfPerExample):
     0.2
     """
 
-    def __init__(self, from_logits: bool = False, name: str = "brier", dtype=None):
+    def __init__(self, from_logits: bool = False, name: str = "brier", dtype: str | None = None) -> None:
         super().__init__(from_logits=from_logits, name=name, dtype=dtype)
 
-    def per_example(self, labels, probs, logits):
+    def per_example(self, labels: tf.Tensor, probs: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
         return fn.brier_per_example(labels, probs)
 
 
@@ -241,10 +248,10 @@ class NegativeLogLikelihood(_MeanOfPerExample):
     0.693147
     """
 
-    def __init__(self, from_logits: bool = False, name: str = "nll", dtype=None):
+    def __init__(self, from_logits: bool = False, name: str = "nll", dtype: str | None = None) -> None:
         super().__init__(from_logits=from_logits, name=name, dtype=dtype)
 
-    def per_example(self, labels, probs, logits):
+    def per_example(self, labels: tf.Tensor, probs: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
         if self.from_logits:
             return fn.nll_per_example(labels, logits, from_logits=True)
         return fn.nll_per_example(labels, probs)

@@ -13,11 +13,14 @@ For a Bayesian model, fit on the log of the MC-averaged probabilities
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from bayesflip._checks import check_real, looks_like_probabilities, warn_probabilities_as_logits
+from bayesflip._typing import ArrayLike
 from bayesflip.calibration import metrics as m
 
 __all__ = ["fit_temperature", "TemperatureScaling"]
@@ -51,7 +54,7 @@ def _nll_grad_hess(beta: float, z: np.ndarray, z_y: np.ndarray):
 
 
 def fit_temperature(
-    logits, labels, from_probs: bool = False, bounds: tuple[float, float] = _DEFAULT_BOUNDS
+    logits: ArrayLike, labels: ArrayLike, from_probs: bool = False, bounds: tuple[float, float] = _DEFAULT_BOUNDS
 ) -> float:
     """The temperature ``T`` minimizing ``NLL(softmax(logits / T), labels)``.
 
@@ -121,7 +124,7 @@ class TemperatureScaling(keras.layers.Layer):
     [1.099, 0.0]
     """
 
-    def __init__(self, temperature: float = 1.0, **kwargs):
+    def __init__(self, temperature: float = 1.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._initial = self._check(temperature)
 
@@ -129,7 +132,7 @@ class TemperatureScaling(keras.layers.Layer):
         return check_real(f"TemperatureScaling '{self.name}'", "temperature", temperature, low=0,
                           what="a finite number > 0")
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: tuple | None = None) -> None:
         self._temperature = self.add_weight(
             name="temperature",
             shape=(),
@@ -153,14 +156,20 @@ class TemperatureScaling(keras.layers.Layer):
         if self.built:
             self._temperature.assign(value)
 
-    def call(self, logits):
+    def call(self, logits: tf.Tensor) -> tf.Tensor:
         logits = tf.convert_to_tensor(logits)
         return logits / tf.cast(self._temperature.value, logits.dtype)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape
 
-    def fit(self, logits, labels, from_probs: bool = False, bounds: tuple[float, float] = _DEFAULT_BOUNDS):
+    def fit(
+        self,
+        logits: ArrayLike,
+        labels: ArrayLike,
+        from_probs: bool = False,
+        bounds: tuple[float, float] = _DEFAULT_BOUNDS,
+    ) -> TemperatureScaling:
         """Fit ``T`` by minimizing the NLL on held-out data; returns ``self``.
 
         Args:
@@ -177,7 +186,9 @@ class TemperatureScaling(keras.layers.Layer):
             self.build()
         return self
 
-    def report(self, logits, labels, from_probs: bool = False, num_bins: int = 15) -> dict[str, float]:
+    def report(
+        self, logits: ArrayLike, labels: ArrayLike, from_probs: bool = False, num_bins: int = 15
+    ) -> dict[str, float]:
         """Calibration before and after scaling on ``(logits, labels)``.
 
         Args:

@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import keras
 import numpy as np
 
 from bayesflip._checks import check_int, check_positive_int, is_int, is_real
+from bayesflip._typing import ArrayLike
 from bayesflip.calibration._inputs import validate_labels, validate_probs
 from bayesflip.conformal._core import _float_array, check_alpha, conformal_quantile
 
@@ -33,14 +36,14 @@ def _check_score_args(fn: str, score: str, lam, k_reg) -> tuple[float, int]:
 
 
 def class_scores(
-    probs,
+    probs: ArrayLike,
     score: str = "aps",
     randomized: bool = True,
     lam: float = 0.01,
     k_reg: int = 1,
-    seed=None,
+    seed: int | np.random.Generator | None = None,
     allow_empty: bool = True,
-    u=None,
+    u: ArrayLike | None = None,
 ) -> np.ndarray:
     """Nonconformity score of every candidate class: ``s(x_i, k, u_i)`` for all ``i, k``.
 
@@ -112,7 +115,7 @@ def class_scores(
     return s
 
 
-def label_scores(scores, labels) -> np.ndarray:
+def label_scores(scores: ArrayLike, labels: ArrayLike) -> np.ndarray:
     """Calibration scores ``s_i = scores[i, y_i]`` from :func:`class_scores` and integer labels.
 
     Example:
@@ -127,7 +130,9 @@ def label_scores(scores, labels) -> np.ndarray:
     return s[np.arange(len(y)), y]
 
 
-def prediction_sets(scores, q, probs=None, include_last: bool = False) -> np.ndarray:
+def prediction_sets(
+    scores: ArrayLike, q: float, probs: ArrayLike | None = None, include_last: bool = False
+) -> np.ndarray:
     """Prediction sets ``{k : s(x_i, k) ≤ q̂}`` as a boolean mask ``(N, K)``.
 
     Args:
@@ -197,18 +202,18 @@ class ConformalClassifier:
 
     def __init__(
         self,
-        model=None,
+        model: keras.layers.Layer | None = None,
         score: str = "aps",
         randomized: bool = True,
         lam: float = 0.01,
         k_reg: int = 1,
         allow_empty: bool = True,
         include_last: bool = False,
-        seed: int | None = None,
+        seed: int | np.random.Generator | None = None,
         num_samples: int = 32,
         batch_size: int | None = None,
         from_logits: bool = False,
-    ):
+    ) -> None:
         fn = "ConformalClassifier"
         self.lam, self.k_reg = _check_score_args(fn, score, lam, k_reg)
         self.model, self.score = model, score
@@ -220,7 +225,7 @@ class ConformalClassifier:
         _uniforms(fn, seed, 0)  # validates the seed
         self.seed = seed
         self._rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        self._scores = None
+        self._scores: np.ndarray | None = None
 
     def _probs(self, fn, x):
         if self.model is None:
@@ -234,11 +239,11 @@ class ConformalClassifier:
         return class_scores(probs, self.score, self.randomized, self.lam, self.k_reg, seed=self._rng,
                             allow_empty=self.allow_empty)
 
-    def fit(self, x, labels) -> "ConformalClassifier":
+    def fit(self, x: Any, labels: ArrayLike) -> ConformalClassifier:
         """Calibrate on held-out ``(x, labels)`` (integer labels). Returns ``self``."""
         return self.fit_predictive(self._probs("ConformalClassifier.fit", x), labels)
 
-    def fit_predictive(self, probs, labels) -> "ConformalClassifier":
+    def fit_predictive(self, probs: ArrayLike, labels: ArrayLike) -> ConformalClassifier:
         """Calibrate from predictive probabilities ``(n, K)`` of the calibration inputs."""
         fn = "ConformalClassifier.fit"
         p = validate_probs(fn, probs)
@@ -258,13 +263,13 @@ class ConformalClassifier:
         alpha = check_alpha(fn, alpha)
         if self._scores is None:
             raise ValueError(f"{fn}: call fit(x_cal, labels) first.")
-        return conformal_quantile(self._scores, alpha)
+        return float(conformal_quantile(self._scores, alpha))  # a float for the (n,) label scores
 
-    def predict(self, x, alpha: float = 0.1) -> np.ndarray:
+    def predict(self, x: Any, alpha: float = 0.1) -> np.ndarray:
         """Prediction sets (boolean mask ``(N, K)``) for inputs ``x`` at miscoverage ``alpha``."""
         return self.predict_predictive(self._probs("ConformalClassifier.predict", x), alpha)
 
-    def predict_predictive(self, probs, alpha: float = 0.1) -> np.ndarray:
+    def predict_predictive(self, probs: ArrayLike, alpha: float = 0.1) -> np.ndarray:
         """Prediction sets from predictive probabilities ``(N, K)`` of the test inputs."""
         fn = "ConformalClassifier.predict"
         q = self.quantile(alpha)

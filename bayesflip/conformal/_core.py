@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from bayesflip._checks import check_positive_int, check_real
+from bayesflip._typing import ArrayLike
 from bayesflip.calibration._inputs import _to_numpy, validate_labels
 
 #: Slack for ``(n + 1)(1 − α)`` computed in floating point (``10 · 0.9 = 9.000000000000002``).
@@ -20,7 +21,7 @@ _EPS = 1e-9
 
 
 # --------------------------------------------------------------------------- checks
-def check_alpha(fn: str, alpha) -> float:
+def check_alpha(fn: str, alpha: float) -> float:
     """``alpha`` as a float if it is a number in ``(0, 1)``; else a ``ValueError`` naming ``fn``.
 
     Example:
@@ -70,7 +71,7 @@ def _same_shape(fn: str, names: tuple[str, ...], arrays: tuple[np.ndarray, ...])
 
 
 # --------------------------------------------------------------------------- the quantile
-def conformal_quantile(scores, alpha: float) -> np.ndarray | float:
+def conformal_quantile(scores: ArrayLike, alpha: float) -> np.ndarray | float:
     """Split-conformal quantile ``q̂ = s_(k)``: the ``k``-th smallest score, ``k = ⌈(n+1)(1−α)⌉``.
 
     Equivalently the empirical quantile of the scores at level ``⌈(n+1)(1−α)⌉/n``
@@ -114,7 +115,7 @@ def conformal_quantile(scores, alpha: float) -> np.ndarray | float:
 
 
 # --------------------------------------------------------------------------- metrics
-def interval_covered(y, lower, upper) -> np.ndarray:
+def interval_covered(y: ArrayLike, lower: ArrayLike, upper: ArrayLike) -> np.ndarray:
     """Boolean ``lower ≤ y ≤ upper`` per target (its mean is the empirical coverage).
 
     Example:
@@ -127,7 +128,7 @@ def interval_covered(y, lower, upper) -> np.ndarray:
     return (y >= lo) & (y <= hi)
 
 
-def set_covered(sets, labels) -> np.ndarray:
+def set_covered(sets: ArrayLike, labels: ArrayLike) -> np.ndarray:
     """Boolean: is the true label in the prediction set? ``sets (N, K)`` mask, ``labels (N,)``.
 
     Example:
@@ -144,7 +145,7 @@ def set_covered(sets, labels) -> np.ndarray:
     return m[np.arange(len(y)), y]
 
 
-def mean_width(lower, upper) -> float:
+def mean_width(lower: ArrayLike, upper: ArrayLike) -> float:
     """Mean interval width ``mean(u − l)``.
 
     Example:
@@ -157,7 +158,7 @@ def mean_width(lower, upper) -> float:
     return float(np.mean(hi - lo))
 
 
-def mean_set_size(sets) -> float:
+def mean_set_size(sets: ArrayLike) -> float:
     """Mean number of classes per prediction set.
 
     Example:
@@ -177,11 +178,11 @@ class GroupCoverage(NamedTuple):
 
     groups: np.ndarray  #: the distinct group values
     coverage: np.ndarray  #: fraction covered per group
-    count: np.ndarray  #: examples per group
+    count: np.ndarray  # type: ignore[assignment]  #: examples per group (shadows tuple.count)
     worst: float  #: the lowest per-group coverage
 
 
-def coverage_by_group(covered, groups) -> GroupCoverage:
+def coverage_by_group(covered: ArrayLike, groups: ArrayLike) -> GroupCoverage:
     """Empirical coverage within each group (class, feature bin, uncertainty decile …).
 
     Conformal coverage is guaranteed only on average; a group whose coverage is
@@ -210,7 +211,7 @@ def coverage_by_group(covered, groups) -> GroupCoverage:
     return GroupCoverage(values, cov, counts, float(cov.min()))
 
 
-def quantile_groups(values, num_groups: int = 10) -> np.ndarray:
+def quantile_groups(values: ArrayLike, num_groups: int = 10) -> np.ndarray:
     """Group ids ``0 … num_groups − 1``: equal-mass bins of ``values`` (e.g. uncertainty deciles).
 
     Example:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import keras
 import numpy as np
 
 from bayesflip._checks import check_positive_int
+from bayesflip._typing import ArrayLike
 from bayesflip.conformal._core import (
     _float_array,
     _rank,
@@ -22,7 +24,7 @@ REGRESSION_SCORES = ("normalized", "absolute", "cqr")
 
 
 # --------------------------------------------------------------------------- regression
-def absolute_residual_score(y, mean) -> np.ndarray:
+def absolute_residual_score(y: ArrayLike, mean: ArrayLike) -> np.ndarray:
     """``s = |y − μ|``: the plain split-conformal score (constant-width intervals).
 
     Args:
@@ -39,7 +41,7 @@ def absolute_residual_score(y, mean) -> np.ndarray:
     return np.abs(y - mu)
 
 
-def normalized_residual_score(y, mean, sd) -> np.ndarray:
+def normalized_residual_score(y: ArrayLike, mean: ArrayLike, sd: ArrayLike) -> np.ndarray:
     """``s = |y − μ| / σ``: residual in units of the predictive standard deviation (adaptive widths).
 
     Args:
@@ -60,7 +62,7 @@ def normalized_residual_score(y, mean, sd) -> np.ndarray:
     return np.abs(y - mu) / sd
 
 
-def cqr_score(y, lower, upper) -> np.ndarray:
+def cqr_score(y: ArrayLike, lower: ArrayLike, upper: ArrayLike) -> np.ndarray:
     """``s = max(l − y, y − u)``: the CQR score (Romano, Patterson, Candès 2019).
 
     Negative inside the base interval ``[l, u]`` (distance to the nearer end),
@@ -81,7 +83,7 @@ def cqr_score(y, lower, upper) -> np.ndarray:
     return np.maximum(lo - y, y - hi)
 
 
-def absolute_residual_interval(mean, q) -> tuple[np.ndarray, np.ndarray]:
+def absolute_residual_interval(mean: ArrayLike, q: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``[μ − q̂, μ + q̂]`` (the interval of :func:`absolute_residual_score`).
 
     Example:
@@ -92,7 +94,7 @@ def absolute_residual_interval(mean, q) -> tuple[np.ndarray, np.ndarray]:
     return mu - q, mu + q
 
 
-def normalized_interval(mean, sd, q) -> tuple[np.ndarray, np.ndarray]:
+def normalized_interval(mean: ArrayLike, sd: ArrayLike, q: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``[μ − q̂ σ, μ + q̂ σ]`` (the interval of :func:`normalized_residual_score`).
 
     Example:
@@ -105,7 +107,7 @@ def normalized_interval(mean, sd, q) -> tuple[np.ndarray, np.ndarray]:
     return mu - q * sd, mu + q * sd
 
 
-def cqr_interval(lower, upper, q) -> tuple[np.ndarray, np.ndarray]:
+def cqr_interval(lower: ArrayLike, upper: ArrayLike, q: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``[l − q̂, u + q̂]`` (the interval of :func:`cqr_score`; ``q̂ < 0`` shrinks it).
 
     Example:
@@ -181,15 +183,19 @@ class ConformalRegressor:
     """
 
     def __init__(
-        self, model=None, score: str = "normalized", num_samples: int = 32, batch_size: int | None = None
-    ):
+        self,
+        model: keras.layers.Layer | None = None,
+        score: str = "normalized",
+        num_samples: int = 32,
+        batch_size: int | None = None,
+    ) -> None:
         fn = "ConformalRegressor"
         if score not in REGRESSION_SCORES:
             raise ValueError(f"{fn}: `score` must be one of {list(REGRESSION_SCORES)}, got {score!r}.")
         self.model, self.score = model, score
         self.num_samples = check_positive_int(fn, "num_samples", num_samples)
         self.batch_size = check_positive_int(fn, "batch_size", batch_size, allow_none=True)
-        self._cal = None
+        self._cal: tuple[_RegressionSummary, np.ndarray, np.ndarray | None] | None = None
 
     def _predictive(self, fn, x):
         if self.model is None:
@@ -200,11 +206,11 @@ class ConformalRegressor:
                          return_samples=True)
         return out
 
-    def fit(self, x, y) -> "ConformalRegressor":
+    def fit(self, x: Any, y: ArrayLike) -> ConformalRegressor:
         """Calibrate on held-out ``(x, y)`` (not the training data). Returns ``self``."""
         return self.fit_predictive(self._predictive("ConformalRegressor.fit", x), y)
 
-    def fit_predictive(self, predictive, y) -> "ConformalRegressor":
+    def fit_predictive(self, predictive: Any, y: ArrayLike) -> ConformalRegressor:
         """Calibrate from the predictive of the calibration inputs (RegressionPredictive or draws).
 
         Returns ``self``.
@@ -231,10 +237,10 @@ class ConformalRegressor:
         """Number of calibration examples (0 before ``fit``)."""
         return 0 if self._cal is None else int(self._cal[1].shape[0])
 
-    def _base_interval(self, summary: _RegressionSummary, alpha: float):
+    def _base_interval(self, summary: _RegressionSummary, alpha: float) -> tuple[np.ndarray, np.ndarray]:
         return summary.quantile(alpha / 2), summary.quantile(1 - alpha / 2)
 
-    def quantile(self, alpha: float = 0.1):
+    def quantile(self, alpha: float = 0.1) -> float | np.ndarray:
         """The calibrated ``q̂`` for ``alpha``: a float for ``(N,)`` targets, else one per output unit."""
         fn = "ConformalRegressor.quantile"
         alpha = check_alpha(fn, alpha)
@@ -254,14 +260,15 @@ class ConformalRegressor:
             self._cache[alpha] = float(np.reshape(q, -1)[0]) if self._squeeze else q
         return self._cache[alpha]
 
-    def predict(self, x, alpha: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, x: Any, alpha: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
         """Conformal interval ``(lower, upper)`` for inputs ``x`` at miscoverage ``alpha``."""
         return self.predict_predictive(self._predictive("ConformalRegressor.predict", x), alpha)
 
-    def predict_predictive(self, predictive, alpha: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    def predict_predictive(self, predictive: Any, alpha: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
         """Conformal interval from a predictive of the test inputs (as ``fit_predictive``)."""
         fn = "ConformalRegressor.predict"
         q = self.quantile(alpha)
+        assert self._cal is not None  # quantile() raised otherwise
         summary = _summarize(fn, predictive)
         cal_shape = self._cal[0].mean.shape[1:]
         if summary.mean.shape[1:] != cal_shape:

@@ -23,7 +23,7 @@ name from ``bayesflip.uncertainty``): the sampler (``_sampling``) apart from
 the pure summaries (``_classification``, ``_regression``, ``_ood``).
 """
 
-from bayesflip.uncertainty._classification import (
+from bayesflip.uncertainty._classification import (  # noqa: F401 - re-exported
     _as_float_tensor,
     _entropy,
     _on_simplex,
@@ -33,8 +33,8 @@ from bayesflip.uncertainty._classification import (
     mutual_information,
     predictive_entropy,
 )
-from bayesflip.uncertainty._ood import _ood_scores, ood_aupr, ood_auroc
-from bayesflip.uncertainty._regression import (
+from bayesflip.uncertainty._ood import _ood_scores, ood_aupr, ood_auroc  # noqa: F401 - re-exported
+from bayesflip.uncertainty._regression import (  # noqa: F401 - re-exported
     RegressionUncertainty,
     _mixture_quantile,
     _regression_inputs,
@@ -42,7 +42,7 @@ from bayesflip.uncertainty._regression import (
     predictive_cdf,
     regression_uncertainty,
 )
-from bayesflip.uncertainty._sampling import (
+from bayesflip.uncertainty._sampling import (  # noqa: F401 - re-exported
     _LINKS,
     _SAMPLERS,
     _build_sampler,

@@ -16,6 +16,7 @@ from bayesflip._checks import (
     check_on_simplex,
     warn_probabilities_as_logits,
 )
+from bayesflip._typing import ArrayLike
 
 
 # --------------------------------------------------------------------------- helpers
@@ -74,7 +75,7 @@ def _on_simplex(t: tf.Tensor) -> tf.Tensor:
 
 
 # --------------------------------------------------------------------------- entropies
-def predictive_entropy(probs, from_logits: bool = False):
+def predictive_entropy(probs: ArrayLike, from_logits: bool = False) -> np.ndarray | tf.Tensor:
     """Entropy ``H[p] = −Σ_k p_k log p_k`` over the last axis (total uncertainty of a predictive).
 
     Args:
@@ -93,7 +94,7 @@ def predictive_entropy(probs, from_logits: bool = False):
     return _out(_entropy(p, logp), is_tensor)
 
 
-def expected_entropy(sample_probs, from_logits: bool = False):
+def expected_entropy(sample_probs: ArrayLike, from_logits: bool = False) -> np.ndarray | tf.Tensor:
     """Expected entropy ``E_s H[p_s]`` over posterior samples (aleatoric uncertainty).
 
     Args:
@@ -113,7 +114,7 @@ def expected_entropy(sample_probs, from_logits: bool = False):
     return _out(tf.reduce_mean(_entropy(p, logp), axis=0), is_tensor)
 
 
-def mutual_information(sample_probs, from_logits: bool = False):
+def mutual_information(sample_probs: ArrayLike, from_logits: bool = False) -> np.ndarray | tf.Tensor:
     """Mutual information ``I = H[E_s p_s] − E_s H[p_s]`` (epistemic uncertainty, BALD).
 
     The decomposition ``predictive_entropy(mean) = expected_entropy + mutual_information``

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from bayesflip._typing import ArrayLike
+
 
 def _ood_scores(fn, scores_in, scores_out):
     a = np.asarray(scores_in.numpy() if tf.is_tensor(scores_in) else scores_in, dtype=np.float64).reshape(-1)
@@ -20,7 +22,7 @@ def _ood_scores(fn, scores_in, scores_out):
     return a, b
 
 
-def ood_auroc(scores_in, scores_out) -> float:
+def ood_auroc(scores_in: ArrayLike, scores_out: ArrayLike) -> float:
     """Area under the ROC curve for telling out- from in-distribution inputs by a score.
 
     Higher scores must mean "more likely out of distribution" (entropy, mutual
@@ -47,7 +49,7 @@ def ood_auroc(scores_in, scores_out) -> float:
     return float(u / (a.size * b.size))
 
 
-def ood_aupr(scores_in, scores_out, positive: str = "out") -> float:
+def ood_aupr(scores_in: ArrayLike, scores_out: ArrayLike, positive: str = "out") -> float:
     """Area under the precision–recall curve (average precision) of OOD detection by a score.
 
     ``AP = Σ_n (R_n − R_{n−1}) P_n`` over the distinct score thresholds in

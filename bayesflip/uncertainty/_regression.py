@@ -13,6 +13,7 @@ import tensorflow as tf
 from scipy import special
 
 from bayesflip._checks import check_real
+from bayesflip._typing import ArrayLike
 
 
 class RegressionUncertainty(NamedTuple):
@@ -46,7 +47,7 @@ def _regression_inputs(fn, sample_means, sample_scales):
     return mu, sd
 
 
-def regression_uncertainty(sample_means, sample_scales) -> RegressionUncertainty:
+def regression_uncertainty(sample_means: ArrayLike, sample_scales: ArrayLike) -> RegressionUncertainty:
     """Total, aleatoric and epistemic variance from per-sample mean and scale heads.
 
     With ``S`` posterior draws of a heteroscedastic Gaussian head ``N(μ_s, σ_s²)``
@@ -71,7 +72,7 @@ def regression_uncertainty(sample_means, sample_scales) -> RegressionUncertainty
     return RegressionUncertainty(mu.mean(axis=0), aleatoric + epistemic, aleatoric, epistemic)
 
 
-def predictive_cdf(y, mean, scale) -> np.ndarray:
+def predictive_cdf(y: ArrayLike, mean: ArrayLike, scale: ArrayLike) -> np.ndarray:
     """CDF of the Gaussian (mixture) predictive at ``y`` (the probability integral transform).
 
     Args:
@@ -107,7 +108,9 @@ def predictive_cdf(y, mean, scale) -> np.ndarray:
     return np.mean(special.ndtr((yv[None] - mu) / sd), axis=0)
 
 
-def prediction_interval(sample_means, sample_scales, level: float = 0.95, method: str = "mixture"):
+def prediction_interval(
+    sample_means: ArrayLike, sample_scales: ArrayLike, level: float = 0.95, method: str = "mixture"
+) -> tuple[np.ndarray, np.ndarray]:
     """Central prediction interval of the Gaussian-mixture predictive.
 
     Args:
@@ -140,7 +143,7 @@ def prediction_interval(sample_means, sample_scales, level: float = 0.95, method
         z = special.ndtri(qs[1])
         half = z * np.sqrt(u.total_variance)
         return u.mean - half, u.mean + half
-    return tuple(_mixture_quantile(mu, sd, q) for q in qs)
+    return _mixture_quantile(mu, sd, qs[0]), _mixture_quantile(mu, sd, qs[1])
 
 
 def _mixture_quantile(mu: np.ndarray, sd: np.ndarray, q: float, df: np.ndarray | None = None) -> np.ndarray:

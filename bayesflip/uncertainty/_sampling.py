@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 import weakref
+from typing import Any
 
 import keras
 import numpy as np
@@ -56,7 +57,9 @@ def _build_sampler(model, num_samples, return_samples, link, training, jit_compi
     model_ref = weakref.ref(model)
 
     def forward(x):
-        y = model_ref()(x, training=training)
+        live = model_ref()
+        assert live is not None, "mc_predict: the model of a cached sampler was deleted"
+        y = live(x, training=training)
         return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), y)
 
     def apply_link(y):
@@ -107,7 +110,7 @@ def _build_sampler(model, num_samples, return_samples, link, training, jit_compi
 
 def mc_predict(
     model: keras.layers.Layer,
-    x,
+    x: Any,
     num_samples: int = 32,
     batch_size: int | None = None,
     return_samples: bool = False,
@@ -115,7 +118,7 @@ def mc_predict(
     from_logits: bool = False,
     training: bool = False,
     jit_compile: bool = False,
-):
+) -> Any:
     """Monte Carlo predictive: ``num_samples`` independent posterior draws per input.
 
     Every draw is a separate forward pass of ``model`` in which each variational
