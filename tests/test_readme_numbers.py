@@ -263,3 +263,83 @@ def test_benchmarks_readme_lstm_regularization_section_matches_the_committed_run
     assert m("flipout_elbo", "final_val_nll_mc_predictive") < m("flipout_elbo", "final_val_nll")
     assert S["flipout_vd"]["best_epoch"]["min"] == cfg["epochs"]  # still falling at the last epoch
     assert all(s > 0.01 for s in elbo_scales)
+
+
+def test_benchmarks_readme_speedup_section_matches_the_committed_run():
+    """Table, bar verdict and every number of the speed-up section come from results/speedup.json."""
+    import numpy as np
+
+    bench = load_benchmark("bench_speedup")
+    report = json.loads(_read("benchmarks", "results", "speedup.json"))
+    text = _read("benchmarks", "README.md")
+    block = re.search(r"<!-- speedup-table -->\n(.*?)<!-- /speedup-table -->", text, re.S).group(1)
+    assert block == bench.table_markdown(report)
+    flat = " ".join(text.split())
+    cfg = report["config"]
+    assert cfg["batch_sizes"] == [128, 512, 2048, 4096] and cfg["seeds"] == [0, 1]
+    assert (cfg["alpha"], cfg["target"], cfg["max_steps"], cfg["eval_examples"], cfg["eval_growth"]) == (
+        1.0, 0.8, 3000, 2048, 1.05
+    )
+    assert sorted(cfg["lrs"]) == [1e-3, 3e-3, 1e-2] and cfg["train_examples"] == 32346
+    cells = {net: report["nets"][net]["batch_sizes"] for net in ("mlp", "conv")}
+
+    def it(net, b, m="flipout"):
+        return f"{cells[net][str(b)][m]['iterations_mean']:g}"
+
+    def ratio(net, b):
+        return cells[net][str(b)]["ratio_flipout_over_shared"]
+
+    def ms(net, b, m):
+        return float(np.mean(cells[net][str(b)][m]["ms_per_step"]))
+
+    def secs(net, b, m):
+        return f"{cells[net][str(b)][m]['seconds_to_target_mean']:.2f}"
+
+    def chain(net):
+        return " → ".join(f"{ratio(net, b):.3f}" for b in cfg["batch_sizes"])
+
+    seed1 = [cells["conv"][str(b)]["ratio_flipout_over_shared_per_seed"][1] for b in (2048, 4096)]
+    wall = report["wall_seconds"]
+    claims = [
+        f"The full run took {wall:.0f} s",
+        f"| ~{wall / 60:.0f} min (`--quick`: seconds) |",
+        f"near {wall / 60:.0f} minutes here",
+        "met for both nets** on the seed means",
+        f"batch 4,096 the ratio is {ratio('mlp', 4096):.3f} (mlp) and {ratio('conv', 4096):.3f} (conv), about "
+        f"{1 / ratio('mlp', 4096):.0f}× and {1 / ratio('conv', 4096):.0f}× fewer iterations",
+        f"mlp {chain('mlp')}, conv {chain('conv')}.",
+        f"{it('mlp', 128, 'shared')} → {it('mlp', 4096, 'shared')} (mlp) and {it('conv', 128, 'shared')} → "
+        f"{it('conv', 4096, 'shared')} (conv) iterations from batch 128 to 4,096, while flipout goes "
+        f"{it('mlp', 128)} → {it('mlp', 4096)} and {it('conv', 128)} → {it('conv', 4096)}",
+        f"(ratio {ratio('mlp', 128):.3f} and {ratio('conv', 128):.3f})",
+        f"({ratio('conv', 2048):.3f} → {ratio('conv', 4096):.3f} on the means; seed 1 alone goes "
+        f"{seed1[0]:.4f} → {seed1[1]:.4f}",
+        f"({it('conv', 2048)} → {it('conv', 4096)} iterations), like the net without noise "
+        f"({it('conv', 2048, 'none')} → {it('conv', 4096, 'none')})",
+        f"a flipout step costs {ms('mlp', 4096, 'flipout') / ms('mlp', 4096, 'shared'):.1f}× (mlp) and "
+        f"{ms('conv', 4096, 'flipout') / ms('conv', 4096, 'shared'):.1f}× (conv) a shared step at batch 4,096",
+        f"reaches the target in {secs('mlp', 4096, 'flipout')} s vs {secs('mlp', 4096, 'shared')} s (mlp) and "
+        f"{secs('conv', 4096, 'flipout')} s vs {secs('conv', 4096, 'shared')} s (conv)",
+        f"({it('mlp', 4096)} vs {it('mlp', 4096, 'none')} and {it('conv', 4096)} vs {it('conv', 4096, 'none')} "
+        "iterations at 4,096)",
+    ]
+    for claim in claims:
+        assert claim in flat, claim
+    # the verdicts the prose states, and the stored verdict is the script's own on these numbers
+    import argparse
+
+    bar = report["bar"]
+    assert bench.bar_verdict(report, argparse.Namespace(**cfg)) == bar
+    assert bar["met"] and all(bar["nets"][n]["ratio_falls_with_batch"] for n in cells)
+    assert bar["nets"]["mlp"]["met_per_seed"] == [True, True] and bar["nets"]["conv"]["met_per_seed"] == [True, False]
+    assert seed1[0] < seed1[1] < seed1[0] * 1.05  # "missed by that hair ... far inside the 5 % grid"
+    assert float(it("conv", 4096)) >= float(it("conv", 2048))  # flipout stops speeding up
+    assert float(it("conv", 4096, "none")) == float(it("conv", 2048, "none"))
+    assert 0.3 < ratio("conv", 128) < ratio("mlp", 128) < 0.6  # "already wide at batch 128"
+    for c in cells.values():
+        for b, cell in c.items():
+            assert all(lr == 3e-3 for lr in cell["shared"]["best_lr"])  # inside the grid
+            expected = 3e-3 if cell is cells["mlp"]["128"] else max(cfg["lrs"])
+            assert all(lr == expected for lr in cell["flipout"]["best_lr"]), b
+            for m in ("flipout", "shared", "none"):
+                assert "not reached" not in cell[m]["iterations"]
