@@ -108,7 +108,7 @@ def to_bayesian(
     *,
     moped_delta: float | None = 0.1,
     prior_scale: float = 1.0,
-    prior=None,
+    prior: priors_lib.Prior | str | dict | None = None,
     copy_weights: bool = True,
     estimator: str = "flipout",
     init_scale: float = 1e-2,

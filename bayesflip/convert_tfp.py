@@ -28,6 +28,8 @@ See ``docs/migrating_from_tfp.md`` for every TFP argument.
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import numpy as np
 
@@ -219,7 +221,7 @@ def _convert_plain(layer):
     return new, copy
 
 
-def from_tfp(model, *, kl_weight: float | None = None) -> keras.Model:
+def from_tfp(model: Any, *, kl_weight: float | None = None) -> keras.Model:
     """Convert a ``tf_keras`` model with ``tfp.layers`` variational layers into a Keras 3 bayesflip model.
 
     Sequential and functional models are supported; TFP's variational layers

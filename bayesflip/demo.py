@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
 import keras
 import matplotlib
@@ -60,7 +60,7 @@ def build_bayesian_mlp(
     hidden: Sequence[int] = (128, 128),
     estimator: str = "flipout",
     seed: int = 0,
-    **layer_kwargs,
+    **layer_kwargs: Any,
 ) -> keras.Model:
     """An MLP of :class:`~bayesflip.layers.DenseFlipout` layers that outputs logits.
 
@@ -348,7 +348,7 @@ def _versions() -> dict:
     import platform
     from importlib.metadata import PackageNotFoundError, version
 
-    out = {"python": platform.python_version(), "machine": platform.machine()}
+    out: dict[str, str | None] = {"python": platform.python_version(), "machine": platform.machine()}
     for package in ("bayesflip", "tensorflow", "keras", "tensorflow-probability", "numpy", "scikit-learn"):
         try:
             out[package] = version(package)

@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from bayesflip._checks import check_int, check_positive_int
+from bayesflip._typing import ArrayLike
 from bayesflip.inference import variational_layers
 from bayesflip.layers._variational import ESTIMATORS
 
@@ -51,6 +52,9 @@ class GradientVariance(dict):
     """
 
     __getattr__ = dict.__getitem__
+    # the keys read as attributes (declared for the type checker)
+    total: float
+    per_layer: dict[str, float]
 
 
 @contextlib.contextmanager
@@ -105,8 +109,8 @@ def _loc_variables(model) -> list[tuple[str, list]]:
 
 def gradient_variance(
     model: keras.Model,
-    x,
-    y,
+    x: ArrayLike,
+    y: ArrayLike,
     loss_fn: Callable,
     batch_size: int,
     num_repeats: int = 100,
@@ -218,7 +222,7 @@ def gradient_variance(
         )
 
 
-def loglog_slope(batch_sizes, variances) -> float:
+def loglog_slope(batch_sizes: ArrayLike, variances: ArrayLike) -> float:
     """Least-squares slope of ``log(variance)`` against ``log(batch_size)``.
 
     An estimator whose per-example noise is independent has slope ``-1``.
@@ -248,15 +252,15 @@ def loglog_slope(batch_sizes, variances) -> float:
 
 def variance_vs_batch_size(
     model: keras.Model,
-    x,
-    y,
+    x: ArrayLike,
+    y: ArrayLike,
     loss_fn: Callable,
-    batch_sizes,
+    batch_sizes: Sequence[int],
     num_repeats: int = 100,
     estimator: str | None = None,
     small_batch_repeats: int = 16,
     seed: int = 0,
-    **kwargs,
+    **kwargs: Any,
 ) -> dict:
     """:func:`gradient_variance` over several batch sizes, with the log-log slope.
 
@@ -290,7 +294,9 @@ def variance_vs_batch_size(
     if len(sizes) < 2 or sorted(set(sizes)) != sizes:
         raise ValueError(f"variance_vs_batch_size: `batch_sizes` must be >= 2 increasing ints, got {batch_sizes!r}.")
     small_batch_repeats = check_positive_int("variance_vs_batch_size", "small_batch_repeats", small_batch_repeats)
-    variances, repeats, per_layer = [], [], {}
+    variances: list[float] = []
+    repeats: list[int] = []
+    per_layer: dict[str, list[float]] = {}
     for b in sizes:
         reps = max(int(num_repeats), int(num_repeats) * small_batch_repeats // int(b))
         r = gradient_variance(model, x, y, loss_fn, b, reps, estimator=estimator, seed=seed + int(b), **kwargs)

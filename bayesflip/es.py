@@ -35,11 +35,12 @@ import tensorflow as tf
 
 from bayesflip import random as rnd
 from bayesflip._checks import check_real, is_int
+from bayesflip._typing import ArrayLike
 
 __all__ = ["centered_ranks", "FlipoutES"]
 
 
-def centered_ranks(fitness) -> tf.Tensor:
+def centered_ranks(fitness: ArrayLike) -> tf.Tensor:
     """Fitness shaping: ranks mapped linearly to ``[-0.5, 0.5]``.
 
     ``u_i = rank(F_i) / (M - 1) - 0.5`` (rank 0 = lowest; ties broken by
@@ -94,7 +95,7 @@ class FlipoutES:
     def __init__(
         self,
         layer_sizes: Sequence[int],
-        activation="tanh",
+        activation: str | Callable = "tanh",
         sigma: float = 0.05,
         antithetic: bool = True,
         fitness_shaping: bool = True,
@@ -123,7 +124,7 @@ class FlipoutES:
         self._compiled: dict = {}
 
     # ------------------------------------------------------------- forward
-    def predict(self, x) -> tf.Tensor:
+    def predict(self, x: ArrayLike) -> tf.Tensor:
         """Output of the unperturbed network (the search distribution's mean)."""
         h = tf.convert_to_tensor(x, tf.float32)
         n = len(self.params) // 2
@@ -176,7 +177,9 @@ class FlipoutES:
             grads.append(tf.reduce_sum(eta * weight[:, None], 0) / (m * sigma**2))
         return grads, fitness
 
-    def estimate_gradient(self, fitness_fn: Callable, x, y) -> tuple[list[tf.Tensor], tf.Tensor]:
+    def estimate_gradient(
+        self, fitness_fn: Callable, x: ArrayLike, y: ArrayLike
+    ) -> tuple[list[tf.Tensor], tf.Tensor]:
         """ES gradient of the mean fitness, one flipout perturbation per example.
 
         Args:
@@ -219,7 +222,9 @@ class FlipoutES:
             fits.append(tf.reshape(tf.cast(fitness_fn(y, h), tf.float32), []))
         return eps, tf.stack(fits)
 
-    def explicit_gradient(self, fitness_fn: Callable, x, y) -> tuple[list[tf.Tensor], tf.Tensor]:
+    def explicit_gradient(
+        self, fitness_fn: Callable, x: ArrayLike, y: ArrayLike
+    ) -> tuple[list[tf.Tensor], tf.Tensor]:
         """Reference estimator: a loop over examples, each with its own fully
         independent Gaussian perturbation of every weight (one forward pass of one
         explicitly perturbed network copy at a time).
@@ -252,7 +257,9 @@ class FlipoutES:
         return grads, fitness
 
     # ---------------------------------------------------------------- train
-    def step(self, fitness_fn: Callable, x, y, optimizer: keras.optimizers.Optimizer) -> tf.Tensor:
+    def step(
+        self, fitness_fn: Callable, x: ArrayLike, y: ArrayLike, optimizer: keras.optimizers.Optimizer
+    ) -> tf.Tensor:
         """One ES ascent step on the mean fitness; returns the mean raw fitness.
 
         Example:

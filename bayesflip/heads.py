@@ -48,6 +48,7 @@ import tensorflow as tf
 
 from bayesflip._checks import check_positive_int, check_real, is_real
 from bayesflip._tfp import tfd
+from bayesflip._typing import ArrayLike
 from bayesflip.uncertainty._regression import _mixture_quantile
 from bayesflip.uncertainty._sampling import _LINKS
 
@@ -255,7 +256,7 @@ class _HeadNLL(keras.losses.Loss):
             y_pred = tf.convert_to_tensor(y_pred, dtype_hint=tf.float32)
         return super().__call__(y_true, y_pred, sample_weight)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config["dtype"] = self._config_dtype
         return config
@@ -469,11 +470,11 @@ class Head(keras.layers.Layer):
     ``_predictive(sample_params, return_samples)`` and ``_mc_plan``.
     """
 
-    _loss_class: type | None = None
+    _loss_class: type[_HeadNLL]
     #: Name of the inverse link applied to each MC draw (``"softmax"``/``"sigmoid"``), or None.
     _mc_link: str | None = None
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         if "dtype" not in kwargs and keras.mixed_precision.global_policy().compute_dtype in (
             "float16",
             "bfloat16",
@@ -489,7 +490,7 @@ class Head(keras.layers.Layer):
         """The matching negative log-likelihood loss (a new instance), for ``model.compile(loss=...)``."""
         return self._loss_class()
 
-    def distribution(self, params) -> tfd.Distribution:
+    def distribution(self, params: ArrayLike) -> tfd.Distribution:
         """The ``tfp.distributions`` distribution described by the head's output ``params``.
 
         Args:
@@ -526,8 +527,8 @@ class _RegressionHead(Head):
         noise: str = "heteroscedastic",
         min_scale: float = 1e-3,
         init_scale: float = 1.0,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         owner = self._owner
         self.units = check_positive_int(owner, "units", units)
@@ -542,7 +543,7 @@ class _RegressionHead(Head):
                 f"got {self.init_scale!r}."
             )
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple) -> None:
         shape = tuple(input_shape)
         hetero = self.noise == "heteroscedastic"
         expected = 2 * self.units if hetero else self.units
@@ -573,10 +574,10 @@ class _RegressionHead(Head):
         scale = self.min_scale + tf.math.softplus(tf.cast(self.raw_scale, x.dtype))
         return x, tf.broadcast_to(scale, tf.shape(x))
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
         return (*tuple(input_shape)[:-1], self.units, self._num_params)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {
@@ -641,11 +642,11 @@ class GaussianHead(_RegressionHead):
         noise: str = "heteroscedastic",
         min_scale: float = 1e-3,
         init_scale: float = 1.0,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         super().__init__(units=units, noise=noise, min_scale=min_scale, init_scale=init_scale, **kwargs)
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         loc, scale = self._loc_scale(inputs)
         return tf.stack([loc, scale], axis=-1)
 
@@ -684,12 +685,12 @@ class StudentTHead(_RegressionHead):
         df: float | None = None,
         min_scale: float = 1e-3,
         init_scale: float = 1.0,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         super().__init__(units=units, noise=noise, min_scale=min_scale, init_scale=init_scale, **kwargs)
         self.df = None if df is None else _check_number(self._owner, "df", df, 0.0, inclusive=False)
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple) -> None:
         super().build(input_shape)
         if self.df is None:
             self.raw_df = self.add_weight(
@@ -698,7 +699,7 @@ class StudentTHead(_RegressionHead):
                 initializer=keras.initializers.Constant(_softplus_inverse(_INIT_DF - 2.0 - _DF_FLOOR)),
             )
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         loc, scale = self._loc_scale(inputs)
         if self.df is None:
             df = 2.0 + _DF_FLOOR + tf.math.softplus(tf.cast(self.raw_df, loc.dtype))
@@ -706,7 +707,7 @@ class StudentTHead(_RegressionHead):
             df = tf.constant(self.df, loc.dtype)
         return tf.stack([loc, scale, tf.broadcast_to(df, tf.shape(loc))], axis=-1)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config["df"] = self.df
         return config
@@ -715,9 +716,10 @@ class StudentTHead(_RegressionHead):
 class _LogitsHead(Head):
     """Heads whose output is the input logits, unchanged."""
 
+    _mc_link: str  # "softmax" or "sigmoid", set by each subclass
     _min_last_dim = 1
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple) -> None:
         shape = tuple(input_shape)
         if len(shape) < 2 or shape[-1] is None or shape[-1] < self._min_last_dim:
             raise ValueError(
@@ -725,11 +727,11 @@ class _LogitsHead(Head):
                 f"dimension >= {self._min_last_dim}, got shape {shape}.{self._hint}"
             )
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         x = tf.convert_to_tensor(inputs)
         return x if x.dtype.is_floating else tf.cast(x, self.compute_dtype)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
         return tuple(input_shape)
 
     def _predictive(self, sample_params, return_samples: bool = False) -> np.ndarray:
@@ -838,7 +840,9 @@ def output_head(model: keras.layers.Layer) -> Head | None:
     return None
 
 
-def predictive(model_or_head: keras.layers.Layer, sample_params, return_samples: bool = False):
+def predictive(
+    model_or_head: keras.layers.Layer, sample_params: ArrayLike, return_samples: bool = False
+) -> RegressionPredictive | np.ndarray:
     """Reduce Monte Carlo draws of a head's output to its predictive.
 
     Args:

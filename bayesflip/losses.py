@@ -9,6 +9,7 @@ minimizes the negative ELBO per training example when
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -137,10 +138,10 @@ class KLAnnealing(keras.callbacks.Callback):
             t = 0.5 * (1.0 - math.cos(math.pi * t))
         return self.start + (self.target - self.start) * t
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         set_kl_weight(self.model, self.weight_at(epoch))
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if logs is not None:
             logs["kl_weight"] = get_kl_weight(self.model)
 
@@ -178,10 +179,10 @@ class ELBOTerms(keras.callbacks.Callback):
             raise ValueError(self._missing(prefix + self.data_metric, logs))
         logs[prefix + "kl"] = float(loss) - float(data)
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._checked = False
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         # Fail at the first step, not after a whole epoch, when the data-term
         # metric is missing (Keras knows the metric names only once it has run).
         if self._checked or not logs or "loss" not in logs:
@@ -198,7 +199,7 @@ class ELBOTerms(keras.callbacks.Callback):
             f"or keras.metrics.MeanMetricWrapper(loss_fn, name='{self.data_metric}') for any loss."
         )
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if logs is not None:
             self._add(logs)
             self._add(logs, "val_")

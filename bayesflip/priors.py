@@ -10,7 +10,7 @@ otherwise (see :func:`bayesflip.layers.GaussianPosterior.kl_divergence`).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import keras
 import tensorflow as tf
@@ -57,11 +57,11 @@ class Prior:
     holding them load with ``safe_mode=True``.
     """
 
-    def distribution(self, shape, dtype="float32") -> tfd.Distribution:
+    def distribution(self, shape: Sequence[int], dtype: str | tf.DType = "float32") -> tfd.Distribution:
         """Return a distribution whose ``batch_shape`` is ``shape``."""
         raise NotImplementedError
 
-    def build(self, layer: keras.layers.Layer, shape, name: str) -> "Prior | None":
+    def build(self, layer: keras.layers.Layer, shape: Sequence[int], name: str) -> Prior | None:
         """Create any variables of the prior on ``layer`` (learnable priors).
 
         Called once per Bayesian weight ``name`` of ``layer``. A prior with
@@ -70,11 +70,11 @@ class Prior:
         """
         return None
 
-    def get_config(self) -> dict:
+    def get_config(self) -> dict[str, Any]:
         raise NotImplementedError
 
     @classmethod
-    def from_config(cls, config: dict) -> "Prior":
+    def from_config(cls, config: dict[str, Any]) -> Prior:
         return cls(**config)
 
     def __eq__(self, other: object) -> bool:
@@ -107,7 +107,7 @@ class Normal(Prior):
         self.loc = _check_finite("Normal prior", "loc", loc)
         self.scale = _check_positive("Normal prior", "scale", scale)
 
-    def distribution(self, shape, dtype="float32"):
+    def distribution(self, shape: Sequence[int], dtype: str | tf.DType = "float32") -> tfd.Distribution:
         loc = tf.fill(shape, tf.constant(self.loc, dtype))
         return tfd.Normal(loc=loc, scale=tf.constant(self.scale, dtype))
 
@@ -121,7 +121,7 @@ class Normal(Prior):
         """
         return _normal_kl_sum(loc, scale, self.loc, self.scale)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"loc": self.loc, "scale": self.scale}
 
 
@@ -153,7 +153,7 @@ class ScaleMixtureNormal(Prior):
         self.scale_1 = _check_positive("ScaleMixtureNormal prior", "scale_1", scale_1)
         self.scale_2 = _check_positive("ScaleMixtureNormal prior", "scale_2", scale_2)
 
-    def distribution(self, shape, dtype="float32"):
+    def distribution(self, shape: Sequence[int], dtype: str | tf.DType = "float32") -> tfd.Distribution:
         shape = list(shape)
         probs = tf.constant([self.pi, 1.0 - self.pi], dtype)
         scales = tf.constant([self.scale_1, self.scale_2], dtype)
@@ -164,7 +164,7 @@ class ScaleMixtureNormal(Prior):
             ),
         )
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"pi": self.pi, "scale_1": self.scale_1, "scale_2": self.scale_2}
 
 
@@ -228,17 +228,17 @@ class TFPPrior(Prior):
             )
         self._family = family
 
-    def distribution(self, shape, dtype="float32"):
+    def distribution(self, shape: Sequence[int], dtype: str | tf.DType = "float32") -> tfd.Distribution:
         params = {k: tf.fill(shape, tf.constant(v, dtype)) for k, v in self.parameters.items()}
         if not params:
             return tfd.BatchBroadcast(self._family(), shape)
         return self._family(**params)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"distribution": self.distribution_name, **self.parameters}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Prior:
         config = dict(config)
         return cls(config.pop("distribution"), **config)
 
@@ -262,11 +262,11 @@ class Laplace(TFPPrior):
         super().__init__("Laplace", loc=loc, scale=scale)
         self.loc, self.scale = loc, scale
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"loc": self.loc, "scale": self.scale}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Prior:
         return cls(**config)
 
 
@@ -291,11 +291,11 @@ class StudentT(TFPPrior):
         super().__init__("StudentT", df=df, loc=loc, scale=scale)
         self.df, self.loc, self.scale = df, loc, scale
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"df": self.df, "loc": self.loc, "scale": self.scale}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Prior:
         return cls(**config)
 
 
@@ -331,11 +331,11 @@ class LearnableNormal(Prior):
             raise TypeError(f"LearnableNormal prior: `learn_loc` must be a bool, got {learn_loc!r}.")
         self.learn_loc = learn_loc
 
-    def distribution(self, shape, dtype="float32"):
+    def distribution(self, shape: Sequence[int], dtype: str | tf.DType = "float32") -> tfd.Distribution:
         """The prior at its initial values (the learned one lives on each layer)."""
         return Normal(self.loc, self.scale).distribution(shape, dtype)
 
-    def build(self, layer, shape, name):
+    def build(self, layer: keras.layers.Layer, shape: Sequence[int], name: str) -> Prior:
         """Create this weight's prior variables on ``layer``; returns the bound prior."""
         rho = layer.add_weight(
             name=f"{name}_prior_rho",
@@ -353,7 +353,7 @@ class LearnableNormal(Prior):
             )
         return _BoundLearnableNormal(self, rho, loc)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"loc": self.loc, "scale": self.scale, "learn_loc": self.learn_loc}
 
 
@@ -363,17 +363,17 @@ class _BoundLearnableNormal(Prior):
     def __init__(self, spec: LearnableNormal, rho, loc):
         self.spec, self.rho, self.loc_variable = spec, rho, loc
 
-    def scale(self, dtype="float32") -> tf.Tensor:
+    def scale(self, dtype: str | tf.DType = "float32") -> tf.Tensor:
         return 1e-6 + tf.nn.softplus(tf.cast(tf.convert_to_tensor(self.rho.value), dtype))
 
-    def distribution(self, shape, dtype="float32"):
+    def distribution(self, shape: Sequence[int], dtype: str | tf.DType = "float32") -> tfd.Distribution:
         if self.loc_variable is None:
             loc = tf.fill(shape, tf.constant(self.spec.loc, dtype))
         else:
             loc = tf.fill(shape, tf.cast(tf.convert_to_tensor(self.loc_variable.value), dtype))
         return tfd.Normal(loc=loc, scale=self.scale(dtype))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return self.spec.get_config()
 
     def __eq__(self, other):
@@ -407,16 +407,16 @@ class CenteredNormal(Prior):
     def __init__(self, scale: float = 1.0):
         self.scale = _check_positive("CenteredNormal prior", "scale", scale)
 
-    def distribution(self, shape, dtype="float32"):
+    def distribution(self, shape: Sequence[int], dtype: str | tf.DType = "float32") -> tfd.Distribution:
         """The prior before its centre is set (centred on zero)."""
         return Normal(0.0, self.scale).distribution(shape, dtype)
 
-    def build(self, layer, shape, name):
+    def build(self, layer: keras.layers.Layer, shape: Sequence[int], name: str) -> Prior:
         """Create this weight's centre ``{name}_prior_loc`` on ``layer``; returns the bound prior."""
         loc = layer.add_weight(name=f"{name}_prior_loc", shape=shape, initializer="zeros", trainable=False)
         return _BoundCenteredNormal(self, loc)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"scale": self.scale}
 
 
@@ -426,11 +426,11 @@ class _BoundCenteredNormal(Prior):
     def __init__(self, spec: CenteredNormal, loc):
         self.spec, self.loc_variable = spec, loc
 
-    def distribution(self, shape, dtype="float32"):
+    def distribution(self, shape: Sequence[int], dtype: str | tf.DType = "float32") -> tfd.Distribution:
         loc = tf.cast(tf.convert_to_tensor(self.loc_variable.value), dtype)
         return tfd.Normal(loc=loc, scale=tf.constant(self.spec.scale, dtype))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return self.spec.get_config()
 
     def __eq__(self, other):

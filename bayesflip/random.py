@@ -20,7 +20,7 @@ import contextlib
 import math
 import random as _py_random
 import threading
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import keras
 import numpy as np
@@ -117,7 +117,7 @@ def _read_and_advance_op(variable: tf.Variable) -> tf.Tensor:
     return seed
 
 
-def read_and_advance(state) -> tf.Tensor:
+def read_and_advance(state: keras.Variable | tf.Variable) -> tf.Tensor:
     """Atomically read ``state`` (``[seed, counter]``) and add 1 to its counter.
 
     Returns the value read (int64, shape ``(2,)``). The read and the increment
@@ -155,7 +155,7 @@ _OFFSETS = threading.local()
 
 
 @contextlib.contextmanager
-def counter_offset(offset) -> Iterator[None]:
+def counter_offset(offset: int | tf.Tensor) -> Iterator[None]:
     """Inside this context, layers draw at ``[seed, counter + offset]`` and leave their state alone.
 
     Used to trace serving graphs (:func:`bayesflip.export`): there the layers'
@@ -273,7 +273,9 @@ def split_seed(seed: tf.Tensor, num: int) -> list[tf.Tensor]:
     return tf.unstack(seeds, num=num)
 
 
-def standard_normal(shape, seed: tf.Tensor, dtype="float32") -> tf.Tensor:
+def standard_normal(
+    shape: Sequence[int] | tf.Tensor, seed: tf.Tensor, dtype: str | tf.DType = "float32"
+) -> tf.Tensor:
     """Independent N(0, 1) draws of ``shape`` from a stateless seed (as ``tf.random.stateless_normal``)."""
     key, counter = _key_counter(seed)
     return tf.raw_ops.StatelessRandomNormalV2(
@@ -281,7 +283,9 @@ def standard_normal(shape, seed: tf.Tensor, dtype="float32") -> tf.Tensor:
     )
 
 
-def rademacher(shape, seed: tf.Tensor, dtype="float32") -> tf.Tensor:
+def rademacher(
+    shape: Sequence[int] | tf.Tensor, seed: tf.Tensor, dtype: str | tf.DType = "float32"
+) -> tf.Tensor:
     """Independent random signs in ``{-1, +1}`` (exactly) of ``shape``.
 
     One Philox word yields 32 signs, which makes this several times cheaper than
@@ -311,7 +315,9 @@ def rademacher(shape, seed: tf.Tensor, dtype="float32") -> tf.Tensor:
     return tf.reshape(signs, shape)
 
 
-def rademacher_rows(batch, widths: list[int], seed: tf.Tensor, dtype="float32") -> list[tf.Tensor]:
+def rademacher_rows(
+    batch: int | tf.Tensor, widths: list[int], seed: tf.Tensor, dtype: str | tf.DType = "float32"
+) -> list[tf.Tensor]:
     """Random signs ``(batch, w)`` for each ``w`` in ``widths``.
 
     The flipout signs of a layer: one row per example. Each output comes from
