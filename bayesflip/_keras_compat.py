@@ -6,7 +6,8 @@ shapes come from ``keras.ops.conv`` on ``KerasTensor``s, a Keras variable's
 with why no public API serves and the versions it was checked on. A Keras or
 TensorFlow release that moves one of them breaks this module alone.
 
-Checked on: Keras 3.15.1, TensorFlow 2.21.0 (the pinned versions).
+Checked on: Keras 3.15.1 with TensorFlow 2.21.0 (the newest, .ci/run's main run) and Keras 3.10.0
+with TensorFlow 2.16.1 (the oldest supported, .ci/oldest-constraints.txt; .ci/run's second run).
 
 =================================  ==========================================================
 private API                        used for
