@@ -15,7 +15,7 @@ family                         weight ``W``                    learned          
 =============================  ==============================  =======================  ============
 
 The multiplicative families are the perturbations of the flipout paper's
-speed-up and LSTM experiments (Wen et al. 2018, §5): Gaussian DropConnect with
+speed-up and LSTM experiments (Wen et al. 2018, §4.2–4.3): Gaussian DropConnect with
 drop rate ``p`` is ``α = p / (1 − p)`` (Wang & Manning 2013; Srivastava et al.
 2014), and with a learned ``α`` and the log-uniform prior it is variational
 dropout (Kingma, Salimans & Welling 2015) in the sparse form of Molchanov,

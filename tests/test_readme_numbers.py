@@ -343,3 +343,27 @@ def test_benchmarks_readme_speedup_section_matches_the_committed_run():
             assert all(lr == expected for lr in cell["flipout"]["best_lr"]), b
             for m in ("flipout", "shared", "none"):
                 assert "not reached" not in cell[m]["iterations"]
+
+
+def test_readme_trace_time_and_speedup_rows_match_the_committed_runs():
+    """The two rows of README's 'Other measurements' on tracing and the multiplicative-noise speed-up."""
+    text = _read("README.md")
+    row = next(line for line in text.splitlines() if line.startswith("| tracing TFP's LeNet-5 example"))
+    after = json.loads(_read("benchmarks", "results", "trace_time.json"))
+    before = json.loads(_read("benchmarks", "results", "trace_time_before.json"))
+    median = after["median_trace_overhead_s"]
+    assert f"bayesflip {median['bayesflip']:.2f} s" in row
+    assert f"TFP (`tfp.layers` on tf_keras) {median['tfp']:.2f} s" in row
+    assert f"{after['ratio_bayesflip_to_tfp']:.2f}× TFP" in row
+    assert f"deterministic Keras 3 {median['keras']:.2f} s" in row
+    assert f"{before['median_trace_overhead_s']['bayesflip']:.2f} s = {before['ratio_bayesflip_to_tfp']:.2f}× TFP" in row
+    assert ("not met" in row) == (after["ratio_bayesflip_to_tfp"] > 1.0)
+
+    row = next(line for line in text.splitlines() if line.startswith("| training speed-up with multiplicative noise"))
+    speedup = json.loads(_read("benchmarks", "results", "speedup.json"))
+    ratios = {net: speedup["bar"]["nets"][net]["ratios"] for net in ("mlp", "conv")}
+    assert speedup["config"]["batch_sizes"][0] == 128 and speedup["config"]["batch_sizes"][-1] == 4096
+    assert f"{ratios['mlp'][-1]:.3f}× (MLP) / {ratios['conv'][-1]:.3f}× (conv)" in row
+    assert f"from {ratios['mlp'][0]:.3f} / {ratios['conv'][0]:.3f} at batch 128" in row
+    assert all(a > b for r in ratios.values() for a, b in zip(r, r[1:]))  # "falling with batch size"
+    assert ("met)" in row) == speedup["bar"]["met"]
