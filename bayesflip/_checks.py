@@ -171,3 +171,46 @@ def warn_probabilities_as_logits(
         UserWarning,
         stacklevel=stacklevel,
     )
+
+
+def resolve_registered(
+    identifier: Any,
+    *,
+    base: type,
+    aliases: dict,
+    who: str,
+    kind: str,
+    hint: str = "",
+) -> Any:
+    """Resolve a Keras-registered bayesflip object (a prior, a posterior family) from an instance, a name or a config.
+
+    ``identifier`` must not be ``None`` (the caller has its own default). ``aliases``
+    maps lower-case names to zero-argument factories; ``who`` starts every message
+    (``"<caller>: invalid `<arg>`"``); ``hint`` is appended to the unknown-name error.
+
+    Raises:
+        ValueError: an unknown name, or a config Keras cannot deserialize.
+        TypeError: a config of another class, or anything else.
+    """
+    path = f"{base.__module__}.{base.__name__}"
+    if isinstance(identifier, base):
+        return identifier
+    if isinstance(identifier, str):
+        key = identifier.lower()
+        if key not in aliases:
+            raise ValueError(
+                f"{who}: Unknown {kind} {identifier!r}; expected one of {sorted(aliases)} or a {path} instance{hint}."
+            )
+        return aliases[key]()
+    if isinstance(identifier, dict):
+        import keras
+
+        try:
+            obj = keras.saving.deserialize_keras_object(identifier)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{who}: {err}") from None
+        if not isinstance(obj, base):
+            raise TypeError(f"{who}: Config {identifier!r} does not describe a bayesflip {kind}.")
+        return obj
+    raise TypeError(f"{who}: a {kind} must be a {path}, a name or a config dict, got {identifier!r}.")
+

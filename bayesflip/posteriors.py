@@ -45,7 +45,7 @@ import tensorflow as tf
 
 from bayesflip import priors as priors_lib
 from bayesflip import random as rnd
-from bayesflip._checks import check_real
+from bayesflip._checks import check_real, resolve_registered
 from bayesflip._keras_compat import flatten_layers
 from bayesflip._tfp import tfd
 
@@ -515,30 +515,14 @@ def get(identifier: Any, caller: str | None = None) -> PosteriorFamily:
     >>> get("variational_dropout").granularity
     'weight'
     """
-    who = f"{caller or 'posteriors.get'}: invalid `posterior`"
     if identifier is None:
         return MeanFieldGaussian()
-    if isinstance(identifier, PosteriorFamily):
-        return identifier
-    if isinstance(identifier, str):
-        key = identifier.lower()
-        if key not in _ALIASES:
-            hint = " (Gaussian DropConnect needs its rate: GaussianDropConnect(rate=p))" if "drop" in key else ""
-            raise ValueError(
-                f"{who}: unknown posterior family {identifier!r}; expected one of {sorted(_ALIASES)}, a "
-                f"bayesflip.posteriors.PosteriorFamily or its config{hint}."
-            )
-        return _ALIASES[key]()
-    if isinstance(identifier, dict):
-        try:
-            obj = keras.saving.deserialize_keras_object(identifier)
-        except (TypeError, ValueError) as err:
-            raise type(err)(f"{who}: {err}") from None
-        if not isinstance(obj, PosteriorFamily):
-            raise TypeError(f"{who}: config {identifier!r} does not describe a bayesflip posterior family.")
-        return obj
-    raise TypeError(
-        f"{who}: expected a bayesflip.posteriors.PosteriorFamily, a name or a config dict, got {identifier!r}."
+    who = f"{caller or 'posteriors.get'}: invalid `posterior`"
+    hint = ""
+    if isinstance(identifier, str) and "drop" in identifier.lower() and identifier.lower() not in _ALIASES:
+        hint = " (Gaussian DropConnect needs its rate: GaussianDropConnect(rate=p))"
+    return resolve_registered(
+        identifier, base=PosteriorFamily, aliases=_ALIASES, who=who, kind="posterior family", hint=hint
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import keras
 import tensorflow as tf
 
-from bayesflip._checks import is_real
+from bayesflip._checks import is_real, resolve_registered
 from bayesflip._tfp import tfd
 
 __all__ = [
@@ -483,27 +483,7 @@ def get(identifier: Any, caller: str | None = None) -> Prior:
     >>> get("normal")
     Normal(loc=0.0, scale=1.0)
     """
-    who = f"{caller or 'priors.get'}: invalid `prior`"
     if identifier is None:
         return Normal()
-    if isinstance(identifier, Prior):
-        return identifier
-    if isinstance(identifier, str):
-        key = identifier.lower()
-        if key not in _ALIASES:
-            raise ValueError(
-                f"{who}: Unknown prior {identifier!r}; expected one of {sorted(_ALIASES)} or a "
-                "bayesflip.priors.Prior instance."
-            )
-        return _ALIASES[key]()
-    if isinstance(identifier, dict):
-        try:
-            obj = keras.saving.deserialize_keras_object(identifier)
-        except (TypeError, ValueError) as err:
-            raise type(err)(f"{who}: {err}") from None
-        if not isinstance(obj, Prior):
-            raise TypeError(f"{who}: Config {identifier!r} does not describe a bayesflip prior.")
-        return obj
-    raise TypeError(
-        f"{who}: a prior must be a bayesflip.priors.Prior, a name or a config dict, got {identifier!r}."
-    )
+    who = f"{caller or 'priors.get'}: invalid `prior`"
+    return resolve_registered(identifier, base=Prior, aliases=_ALIASES, who=who, kind="prior")

@@ -225,7 +225,7 @@ def test_mixed_precision_multiplicative():
         (lambda: VariationalDropout(granularity="layer"), "`granularity` must be 'weight' or 'unit', got 'layer'"),
         (lambda: VariationalDropout(init_log_alpha=9.0), r"`init_log_alpha` must be a number in \[-8, 8\]"),
         (lambda: DenseFlipout(2, posterior="bernoulli", name="d1"),
-         "DenseFlipout 'd1': invalid `posterior`: unknown posterior family 'bernoulli'"),
+         "DenseFlipout 'd1': invalid `posterior`: Unknown posterior family 'bernoulli'"),
         (lambda: DenseFlipout(2, posterior="dropconnect", name="d2"),
          r"DenseFlipout 'd2'.*GaussianDropConnect\(rate=p\)"),
         (lambda: LSTMFlipout(2, posterior={"class_name": "GaussianDropConnect", "config": {"rate": 1.5},
@@ -244,7 +244,7 @@ def test_bad_arguments_have_clear_errors(make, match):
 
 
 def test_unknown_type_is_a_type_error():
-    with pytest.raises(TypeError, match="DenseFlipout 'd4': invalid `posterior`: expected a bayesflip"):
+    with pytest.raises(TypeError, match="DenseFlipout 'd4': invalid `posterior`: a posterior family must be a bayesflip"):
         DenseFlipout(2, posterior=0.5, name="d4")
 
 
