@@ -345,8 +345,13 @@ class Learner:
         return math.isfinite(loss) and all(np.isfinite(w).all() for w in self.model.get_weights())
 
 
-def sample_outputs(learners: Sequence[Learner], method: str, x, num_samples: int) -> np.ndarray:
-    """Predictive draws ``(T, N, ...)``: posterior / dropout samples, ensemble members or one pass."""
+def sample_outputs(
+    learners: Sequence[Learner], method: str, x, num_samples: int, from_logits: bool = False
+) -> np.ndarray:
+    """Predictive draws ``(T, N, ...)``: posterior / dropout samples, ensemble members or one pass.
+
+    ``from_logits``: the models output logits (the classifiers); each draw is then a softmax.
+    """
     if method in BAYESIAN or method == "mc_dropout":
         out = uncertainty.mc_predict(
             learners[0].model,
@@ -354,9 +359,11 @@ def sample_outputs(learners: Sequence[Learner], method: str, x, num_samples: int
             num_samples=num_samples,
             return_samples=True,
             training=method == "mc_dropout",
+            from_logits=from_logits,
         )
         return np.asarray(getattr(out, "samples", out))
-    return np.stack([np.asarray(l.model(x, training=False)) for l in learners])
+    draws = np.stack([np.asarray(l.model(x, training=False)) for l in learners])
+    return np.asarray(tf.nn.softmax(draws, axis=-1)) if from_logits else draws
 
 
 def members(method: str, cfg: Config) -> int:
@@ -501,7 +508,7 @@ def run_classification(cfg: Config, log=print) -> dict:
     data = load_digits(seed=cfg.seed, images=True)
     x_tr = data.x_train.reshape(len(data.x_train), -1)
     n_train = len(x_tr)
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction=None)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)  # logit outputs
     shifted = {(kind, 0): data.x_test for kind in SHIFTS}
     for kind in SHIFTS:
         for s in cfg.severities:
@@ -541,7 +548,9 @@ def run_classification(cfg: Config, log=print) -> dict:
             continue
 
         def predict(images):
-            return sample_outputs(learners, m, images.reshape(len(images), -1), cfg.cls_samples).mean(0)
+            return sample_outputs(
+                learners, m, images.reshape(len(images), -1), cfg.cls_samples, from_logits=True
+            ).mean(0)
 
         clean = predict(data.x_test)
         for kind in SHIFTS:

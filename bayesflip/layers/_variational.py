@@ -443,7 +443,7 @@ class VariationalLayer(keras.layers.Layer):
         Args:
             pert: this call's :meth:`begin_forward` result (``None``: posterior mean).
             kernel: the op's weight posterior.
-            bias: ``None``, a plain Keras variable or a :class:`WeightPosterior`.
+            bias: ``None``, a plain Keras variable or a :class:`~bayesflip.posteriors.WeightPosterior`.
             signs: positions in ``pert.signs`` of the input-side ``S`` and
                 output-side ``R`` rows (``None`` for an input side without signs,
                 e.g. a lookup).
@@ -489,7 +489,7 @@ class VariationalLayer(keras.layers.Layer):
             x: inputs, already cast to the compute dtype.
             kernel: posterior of ``W``.
             bias: ``None``, a Keras variable (deterministic bias), or a
-                :class:`WeightPosterior` (Bayesian bias).
+                :class:`~bayesflip.posteriors.WeightPosterior` (Bayesian bias).
             channel_axis: axis of the input/output channels (signs broadcast
                 over every other non-batch axis).
             out_channels: number of output channels (default ``W``'s last axis).
