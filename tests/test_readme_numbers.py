@@ -367,3 +367,37 @@ def test_readme_trace_time_and_speedup_rows_match_the_committed_runs():
     assert f"from {ratios['mlp'][0]:.3f} / {ratios['conv'][0]:.3f} at batch 128" in row
     assert all(a > b for r in ratios.values() for a, b in zip(r, r[1:]))  # "falling with batch size"
     assert ("met)" in row) == speedup["bar"]["met"]
+
+
+def test_readme_performance_table_first_figures_match_speed_json():
+    """The first figure of each cell of README's performance table is results/speed.json's run."""
+    rows = json.loads(_read("benchmarks", "results", "speed.json"))["rows"]
+
+    def ratio(benchmark, batch, layer, implementation):
+        (row,) = [r for r in rows if (r["benchmark"], r["batch_size"], r["update"], r["layer"], r["implementation"])
+                  == (benchmark, batch, "adam", layer, implementation)]
+        return row["ratio_to_keras"]
+
+    text = _read("README.md")
+    table = text[text.index("| model (step) | bayesflip flipout"):]
+    lines = {line.split("|")[1].strip()[:22]: [c.strip() for c in line.split("|")[2:5]] for line in table.splitlines()[2:7]}
+    expected = {
+        "MLP 512-512-10, batch ": None,  # two rows share the prefix: checked below by batch size
+        "Conv2D CNN 32×32×3, ba": (ratio("layers_conv_rnn", 64, "conv2d", "bayesflip_conv2d_flipout"),
+                                   ratio("layers_conv_rnn", 64, "conv2d", "tfp_conv2d_flipout")),
+        "LSTM 64 units × 32 ste": (ratio("layers_conv_rnn", 64, "lstm", "bayesflip_lstm_flipout"), None),
+        "GRU 64 units × 32 step": (ratio("layers_conv_rnn", 64, "gru", "bayesflip_gru_flipout"), None),
+    }
+    for key, pair in expected.items():
+        if pair is None:
+            continue
+        cells = lines[key]
+        assert cells[0].startswith(f"{pair[0]:.2f}×"), (key, cells)
+        if pair[1] is not None:
+            assert cells[1].startswith(f"{pair[1]:.2f}×"), (key, cells)
+    for batch, line in zip((256, 1024), [l for l in table.splitlines()[2:4]]):
+        cells = [c.strip() for c in line.split("|")[2:5]]
+        ours, tfp = ratio("dense", batch, "dense", "bayesflip_flipout"), ratio("dense", batch, "dense", "tfp_flipout")
+        assert cells[0].startswith(f"**{ours:.2f}×**"), (batch, cells)
+        assert cells[1].startswith(f"{tfp:.2f}×"), (batch, cells)
+        assert cells[2].startswith(f"{tfp / ours:.2f}×"), (batch, cells)
