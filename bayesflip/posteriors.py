@@ -290,7 +290,7 @@ class MultiplicativePosterior(WeightPosterior):
         self.prune_threshold: float | None = (
             family.prune_threshold if isinstance(family, VariationalDropout) else None
         )
-        self.learned = self.has_kl = isinstance(family, VariationalDropout)
+        self.has_kl = isinstance(family, VariationalDropout)  # a learned α has the log-uniform KL
         self.output_axis = output_axis % len(self.shape) if self.shape else 0
         self.log_sigma2: Any = None
         self.log_alpha_unit: Any = None
@@ -355,7 +355,7 @@ class MultiplicativePosterior(WeightPosterior):
         self, sample: tf.Tensor | None = None, seed: tf.Tensor | None = None, scale: tf.Tensor | None = None
     ) -> tf.Tensor:
         """Sum of :func:`log_uniform_kl` over the weight (0 for a fixed ``α``)."""
-        if not self.learned:
+        if not self.has_kl:
             return tf.constant(0.0, tf.float32)
         return tf.reduce_sum(log_uniform_kl(self.log_alpha()))
 
@@ -535,7 +535,7 @@ class SparsityReport:
 
     Attributes:
         pruned: number of pruned weights.
-        total: number of weights under a learned-``α`` posterior.
+        total: number of weights under a variational-dropout posterior that prunes (``prune_threshold`` set).
         by_weight: ``{"layer/weight": (pruned, total)}``.
     """
 
