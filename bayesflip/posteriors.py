@@ -338,7 +338,18 @@ class MultiplicativePosterior(WeightPosterior):
         """``√α ∘ θ`` (so ``θ + ΔW = θ ∘ (1 + √α ε)``), float32."""
         if self.fixed_alpha is not None:
             return math.sqrt(self.fixed_alpha) * self.mean()
-        return tf.exp(0.5 * self.log_alpha()) * self.mean()
+        if self.log_sigma2 is None:
+            return tf.exp(0.5 * self.log_alpha()) * self.mean()
+        # Per weight, σ² is the free parameter (the additive reparameterisation):
+        # s = sign(θ) σ with log σ² kept within log θ² + [low, high], i.e. log α
+        # clipped. min/max route the gradient to log σ² alone inside the range,
+        # so ∂s/∂θ is exactly zero there, not zero up to rounding.
+        low, high = LOG_ALPHA_RANGE
+        theta = self.mean()
+        log_theta2 = tf.math.log(tf.square(theta) + _EPS)
+        log_sigma2 = tf.convert_to_tensor(self.log_sigma2.value, tf.float32)
+        log_sigma2 = tf.minimum(tf.maximum(log_sigma2, log_theta2 + low), log_theta2 + high)
+        return tf.sign(theta) * tf.exp(0.5 * log_sigma2)
 
     def keep_mask(self) -> tf.Tensor:
         """1.0 where the weight is kept (``log α ≤ prune_threshold``), 0.0 where pruned."""
