@@ -1,0 +1,77 @@
+"""Posterior families: how a variational layer perturbs its weights.
+
+Every bayesflip layer takes ``posterior=`` (default ``"gaussian"``). The family
+decides the noise ``ΔW`` of one draw and the KL term; the estimators
+(``flipout``, ``shared``, ``local``) and the layers are the same for all of them,
+because flipout needs only that ``ΔW`` is symmetric and shared by the batch:
+
+=============================  ==============================  =======================  ============
+family                         weight ``W``                    learned                  KL
+=============================  ==============================  =======================  ============
+:class:`MeanFieldGaussian`     ``θ + σ ∘ ε`` (additive)        ``θ``, ``σ``             vs the prior
+:class:`GaussianDropConnect`   ``θ ∘ (1 + √α ε)``, fixed α     ``θ``                    none
+:class:`VariationalDropout`    ``θ ∘ (1 + √α ε)``              ``θ``, ``α`` (per        log-uniform
+                                                               weight or unit)
+=============================  ==============================  =======================  ============
+
+The multiplicative families are the perturbations of the flipout paper's
+speed-up and LSTM experiments (Wen et al. 2018, §4.2–4.3): Gaussian DropConnect with
+drop rate ``p`` is ``α = p / (1 − p)`` (Wang & Manning 2013; Srivastava et al.
+2014), and with a learned ``α`` and the log-uniform prior it is variational
+dropout (Kingma, Salimans & Welling 2015) in the sparse form of Molchanov,
+Ashukha & Vetrov (2017): ``log α`` clipped to ``[-8, 8]``, the additive
+reparameterisation ``σ² = α θ²`` for per-weight ``α``, and weights with
+``log α > 3`` pruned in posterior-mean predictions (:func:`sparsity` reports
+the fraction).
+
+The package's modules: :mod:`~bayesflip.posteriors._families` (the
+``posterior=`` choices), :mod:`~bayesflip.posteriors._gaussian` (the per-weight
+posterior the core asks for, and the Gaussian one) and
+:mod:`~bayesflip.posteriors._multiplicative` (``θ ∘ (1 + √α ε)`` and sparsity).
+
+Example:
+>>> import numpy as np
+>>> from bayesflip.layers import DenseFlipout
+>>> layer = DenseFlipout(3, posterior=GaussianDropConnect(rate=0.5), seed=0)
+>>> layer(np.ones((2, 4), "float32")).shape
+TensorShape([2, 3])
+"""
+
+from bayesflip.posteriors._families import (
+    GaussianDropConnect,
+    MeanFieldGaussian,
+    PosteriorFamily,
+    VariationalDropout,
+    get,
+)
+from bayesflip.posteriors._gaussian import (  # noqa: F401 - re-exported
+    _ANALYTIC_KL_CACHE,
+    GaussianPosterior,
+    WeightPosterior,
+    analytic_kl_available,
+)
+from bayesflip.posteriors._multiplicative import (  # noqa: F401 - re-exported
+    LOG_ALPHA_RANGE,
+    MOLCHANOV_K1,
+    MOLCHANOV_K2,
+    MOLCHANOV_K3,
+    MultiplicativePosterior,
+    SparsityReport,
+    log_uniform_kl,
+    sparsity,
+)
+
+__all__ = [
+    "PosteriorFamily",
+    "MeanFieldGaussian",
+    "GaussianDropConnect",
+    "VariationalDropout",
+    "WeightPosterior",
+    "GaussianPosterior",
+    "MultiplicativePosterior",
+    "SparsityReport",
+    "analytic_kl_available",
+    "log_uniform_kl",
+    "sparsity",
+    "get",
+]

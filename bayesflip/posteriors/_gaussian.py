@@ -1,0 +1,168 @@
+"""The per-weight posterior the variational core asks for, and the mean-field Gaussian one.
+
+A :class:`WeightPosterior` holds the variables of one weight tensor of a layer
+and answers the core's four questions: the mean ``θ``, the signed noise scale
+``s`` of one draw ``ΔW = s ∘ ε``, the KL term, and the point estimate of
+posterior-mean mode. :class:`GaussianPosterior` is the default family's
+(``W ~ N(θ, σ²)``, KL against the layer's prior).
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from bayesflip import priors as priors_lib
+from bayesflip import random as rnd
+from bayesflip._tfp import tfd
+
+# ---------------------------------------------------------------------------
+# Analytic KL availability (Gaussian posterior vs a prior)
+# ---------------------------------------------------------------------------
+# Weak keys: an entry lives as long as its prior. Priors bound to one layer's
+# variables (``LearnableNormal``, ``CenteredNormal``) hash by identity, so a
+# plain dict kept every such layer's prior — and its variables — alive forever.
+_ANALYTIC_KL_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+@tf.autograph.experimental.do_not_convert
+def analytic_kl_available(prior: priors_lib.Prior | None) -> bool:
+    """Whether TFP's KL registry has ``KL(Normal ‖ prior.distribution)`` (``False`` for no prior)."""
+    if prior is None:
+        return False
+    # Keyed by the prior's value (priors hash by type and config): one class
+    # such as ``TFPPrior`` may build families with and without an analytic KL.
+    try:
+        available = _ANALYTIC_KL_CACHE.get(prior)
+    except TypeError:  # a prior that cannot be weakly referenced: not cached
+        return _probe_analytic_kl(prior)
+    if available is None:
+        available = _probe_analytic_kl(prior)
+        _ANALYTIC_KL_CACHE[prior] = available
+    return available
+
+
+@tf.autograph.experimental.do_not_convert
+def _probe_analytic_kl(prior: priors_lib.Prior) -> bool:
+    try:
+        tfd.kl_divergence(tfd.Normal(0.0, 1.0), prior.distribution([], "float32"))
+        return True
+    except NotImplementedError:
+        return False
+
+
+class WeightPosterior:
+    """The posterior of one weight tensor of a layer (built by a :class:`PosteriorFamily`).
+
+    What the core needs of it: the mean ``θ`` (``loc``), the signed noise scale
+    ``s`` of one draw ``ΔW = s ∘ ε`` (``|s|`` is the standard deviation), the
+    KL term, and the point estimate used in posterior-mean mode.
+
+    Attributes:
+        name: weight name (``"kernel"``, ``"bias"`` …).
+        shape: weight shape.
+        loc: the Keras variable holding ``θ``.
+        has_kl: whether :meth:`kl_divergence` can be non-zero.
+        kl_needs_sample: whether the KL is a Monte Carlo estimate at a posterior draw.
+    """
+
+    name: str
+    shape: tuple
+    loc: Any
+    has_kl: bool = True
+    kl_needs_sample: bool = False
+
+    def mean(self) -> tf.Tensor:
+        """Posterior mean ``θ``, float32."""
+        return tf.convert_to_tensor(self.loc.value, tf.float32)
+
+    def noise_scale(self) -> tf.Tensor:
+        """Signed scale ``s`` of ``ΔW = s ∘ ε``, float32."""
+        raise NotImplementedError
+
+    def point_estimate(self) -> tf.Tensor:
+        """The weight used in posterior-mean mode, float32 (``θ`` unless pruned)."""
+        return self.mean()
+
+    def kl_divergence(
+        self, sample: tf.Tensor | None = None, seed: tf.Tensor | None = None, scale: tf.Tensor | None = None
+    ) -> tf.Tensor:
+        """``KL(q ‖ p)`` summed over the weight, float32."""
+        raise NotImplementedError
+
+
+class GaussianPosterior(WeightPosterior):
+    """Mean-field Gaussian posterior over one weight tensor of a layer.
+
+    Holds two trainable variables of ``layer``: ``loc`` and ``rho``, with
+    ``scale = min_scale + softplus(rho)``; ``rho`` is initialised so that the
+    initial scale equals ``init_scale``.
+
+    Args:
+        layer: the owning Keras layer (variables are created with ``add_weight``).
+        name: weight name, e.g. ``"kernel"``; variables are ``kernel_loc``/``kernel_rho``.
+        shape: weight shape.
+        loc_initializer: Keras initializer of the posterior mean.
+        init_scale: posterior standard deviation at initialisation (> min_scale).
+        min_scale: floor of the posterior standard deviation (>= 0).
+        prior: a :class:`bayesflip.priors.Prior`.
+    """
+
+    def __init__(self, layer, name: str, shape, loc_initializer, init_scale: float, min_scale: float, prior):
+        self.name = name
+        self.shape = tuple(shape)
+        self.min_scale = float(min_scale)
+        self.loc = layer.add_weight(
+            name=f"{name}_loc", shape=shape, initializer=loc_initializer, trainable=True, autocast=False
+        )
+        self.rho = layer.add_weight(
+            name=f"{name}_rho",
+            shape=shape,
+            initializer=keras.initializers.Constant(rnd.softplus_inverse(init_scale - min_scale)),
+            trainable=True,
+            # read in float32 even inside the autocast scope Keras opens for a
+            # top-level call of a mixed-policy layer (it ignores autocast=False there)
+            autocast=False,
+        )
+        # A prior with per-weight state (e.g. LearnableNormal) returns a prior
+        # bound to the variables it created for this weight.
+        self.prior = prior.build(layer, shape, name) or prior
+        self.kl_needs_sample = not analytic_kl_available(self.prior)
+
+    def scale(self) -> tf.Tensor:
+        """Posterior standard deviation, float32."""
+        return self.min_scale + tf.nn.softplus(tf.convert_to_tensor(self.rho.value, tf.float32))
+
+    def noise_scale(self) -> tf.Tensor:
+        return self.scale()
+
+    def distribution(self) -> tfd.Normal:
+        return tfd.Normal(loc=self.mean(), scale=self.scale())
+
+    def kl_divergence(
+        self, sample: tf.Tensor | None = None, seed: tf.Tensor | None = None, scale: tf.Tensor | None = None
+    ) -> tf.Tensor:
+        """``KL(q ‖ prior)`` summed over the weight, computed in float32.
+
+        Analytic when the prior has a closed form (``kl_from_normal``) or TFP's
+        KL registry knows the pair; otherwise the unbiased single-sample
+        estimate ``log q(w) - log p(w)`` at ``sample`` (a posterior draw, e.g.
+        the one used in the forward pass) or at a fresh draw from ``seed``.
+        ``scale`` may pass the already computed :meth:`scale` of this call.
+        """
+        closed_form = getattr(self.prior, "kl_from_normal", None)
+        if closed_form is not None:
+            return closed_form(self.mean(), self.scale() if scale is None else scale)
+        q = self.distribution()
+        p = self.prior.distribution(self.shape, "float32")
+        if analytic_kl_available(self.prior):
+            return tf.reduce_sum(tfd.kl_divergence(q, p))
+        if sample is None:
+            if seed is None:
+                raise ValueError(f"Monte Carlo KL of '{self.name}' needs a posterior sample or a seed.")
+            sample = q.loc + q.scale * rnd.standard_normal(self.shape, seed)
+        sample = tf.cast(sample, tf.float32)
+        return tf.reduce_sum(q.log_prob(sample) - p.log_prob(sample))
