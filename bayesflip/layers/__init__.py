@@ -7,14 +7,8 @@ from bayesflip.layers._variational import (
     Perturbation,
     VariationalLayer,
 )
-from bayesflip.layers.conv import (
-    Conv1DFlipout,
-    Conv1DTransposeFlipout,
-    Conv2DFlipout,
-    Conv2DTransposeFlipout,
-    Conv3DFlipout,
-    Conv3DTransposeFlipout,
-)
+from bayesflip.layers.conv import Conv1DFlipout, Conv2DFlipout, Conv3DFlipout
+from bayesflip.layers.conv_transpose import Conv1DTransposeFlipout, Conv2DTransposeFlipout, Conv3DTransposeFlipout
 from bayesflip.layers.embedding import EmbeddingFlipout
 from bayesflip.layers.recurrent import (
     GRUFlipout,

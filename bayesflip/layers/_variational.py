@@ -26,14 +26,12 @@ apply one weight many times use its two halves: :meth:`VariationalLayer.begin_fo
 draw, the KL term) and :meth:`VariationalLayer.linear_sample`, a
 :class:`LinearSample` that applies that draw to any input (every time step of
 a recurrent layer, every position of an embedding). No other module branches
-on the estimator.
+on the estimator: the draw's arithmetic is in :mod:`bayesflip.layers._estimators`,
+the checks of the layer's arguments in :mod:`bayesflip.layers._layer_args`.
 """
 
 from __future__ import annotations
 
-import warnings
-import weakref
-from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import keras
@@ -42,7 +40,8 @@ import tensorflow as tf
 from bayesflip import posteriors as posteriors_lib
 from bayesflip import priors as priors_lib
 from bayesflip import random as rnd
-from bayesflip._checks import is_real
+from bayesflip.layers._estimators import ESTIMATORS, LinearSample, Perturbation, _add_bias, _safe_sqrt
+from bayesflip.layers._layer_args import _check_estimator, _check_scale, _warn_when_differentiated, check_kl_weight
 from bayesflip.posteriors import GaussianPosterior, PosteriorFamily, WeightPosterior, analytic_kl_available
 from bayesflip.priors import Prior
 
@@ -55,166 +54,6 @@ __all__ = [
     "VariationalLayer",
     "analytic_kl_available",
 ]
-
-#: The weight-sampling estimators a variational layer accepts as ``estimator=``: ``"flipout"``
-#: (per-example pseudo-independent perturbations), ``"shared"`` (one weight sample per
-#: mini-batch) and ``"local"`` (local reparameterization, sampling the pre-activations).
-ESTIMATORS = ("flipout", "shared", "local")
-
-def broadcast_signs(signs: tf.Tensor, rank: int, channel_axis: int = -1) -> tf.Tensor:
-    """Reshape ``(batch, channels)`` signs to broadcast over the other axes of a rank-``rank`` tensor."""
-    if rank == 2:
-        return signs
-    axis = channel_axis % rank
-    shape = [-1] + [1] * (rank - 1)
-    shape[axis] = signs.shape[-1]
-    return tf.reshape(signs, shape)
-
-
-def _add_bias(y: tf.Tensor, b: tf.Tensor, channel_axis: int) -> tf.Tensor:
-    if channel_axis in (-1, y.shape.rank - 1):
-        return y + b
-    shape = [1] * y.shape.rank
-    shape[channel_axis] = -1
-    return y + tf.reshape(b, shape)
-
-
-@dataclass
-class Perturbation:
-    """One posterior draw of a layer's Bayesian weights for one call (see ``begin_forward``).
-
-    Attributes:
-        kl_seed: seed of a Monte Carlo KL estimate.
-        seeds: the call's seeds by weight slot (the ``local`` estimator draws
-            its per-output noise from the kernel's).
-        deltas: ``ΔW = scale ∘ ε`` by posterior name, compute dtype (empty for ``local``).
-        signs: flipout sign rows ``(batch, w)``, one per requested width (empty
-            unless the estimator is ``flipout``).
-        scales: this call's posterior scales by name, float32 (shared with the KL).
-        samples: float32 weight samples ``loc + ΔW`` by name, only for priors
-            whose KL is a Monte Carlo estimate.
-    """
-
-    kl_seed: tf.Tensor
-    seeds: dict = field(default_factory=dict)
-    deltas: dict = field(default_factory=dict)
-    signs: tuple = ()
-    scales: dict = field(default_factory=dict)
-    samples: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class LinearSample:
-    """The weights of one linear op for one call: apply it to any number of inputs.
-
-    ``sample(op, x)`` is ``op(x, weight) (+ bias)`` when ``delta`` is ``None``
-    (posterior mean, or the ``shared`` estimator's ``weight = loc + ΔW``), else
-    the flipout form ``op(x, loc) + (op(x ∘ S, ΔW) + Δb) ∘ R + b``. ``S``/``R``
-    are ``(batch, channels)`` rows broadcast over every other axis; an input
-    side without signs (``sign_in=None``, e.g. a lookup) skips ``S``.
-    """
-
-    weight: tf.Tensor
-    bias: tf.Tensor | None = None
-    delta: tf.Tensor | None = None
-    bias_delta: tf.Tensor | None = None
-    sign_in: tf.Tensor | None = None
-    sign_out: tf.Tensor | None = None
-
-    def __call__(self, op: Callable[[tf.Tensor, tf.Tensor], tf.Tensor], x: tf.Tensor, channel_axis: int = -1):
-        y = op(x, self.weight)
-        if self.delta is not None:
-            x_in = x if self.sign_in is None else x * broadcast_signs(self.sign_in, x.shape.rank, channel_axis)
-            perturbation = op(x_in, self.delta)
-            if self.bias_delta is not None:
-                perturbation = _add_bias(perturbation, self.bias_delta, channel_axis)
-            y = y + perturbation * broadcast_signs(self.sign_out, y.shape.rank, channel_axis)
-        return y if self.bias is None else _add_bias(y, self.bias, channel_axis)
-
-
-def _check_estimator(owner: str, estimator: str, supported: tuple[str, ...]) -> str:
-    if not isinstance(estimator, str) or estimator not in supported:
-        raise ValueError(
-            f"{owner}: unknown estimator {estimator!r}; expected one of {list(supported)}."
-        )
-    return estimator
-
-
-def _check_scale(owner: str, init_scale, min_scale) -> tuple[float, float]:
-    for name, v in (("init_scale", init_scale), ("min_scale", min_scale)):
-        if not is_real(v):
-            raise TypeError(f"{owner}: `{name}` must be a number, got {v!r}.")
-    if not min_scale >= 0:
-        raise ValueError(f"{owner}: `min_scale` must be >= 0, got {min_scale!r}.")
-    if not init_scale > min_scale or init_scale == float("inf"):
-        raise ValueError(
-            f"{owner}: `init_scale` must be finite and greater than `min_scale`={min_scale}, "
-            f"got {init_scale!r}."
-        )
-    return float(init_scale), float(min_scale)
-
-
-def check_kl_weight(owner: str, kl_weight) -> float:
-    if not is_real(kl_weight):
-        try:
-            kl_weight = float(kl_weight)
-        except (TypeError, ValueError):
-            raise TypeError(f"{owner}: `kl_weight` must be a number, got {kl_weight!r}.") from None
-    if not (kl_weight >= 0 and kl_weight != float("inf")):
-        raise ValueError(f"{owner}: `kl_weight` must be a finite number >= 0, got {kl_weight!r}.")
-    return float(kl_weight)
-
-
-def _safe_sqrt(var: tf.Tensor) -> tf.Tensor:
-    """``sqrt(max(var, 0))`` with a zero (not NaN) gradient where ``var <= 0``.
-
-    The local estimator's pre-activation variance is exactly 0 for an all-zero
-    input row (e.g. a blank image), where ``d sqrt(v)/dv`` is infinite and the
-    chain rule gives ``inf · 0 = NaN`` for every ``rho``.
-    """
-    positive = var > 0
-    return tf.where(positive, tf.sqrt(tf.where(positive, var, tf.ones_like(var))), tf.zeros_like(var))
-
-
-# One warning per traced training function (all layers of a model share the
-# trace); a layer seen once stays quiet (a retrace, e.g. for the last partial
-# batch, warns no more).
-_WARNED_GRAPHS: "weakref.WeakSet" = weakref.WeakSet()
-_WARNED_LAYERS: "weakref.WeakSet" = weakref.WeakSet()
-
-
-def _warn_when_differentiated(kl: tf.Tensor, layer: "VariationalLayer") -> tf.Tensor:
-    """``kl`` unchanged, but the first gradient taken through it warns that its weight is unset.
-
-    The backward function runs when a gradient of the loss is built — at the
-    first training step of ``model.fit`` (traced once) or of any custom loop —
-    and never in prediction, so the warning appears exactly when an unset KL
-    weight starts to shape the posterior.
-    """
-
-    @tf.custom_gradient
-    def identity(t):
-        def grad(upstream):
-            graph = None if tf.executing_eagerly() else tf.compat.v1.get_default_graph()
-            quiet = layer in _WARNED_LAYERS or graph in _WARNED_GRAPHS
-            _WARNED_LAYERS.add(layer)
-            if graph is not None:
-                _WARNED_GRAPHS.add(graph)
-            if not quiet:
-                warnings.warn(
-                    f"{layer._owner}: training with an unset KL weight, so the KL term is weighted 1.0 as if the "
-                    "data set had one example; the posterior is then pulled to the prior and the model "
-                    "can train to chance. Call `bayesflip.set_kl_weight(model, num_examples=len(x_train))` "
-                    "before `fit` (the per-example negative ELBO), or pass `kl_weight=` to the layer "
-                    "(`kl_weight=1.0` to keep the unscaled KL without this warning).",
-                    UserWarning,
-                    stacklevel=2,
-                )
-            return upstream
-
-        return tf.identity(t), grad
-
-    return identity(kl)
 
 
 class VariationalLayer(keras.layers.Layer):
