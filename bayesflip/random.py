@@ -20,6 +20,7 @@ import contextlib
 import math
 import random as _py_random
 import threading
+import weakref
 from typing import Iterator, Sequence
 
 import keras
@@ -251,25 +252,48 @@ _PHILOX = 1  # tf.random.Algorithm.PHILOX
 _SCRAMBLE_KEY = 0x02461E293EC8F720
 
 
+# Python constants of the draws (shapes, Philox's scramble key, bit masks), one
+# tensor per graph under construction: rebuilt per draw they were a quarter of
+# the ops of a flipout LeNet-5's training graph (258 of 1,034), and building
+# ops in Python is what tracing costs.
+_GRAPH_CONSTANTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _const(value, dtype: tf.DType) -> tf.Tensor:
+    """``tf.constant(value, dtype)``, created once per graph being built (not cached eagerly)."""
+    if tf.executing_eagerly():
+        return tf.constant(value, dtype)
+    graph = tf.compat.v1.get_default_graph()
+    cache = _GRAPH_CONSTANTS.setdefault(graph, {})
+    key = (repr(value), dtype.name)
+    tensor = cache.get(key)
+    if tensor is None:
+        with tf.control_dependencies(None):  # shared by every op of the graph: no control inputs
+            tensor = cache[key] = tf.constant(value, dtype)
+    return tensor
+
+
 def _key_counter(seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     mix = tf.raw_ops.StatelessRandomUniformFullIntV2(
-        shape=[2], key=tf.constant([_SCRAMBLE_KEY], tf.uint64), counter=tf.cast(seed, tf.uint64), alg=_PHILOX,
-        dtype=tf.uint64,
+        shape=_const([2], tf.int32), key=_const([_SCRAMBLE_KEY], tf.uint64), counter=tf.cast(seed, tf.uint64),
+        alg=_const(_PHILOX, tf.int32), dtype=tf.uint64,
     )
-    key, high = tf.split(mix, 2)
-    return key, tf.pad(high, [[1, 0]])  # counter = [0, high]
+    key, high = tf.raw_ops.Split(axis=_const(0, tf.int32), value=mix, num_split=2)
+    return key, tf.pad(high, _const([[1, 0]], tf.int32))  # counter = [0, high]
 
 
 def _full_int(shape, seed: tf.Tensor, dtype) -> tf.Tensor:
     """Uniform integers over ``dtype``'s whole range (``stateless_uniform`` with ``minval=maxval=None``)."""
     key, counter = _key_counter(seed)
-    return tf.raw_ops.StatelessRandomUniformFullIntV2(shape=shape, key=key, counter=counter, alg=_PHILOX, dtype=dtype)
+    return tf.raw_ops.StatelessRandomUniformFullIntV2(
+        shape=shape, key=key, counter=counter, alg=_const(_PHILOX, tf.int32), dtype=dtype
+    )
 
 
 def split_seed(seed: tf.Tensor, num: int) -> list[tf.Tensor]:
     """Derive ``num`` independent seeds from one (``tf.random.experimental.stateless_split``, fewer ops)."""
     seed = tf.convert_to_tensor(seed)
-    seeds = _full_int([num, 2], seed, seed.dtype)
+    seeds = _full_int(_const([num, 2], tf.int32), seed, seed.dtype)
     return tf.unstack(seeds, num=num)
 
 
@@ -278,8 +302,10 @@ def standard_normal(
 ) -> tf.Tensor:
     """Independent N(0, 1) draws of ``shape`` from a stateless seed (as ``tf.random.stateless_normal``)."""
     key, counter = _key_counter(seed)
+    if isinstance(shape, (list, tuple)) and all(isinstance(d, int) for d in shape):
+        shape = _const(list(shape), tf.int32)
     return tf.raw_ops.StatelessRandomNormalV2(
-        shape=shape, key=key, counter=counter, alg=_PHILOX, dtype=tf.as_dtype(dtype)
+        shape=shape, key=key, counter=counter, alg=_const(_PHILOX, tf.int32), dtype=tf.as_dtype(dtype)
     )
 
 
@@ -345,16 +371,17 @@ def rademacher_rows(
     for i, width in enumerate(widths):
         width = int(width)
         words = (width + 31) // 32
-        bits = _full_int(tf.stack([batch, words]), seeds[i], tf.int32)
+        bits = _full_int(tf.stack([batch, _const(words, tf.int32)]), seeds[i], tf.int32)
         # Shift bit k of each word into the sign position, keep only the sign
         # bit and give the rest the bit pattern of 1.0f: exactly ±1.0 from two
         # integer passes and a bitcast (cheaper than compare + select).
-        spread = tf.bitwise.left_shift(tf.expand_dims(bits, -1), _SIGN_SHIFTS)
-        signs = tf.reshape(spread, [-1, 32 * words])
+        bits = tf.raw_ops.ExpandDims(input=bits, axis=_const(-1, tf.int32))
+        spread = tf.bitwise.left_shift(bits, _const(_SIGN_SHIFTS, tf.int32))
+        signs = tf.reshape(spread, _const([-1, 32 * words], tf.int32))
         if 32 * words != width:
-            signs = signs[:, :width]
-        sign_bit = tf.bitwise.bitwise_and(signs, tf.constant(-(2**31), tf.int32))
-        ones = tf.bitcast(tf.bitwise.bitwise_or(sign_bit, tf.constant(0x3F800000, tf.int32)), tf.float32)
+            signs = tf.slice(signs, _const([0, 0], tf.int32), _const([-1, width], tf.int32))
+        sign_bit = tf.bitwise.bitwise_and(signs, _const(-(2**31), tf.int32))
+        ones = tf.bitcast(tf.bitwise.bitwise_or(sign_bit, _const(0x3F800000, tf.int32)), tf.float32)
         out.append(ones if tf.as_dtype(dtype) == tf.float32 else tf.cast(ones, dtype))
     return out
 

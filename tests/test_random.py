@@ -105,3 +105,35 @@ def test_draws_are_bit_identical_to_tf_random_philox(jit_compile):
     for seed in tf.unstack(seeds):
         for a, b in zip(ours_fn(seed), reference_fn(seed), strict=True):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_rademacher_rows_equal_eagerly_and_traced(jit_compile):
+    """The traced draws (constants shared through the graph) equal the eager ones bit for bit."""
+    seed = tf.constant([11, -4], tf.int64)
+    widths = [5, 32, 37]
+    eager = rnd.rademacher_rows(6, widths, seed)
+    traced = tf.function(lambda s: rnd.rademacher_rows(6, widths, s), jit_compile=jit_compile)(seed)
+    for a, b in zip(eager, traced, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_draw_constants_are_built_once_per_graph_without_control_inputs():
+    seeds = [tf.constant([i, 1], tf.int64) for i in range(4)]
+
+    def draws():
+        gate = tf.constant(0.0)
+        with tf.control_dependencies([gate]):  # a constant first built here must not keep this input
+            first = rnd.standard_normal([3, 2], seeds[0])
+        return [first] + [rnd.standard_normal([3, 2], s) for s in seeds[1:]]
+
+    graph = tf.function(draws).get_concrete_function().graph
+    consts = [op for op in graph.get_operations() if op.type == "Const"]
+    keys = [(op.get_attr("dtype"), tuple(np.ravel(tf.make_ndarray(op.get_attr("value"))).tolist())) for op in consts]
+    # the scramble key, the algorithm id, the [3, 2] shape …: each once, not once per draw
+    assert len(keys) == len(set(keys)), keys
+    (shape_op,) = [op for op, key in zip(consts, keys) if key == (tf.int32, (3, 2))]
+    assert not shape_op.control_inputs
+    # another graph builds its own constants
+    other = tf.function(draws).get_concrete_function().graph
+    assert rnd._GRAPH_CONSTANTS[other] is not rnd._GRAPH_CONSTANTS[graph]
