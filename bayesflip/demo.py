@@ -291,11 +291,13 @@ def run_demo(
         "deterministic": calibration.TemperatureScaling().fit(det_logits["val"], y_val),
         "bayesian": calibration.TemperatureScaling().fit(bnn_val_probs, y_val, from_probs=True),
     }
-    test_inputs = {"deterministic": det_logits["test"], "bayesian": np.log(np.clip(bnn_probs, 1e-12, 1.0))}
     test_probs = {"deterministic": det_probs, "bayesian": bnn_probs}
     for net, probs in test_probs.items():
         scaling = scalings[net]
-        scaled = _softmax(keras.ops.convert_to_numpy(scaling(test_inputs[net].astype("float32"))))
+        if net == "deterministic":
+            scaled = scaling.predict_probs(det_logits["test"])
+        else:
+            scaled = scaling.predict_probs(bnn_probs, from_probs=True)
         report[net]["temperature"] = scaling.temperature
         report[net]["after_temperature_scaling"] = _scores(data.y_test, scaled)
         for suffix, p in (("", probs), ("_temperature_scaled", scaled)):

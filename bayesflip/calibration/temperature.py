@@ -109,7 +109,8 @@ class TemperatureScaling(keras.layers.Layer):
 
     ``T`` lives in a saved non-trainable weight (and in the config), so a model
     ending in this layer saves and loads with the calibrated temperature. Fit it
-    with :meth:`fit` on held-out logits (or MC-averaged probabilities), and use
+    with :meth:`fit` on held-out logits (or MC-averaged probabilities), apply it
+    with :meth:`predict_probs` (or as a layer, to logits), and use
     :meth:`report` for the before/after calibration metrics.
 
     Args:
@@ -185,6 +186,36 @@ class TemperatureScaling(keras.layers.Layer):
         if not self.built:
             self.build()
         return self
+
+    def predict_probs(self, logits: ArrayLike, from_probs: bool = False) -> np.ndarray:
+        """Calibrated probabilities ``softmax(z / T)``, float32 ``(N, K)``.
+
+        Args:
+            logits: logits ``(N, K)`` (``z``), or probabilities with ``from_probs=True``
+                (``z = log p``: e.g. the MC-averaged predictive of a BNN, which has
+                no logits of its own).
+            from_probs: treat ``logits`` as probabilities.
+
+        Returns:
+            The temperature-scaled probabilities.
+
+        Example:
+        >>> ts = TemperatureScaling(temperature=2.0)
+        >>> [round(float(v), 3) for v in ts.predict_probs([[0.8, 0.2]], from_probs=True)[0]]
+        [0.667, 0.333]
+        """
+        fn = "TemperatureScaling.predict_probs"
+        if from_probs:
+            z = np.log(np.maximum(m.validate_probs(fn, logits), 1e-12))
+        else:
+            z = m._check_matrix(fn, "logits", logits)
+            if looks_like_probabilities(z):
+                warn_probabilities_as_logits(
+                    fn, "the `logits`", 3, fix="Pass from_probs=True for probabilities (e.g. MC-averaged ones)."
+                )
+        if not self.built:
+            self.build()
+        return keras.ops.convert_to_numpy(keras.ops.softmax(self(z.astype("float32")), axis=-1))
 
     def report(
         self, logits: ArrayLike, labels: ArrayLike, from_probs: bool = False, num_bins: int = 15

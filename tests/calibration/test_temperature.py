@@ -87,6 +87,25 @@ def test_layer_serialization_and_model_round_trip(tmp_path, rng):
     assert loaded.layers[0].temperature == pytest.approx(ts.temperature)
 
 
+def test_predict_probs_from_logits_and_from_mc_averaged_probs(rng):
+    z = rng.normal(scale=3.0, size=(50, 4))
+    ts = cal.TemperatureScaling(temperature=1.7)
+    np.testing.assert_allclose(ts.predict_probs(z), special.softmax(z / 1.7, axis=1), rtol=1e-5, atol=1e-7)
+    # probabilities: softmax(log p / T) = p^(1/T) renormalised
+    p = special.softmax(rng.normal(scale=3.0, size=(8, 50, 4)), axis=-1).mean(0)
+    sharp = p ** (1 / 1.7) / np.sum(p ** (1 / 1.7), axis=1, keepdims=True)
+    np.testing.assert_allclose(ts.predict_probs(p, from_probs=True), sharp, rtol=1e-5, atol=1e-7)
+    # the same as the layer applied to log p
+    layer_out = keras.ops.softmax(ts(np.log(p).astype("float32")), axis=-1)
+    np.testing.assert_allclose(ts.predict_probs(p, from_probs=True), keras.ops.convert_to_numpy(layer_out), atol=1e-6)
+    with pytest.warns(UserWarning, match="predict_probs.*from_probs=True"):
+        ts.predict_probs(p)
+    with pytest.raises(ValueError, match="predict_probs.*simplex"):
+        ts.predict_probs([[0.7, 0.7]], from_probs=True)
+    with pytest.raises(ValueError, match="predict_probs.*shape"):
+        ts.predict_probs([1.0, 0.0])
+
+
 @pytest.mark.parametrize(
     "call, match",
     [
