@@ -26,8 +26,8 @@ apply one weight many times use its two halves: :meth:`VariationalLayer.begin_fo
 draw, the KL term) and :meth:`VariationalLayer.linear_sample`, a
 :class:`LinearSample` that applies that draw to any input (every time step of
 a recurrent layer, every position of an embedding). No other module branches
-on the estimator: the draw's arithmetic is in :mod:`bayesflip.layers._estimators`,
-the checks of the layer's arguments in :mod:`bayesflip.layers._layer_args`.
+on the estimator: the draw's arithmetic is in ``_estimators.py``,
+the checks of the layer's arguments in ``_layer_args.py``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Convolutional variational layers (the transposed ones are in :mod:`~bayesflip.layers.conv_transpose`).
+"""Convolutional variational layers (the transposed ones are in ``conv_transpose.py``).
 
 Each layer is a thin wrapper over
 :meth:`~bayesflip.layers.VariationalLayer.sample_linear` with

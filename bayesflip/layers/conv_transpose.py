@@ -1,6 +1,6 @@
 """Transposed-convolutional variational layers.
 
-Thin wrappers over the convolutional core of :mod:`bayesflip.layers.conv`
+Thin wrappers over the convolutional core of ``bayesflip.layers.conv``
 with ``op = keras.ops.conv_transpose``: the kernel has shape ``kernel_size +
 (filters, in_channels)``, flipout signs are drawn per example and channel and
 broadcast over the spatial positions, and the posterior-mean prediction equals

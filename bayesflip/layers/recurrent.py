@@ -18,7 +18,7 @@ Keras' backend ``rnn`` (a ``tf.while_loop``), which handles masking,
 Two forms: drop-in *layers* (:class:`LSTMFlipout`, :class:`GRUFlipout`,
 recommended; this module) and *cells* for ``keras.layers.RNN``
 (:class:`~bayesflip.layers.LSTMFlipoutCell`, :class:`~bayesflip.layers.GRUFlipoutCell`,
-in :mod:`bayesflip.layers.recurrent_cells`).
+in ``bayesflip.layers.recurrent_cells``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Keras 3's ``RNN`` calls its cell once per step and has no public per-sequence
 hook; these cells use the one it gives ``DropoutRNNCell`` cells (dropout masks
 are requested once before the loop and reset after it) to draw their
 perturbation, which makes ``RNN(cell)`` equal to the layer of
-:mod:`bayesflip.layers.recurrent`. That hook is Keras-internal, and a cell
+``bayesflip.layers.recurrent``. That hook is Keras-internal, and a cell
 cannot precompute the input projection of all steps, so the layers are the
 faster and sturdier choice.
 """

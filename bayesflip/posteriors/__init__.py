@@ -24,10 +24,10 @@ reparameterisation ``σ² = α θ²`` for per-weight ``α``, and weights with
 ``log α > 3`` pruned in posterior-mean predictions (:func:`sparsity` reports
 the fraction).
 
-The package's modules: :mod:`~bayesflip.posteriors._families` (the
-``posterior=`` choices), :mod:`~bayesflip.posteriors._gaussian` (the per-weight
+The package's modules: ``_families`` (the
+``posterior=`` choices), ``_gaussian`` (the per-weight
 posterior the core asks for, and the Gaussian one) and
-:mod:`~bayesflip.posteriors._multiplicative` (``θ ∘ (1 + √α ε)`` and sparsity).
+``_multiplicative`` (``θ ∘ (1 + √α ε)`` and sparsity).
 
 Example:
 >>> import numpy as np
@@ -60,6 +60,12 @@ from bayesflip.posteriors._multiplicative import (  # noqa: F401 - re-exported
     log_uniform_kl,
     sparsity,
 )
+
+# The families keep ``bayesflip.posteriors`` as their module: what serialized
+# configs (``"module"``), reprs and error messages have always said.
+for _cls in (PosteriorFamily, MeanFieldGaussian, GaussianDropConnect, VariationalDropout):
+    _cls.__module__ = __name__
+del _cls
 
 __all__ = [
     "PosteriorFamily",
