@@ -292,12 +292,12 @@ def run_demo(
         "bayesian": calibration.TemperatureScaling().fit(bnn_val_probs, y_val, from_probs=True),
     }
     test_probs = {"deterministic": det_probs, "bayesian": bnn_probs}
+    # (inputs, from_probs) of the fitted scalings on the test split
+    test_inputs = {"deterministic": (det_logits["test"], False), "bayesian": (bnn_probs, True)}
     for net, probs in test_probs.items():
         scaling = scalings[net]
-        if net == "deterministic":
-            scaled = scaling.predict_probs(det_logits["test"])
-        else:
-            scaled = scaling.predict_probs(bnn_probs, from_probs=True)
+        x_test, from_probs = test_inputs[net]
+        scaled = scaling.predict_probs(x_test, from_probs=from_probs)
         report[net]["temperature"] = scaling.temperature
         report[net]["after_temperature_scaling"] = _scores(data.y_test, scaled)
         for suffix, p in (("", probs), ("_temperature_scaled", scaled)):

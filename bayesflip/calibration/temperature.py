@@ -28,16 +28,22 @@ __all__ = ["fit_temperature", "TemperatureScaling"]
 _DEFAULT_BOUNDS = (0.01, 100.0)
 
 
-def _logits(fn: str, logits, labels, from_probs: bool):
+def _as_logits(fn: str, logits, from_probs: bool, stacklevel: int) -> np.ndarray:
+    """Validated logits ``z`` (``log p`` with ``from_probs``).
+
+    ``stacklevel`` is that of the warning for probabilities passed as logits.
+    """
     if from_probs:
-        p = m.validate_probs(fn, logits)
-        z = np.log(np.maximum(p, 1e-12))
-    else:
-        z = m._check_matrix(fn, "logits", logits)
-        if looks_like_probabilities(z):
-            warn_probabilities_as_logits(
-                fn, "the `logits`", 4, fix="Pass from_probs=True for probabilities (e.g. MC-averaged ones)."
-            )
+        return np.log(np.maximum(m.validate_probs(fn, logits), 1e-12))
+    z = m._check_matrix(fn, "logits", logits)
+    if looks_like_probabilities(z):
+        fix = "Pass from_probs=True for probabilities (e.g. MC-averaged ones)."
+        warn_probabilities_as_logits(fn, "the `logits`", stacklevel, fix=fix)
+    return z
+
+
+def _logits(fn: str, logits, labels, from_probs: bool):
+    z = _as_logits(fn, logits, from_probs, stacklevel=5)
     y = m.validate_labels(fn, labels, z.shape[0], z.shape[1])
     return z, y
 
@@ -204,15 +210,7 @@ class TemperatureScaling(keras.layers.Layer):
         >>> [round(float(v), 3) for v in ts.predict_probs([[0.8, 0.2]], from_probs=True)[0]]
         [0.667, 0.333]
         """
-        fn = "TemperatureScaling.predict_probs"
-        if from_probs:
-            z = np.log(np.maximum(m.validate_probs(fn, logits), 1e-12))
-        else:
-            z = m._check_matrix(fn, "logits", logits)
-            if looks_like_probabilities(z):
-                warn_probabilities_as_logits(
-                    fn, "the `logits`", 3, fix="Pass from_probs=True for probabilities (e.g. MC-averaged ones)."
-                )
+        z = _as_logits("TemperatureScaling.predict_probs", logits, from_probs, stacklevel=4)
         if not self.built:
             self.build()
         return keras.ops.convert_to_numpy(keras.ops.softmax(self(z.astype("float32")), axis=-1))
