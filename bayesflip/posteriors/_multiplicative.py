@@ -26,6 +26,11 @@ LOG_ALPHA_RANGE = (-8.0, 8.0)
 _EPS = 1e-8
 
 
+
+def _log_square(theta: tf.Tensor) -> tf.Tensor:
+    """``log θ²`` (``θ² + 1e-8``: finite at ``θ = 0``), the ``θ`` side of ``log α = log σ² − log θ²``."""
+    return tf.math.log(tf.square(theta) + _EPS)
+
 def log_uniform_kl(log_alpha: tf.Tensor) -> tf.Tensor:
     """Elementwise ``KL(N(θ, αθ²) ‖ log-uniform)``, Molchanov et al.'s approximation (eq. 14).
 
@@ -112,7 +117,7 @@ class MultiplicativePosterior(WeightPosterior):
 
             def log_sigma2_init(shape, dtype=None):  # log α₀ + log θ₀²: the same α₀ for every weight
                 theta = tf.cast(tf.convert_to_tensor(loc.value), tf.float32)
-                return tf.cast(init + tf.math.log(tf.square(theta) + _EPS), dtype or "float32")
+                return tf.cast(init + _log_square(theta), dtype or "float32")
 
             self.log_sigma2 = layer.add_weight(
                 name=f"{name}_log_sigma2", shape=shape, initializer=log_sigma2_init, trainable=True, autocast=False
@@ -133,9 +138,7 @@ class MultiplicativePosterior(WeightPosterior):
         if self.fixed_alpha is not None:
             return tf.fill(self.shape, tf.constant(math.log(self.fixed_alpha), tf.float32))
         if self.log_sigma2 is not None:
-            raw = tf.convert_to_tensor(self.log_sigma2.value, tf.float32) - tf.math.log(
-                tf.square(self.mean()) + _EPS
-            )
+            raw = tf.convert_to_tensor(self.log_sigma2.value, tf.float32) - _log_square(self.mean())
         else:
             per_unit = tf.convert_to_tensor(self.log_alpha_unit.value, tf.float32)
             shape = [1] * len(self.shape)
@@ -156,7 +159,7 @@ class MultiplicativePosterior(WeightPosterior):
         # so ∂s/∂θ is exactly zero there, not zero up to rounding.
         low, high = LOG_ALPHA_RANGE
         theta = self.mean()
-        log_theta2 = tf.math.log(tf.square(theta) + _EPS)
+        log_theta2 = _log_square(theta)
         log_sigma2 = tf.convert_to_tensor(self.log_sigma2.value, tf.float32)
         log_sigma2 = tf.minimum(tf.maximum(log_sigma2, log_theta2 + low), log_theta2 + high)
         return tf.sign(theta) * tf.exp(0.5 * log_sigma2)
