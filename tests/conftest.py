@@ -22,9 +22,14 @@ import pytest  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _clear_keras_session():
-    """Fresh layer names per test (names appear in error messages)."""
+    """Fresh layer names per test (names appear in error messages) and the same global seed.
+
+    Unseeded initializers draw from Keras' global RNG: without a reset each
+    test's weights depended on which tests ran before it in the same worker.
+    """
     # free_memory=False: the gc.collect() it would run costs ~1 s per test once TF/TFP are imported.
     keras.backend.clear_session(free_memory=False)
+    keras.utils.set_random_seed(0)
     keras.mixed_precision.set_global_policy("float32")
     yield
     keras.mixed_precision.set_global_policy("float32")
