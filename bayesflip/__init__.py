@@ -11,7 +11,8 @@ import os as _os
 
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from bayesflip._startup import quiet_stderr as _quiet_stderr, started_as_cli as _started_as_cli  # noqa: E402
+from bayesflip._startup import quiet_stderr as _quiet_stderr  # noqa: E402
+from bayesflip._startup import started_as_cli as _started_as_cli
 
 if _started_as_cli():
     # the command line starts without TensorFlow's C++ start-up lines (see bayesflip/_startup.py)
@@ -30,12 +31,22 @@ if _keras.backend.backend() != "tensorflow":  # pragma: no cover - checked at im
         f"{_keras.backend.backend()!r}; set KERAS_BACKEND=tensorflow."
     )
 
-from bayesflip import calibration, datasets, diagnostics, es, layers, posteriors, priors, random, uncertainty  # noqa: E402
-from bayesflip import convert  # noqa: E402
-from bayesflip import heads  # noqa: E402
-from bayesflip import conformal  # noqa: E402
+from bayesflip import (  # noqa: E402
+    calibration,
+    conformal,  # noqa: E402
+    convert,  # noqa: E402
+    datasets,
+    diagnostics,
+    es,
+    heads,  # noqa: E402
+    layers,
+    posteriors,
+    priors,
+    random,
+    uncertainty,
+)
+from bayesflip._version import __version__  # noqa: E402  (also the package metadata's version)
 from bayesflip.convert import to_bayesian  # noqa: E402
-from bayesflip.serving import export  # noqa: E402
 from bayesflip.inference import posterior_mean, set_posterior_mean, variational_layers  # noqa: E402
 from bayesflip.losses import (  # noqa: E402
     ELBOTerms,
@@ -44,8 +55,7 @@ from bayesflip.losses import (  # noqa: E402
     kl_divergence,
     set_kl_weight,
 )
-
-from bayesflip._version import __version__  # noqa: E402  (also the package metadata's version)
+from bayesflip.serving import export  # noqa: E402
 
 __all__ = [
     "calibration",

@@ -213,4 +213,3 @@ def resolve_registered(
             raise TypeError(f"{who}: Config {identifier!r} does not describe a bayesflip {kind}.")
         return obj
     raise TypeError(f"{who}: a {kind} must be a {path}, a name or a config dict, got {identifier!r}.")
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from bayesflip.layers._variational import ESTIMATORS
 
@@ -41,23 +41,47 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bayesflip", description="Bayesian neural networks with flipout.")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="train a flipout BNN and a deterministic net on scikit-learn's digits")
-    demo.add_argument("--output", default="bayesflip_demo_output", help="output folder (default: %(default)s)")
-    demo.add_argument("--epochs", type=_positive_int, default=60, help="training epochs (default: %(default)s)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    demo.add_argument("--estimator", choices=ESTIMATORS, default="flipout", help="gradient estimator (default: %(default)s)")
-    demo.add_argument("--num-samples", type=_positive_int, default=32, help="posterior samples for prediction (default: %(default)s)")
-    demo.add_argument("--batch-size", type=_positive_int, default=64, help="mini-batch size (default: %(default)s)")
-    demo.add_argument("--learning-rate", type=_positive_float, default=1e-2, help="Adam learning rate (default: %(default)s)")
     demo.add_argument(
-        "--kl-warmup-epochs", type=_non_negative_int, default=10,
+        "--output", default="bayesflip_demo_output", help="output folder (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--epochs", type=_positive_int, default=60, help="training epochs (default: %(default)s)"
+    )
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    demo.add_argument(
+        "--estimator", choices=ESTIMATORS, default="flipout", help="gradient estimator (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--num-samples",
+        type=_positive_int,
+        default=32,
+        help="posterior samples for prediction (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--batch-size", type=_positive_int, default=64, help="mini-batch size (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--learning-rate",
+        type=_positive_float,
+        default=1e-2,
+        help="Adam learning rate (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--kl-warmup-epochs",
+        type=_non_negative_int,
+        default=10,
         help="epochs of linear KL warm-up of the BNN, 0 for none (default: %(default)s)",
     )
     demo.add_argument(
-        "--schedule", choices=("cosine", "constant"), default="cosine",
+        "--schedule",
+        choices=("cosine", "constant"),
+        default="cosine",
         help="learning-rate schedule of both networks (default: %(default)s)",
     )
     demo.add_argument(
-        "--posterior-temperature", type=_positive_float, default=0.1,
+        "--posterior-temperature",
+        type=_positive_float,
+        default=0.1,
         help="posterior temperature of the BNN: kl_weight = T / N; 1 is the Bayesian posterior, "
         "the default %(default)s a tempered one chosen on held-out NLL",
     )

@@ -28,8 +28,19 @@ __all__ = ["to_bayesian", "from_tfp", "CONVERSIONS"]
 
 def _conv_args(layer, transpose: bool) -> dict:
     c = layer.get_config()
-    args = {k: c[k] for k in ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate",
-                              "activation", "use_bias")}
+    args = {
+        k: c[k]
+        for k in (
+            "filters",
+            "kernel_size",
+            "strides",
+            "padding",
+            "data_format",
+            "dilation_rate",
+            "activation",
+            "use_bias",
+        )
+    }
     if transpose:
         args["output_padding"] = c.get("output_padding")
     else:
@@ -44,8 +55,16 @@ def _dense_args(layer) -> dict:
 
 def _rnn_args(layer) -> dict:
     c = layer.get_config()
-    keys = ["units", "activation", "recurrent_activation", "use_bias", "return_sequences", "return_state",
-            "go_backwards", "unroll"]
+    keys = [
+        "units",
+        "activation",
+        "recurrent_activation",
+        "use_bias",
+        "return_sequences",
+        "return_state",
+        "go_backwards",
+        "unroll",
+    ]
     if isinstance(layer, keras.layers.LSTM):
         keys.append("unit_forget_bias")
     return {k: c[k] for k in keys}
@@ -75,12 +94,21 @@ CONVERSIONS: dict[type, tuple] = {
     keras.layers.Conv1D: (bl.Conv1DFlipout, lambda l: _conv_args(l, False), ("kernel_posterior", "bias")),
     keras.layers.Conv2D: (bl.Conv2DFlipout, lambda l: _conv_args(l, False), ("kernel_posterior", "bias")),
     keras.layers.Conv3D: (bl.Conv3DFlipout, lambda l: _conv_args(l, False), ("kernel_posterior", "bias")),
-    keras.layers.Conv1DTranspose: (bl.Conv1DTransposeFlipout, lambda l: _conv_args(l, True),
-                                   ("kernel_posterior", "bias")),
-    keras.layers.Conv2DTranspose: (bl.Conv2DTransposeFlipout, lambda l: _conv_args(l, True),
-                                   ("kernel_posterior", "bias")),
-    keras.layers.Conv3DTranspose: (bl.Conv3DTransposeFlipout, lambda l: _conv_args(l, True),
-                                   ("kernel_posterior", "bias")),
+    keras.layers.Conv1DTranspose: (
+        bl.Conv1DTransposeFlipout,
+        lambda l: _conv_args(l, True),
+        ("kernel_posterior", "bias"),
+    ),
+    keras.layers.Conv2DTranspose: (
+        bl.Conv2DTransposeFlipout,
+        lambda l: _conv_args(l, True),
+        ("kernel_posterior", "bias"),
+    ),
+    keras.layers.Conv3DTranspose: (
+        bl.Conv3DTransposeFlipout,
+        lambda l: _conv_args(l, True),
+        ("kernel_posterior", "bias"),
+    ),
     keras.layers.LSTM: (bl.LSTMFlipout, _rnn_args, ("kernel_posterior", "recurrent_posterior", "bias")),
     keras.layers.GRU: (bl.GRUFlipout, _rnn_args, ("kernel_posterior", "recurrent_posterior", "bias")),
     keras.layers.Embedding: (bl.EmbeddingFlipout, _embedding_args, ("embeddings_posterior",)),

@@ -75,5 +75,7 @@ def corrupt_images(x: np.ndarray, kind: str, seed: int = 0) -> np.ndarray:
     elif kind == "inverted":
         out = 1.0 - flat
     else:
-        raise ValueError(f"corrupt_images: unknown `kind` {kind!r}; expected 'permuted', 'noise' or 'inverted'.")
+        raise ValueError(
+            f"corrupt_images: unknown `kind` {kind!r}; expected 'permuted', 'noise' or 'inverted'."
+        )
     return out.reshape(x.shape).astype(x.dtype)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import matplotlib
@@ -74,12 +75,20 @@ def build_bayesian_mlp(
     for i, units in enumerate(hidden):
         layers.append(
             DenseFlipout(
-                units, activation="relu", estimator=estimator, seed=seed + i, name=f"hidden_{i}", **layer_kwargs
+                units,
+                activation="relu",
+                estimator=estimator,
+                seed=seed + i,
+                name=f"hidden_{i}",
+                **layer_kwargs,
             )
         )
     layers.append(
         DenseFlipout(
-            num_classes, estimator=estimator, seed=seed + len(hidden), name="output",
+            num_classes,
+            estimator=estimator,
+            seed=seed + len(hidden),
+            name="output",
             **layer_kwargs,
         )
     )
@@ -122,7 +131,9 @@ def fit_bayesian_mlp(
     return model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose, callbacks=callbacks)
 
 
-def adam(learning_rate: float, schedule: str = "constant", total_steps: int | None = None) -> keras.optimizers.Adam:
+def adam(
+    learning_rate: float, schedule: str = "constant", total_steps: int | None = None
+) -> keras.optimizers.Adam:
     """Adam at a constant ``learning_rate``, or decayed to 0 over ``total_steps`` (``schedule="cosine"``)."""
     if schedule == "cosine":
         return keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, total_steps))
@@ -159,7 +170,9 @@ def fit_deterministic_mlp(
     return model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose)
 
 
-def build_deterministic_mlp(input_dim: int, num_classes: int, hidden: Sequence[int] = (128, 128)) -> keras.Model:
+def build_deterministic_mlp(
+    input_dim: int, num_classes: int, hidden: Sequence[int] = (128, 128)
+) -> keras.Model:
     """The same MLP with ``keras.layers.Dense`` (also outputs logits)."""
     layers = [keras.Input((input_dim,))]
     layers += [keras.layers.Dense(u, activation="relu", name=f"hidden_{i}") for i, u in enumerate(hidden)]
@@ -238,14 +251,24 @@ def run_demo(
     fit_kwargs = dict(epochs=epochs, batch_size=batch_size, verbose=2 if verbose else 0)
     report: dict = {
         "versions": _versions(),
-        "config": {"epochs": epochs, "seed": seed, "estimator": estimator, "num_samples": num_samples,
-                   "batch_size": batch_size, "learning_rate": learning_rate,
-                   "posterior_temperature": posterior_temperature, "kl_weight": posterior_temperature / n_train,
-                   "kl_warmup_epochs": kl_warmup_epochs, "schedule": schedule,
-                   "posterior": "Bayesian (T = 1)" if posterior_temperature == 1
-                   else f"tempered (T = {posterior_temperature:g})",
-                   "train_examples": int(n_train), "temperature_examples": int(len(x_val)),
-                   "test_examples": int(len(data.x_test))},
+        "config": {
+            "epochs": epochs,
+            "seed": seed,
+            "estimator": estimator,
+            "num_samples": num_samples,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "posterior_temperature": posterior_temperature,
+            "kl_weight": posterior_temperature / n_train,
+            "kl_warmup_epochs": kl_warmup_epochs,
+            "schedule": schedule,
+            "posterior": "Bayesian (T = 1)"
+            if posterior_temperature == 1
+            else f"tempered (T = {posterior_temperature:g})",
+            "train_examples": int(n_train),
+            "temperature_examples": int(len(x_val)),
+            "test_examples": int(len(data.x_test)),
+        },
     }
 
     keras.utils.set_random_seed(seed)
@@ -265,15 +288,23 @@ def run_demo(
             f"{report['config']['posterior']} posterior: kl_weight = {posterior_temperature:g}/{n_train})"
         )
     history = fit_bayesian_mlp(
-        bnn, x_train, y_train, temperature=posterior_temperature, learning_rate=learning_rate,
-        schedule=schedule, kl_warmup_epochs=kl_warmup_epochs, **fit_kwargs
+        bnn,
+        x_train,
+        y_train,
+        temperature=posterior_temperature,
+        learning_rate=learning_rate,
+        schedule=schedule,
+        kl_warmup_epochs=kl_warmup_epochs,
+        **fit_kwargs,
     )
     bnn_time = time.perf_counter() - t0
 
     det_logits = {"val": det.predict(x_val, verbose=0), "test": det.predict(data.x_test, verbose=0)}
     det_probs = _softmax(det_logits["test"])
     bnn_samples = np.asarray(
-        uncertainty.mc_predict(bnn, data.x_test, num_samples=num_samples, return_samples=True, from_logits=True)
+        uncertainty.mc_predict(
+            bnn, data.x_test, num_samples=num_samples, return_samples=True, from_logits=True
+        )
     )
     bnn_probs = bnn_samples.mean(0)
     report["deterministic"] = _scores(data.y_test, det_probs) | {"train_seconds": det_time}
@@ -302,7 +333,10 @@ def run_demo(
         report[net]["after_temperature_scaling"] = _scores(data.y_test, scaled)
         for suffix, p in (("", probs), ("_temperature_scaled", scaled)):
             fig = calibration.reliability_diagram(
-                data.y_test, p, num_bins=15, title=f"{net}{suffix.replace('_', ' ')}",
+                data.y_test,
+                p,
+                num_bins=15,
+                title=f"{net}{suffix.replace('_', ' ')}",
                 path=os.path.join(output, f"reliability_{net}{suffix}.png"),
             )
             plt.close(fig)
@@ -320,19 +354,27 @@ def run_demo(
         ood_entropy = uncertainty.predictive_entropy(ood_samples.mean(0))
         for score, bnn_in, bnn_out in (
             ("predictive entropy", bnn_entropy_id, ood_entropy),
-            ("mutual information", uncertainty.mutual_information(bnn_samples),
-             uncertainty.mutual_information(ood_samples)),
+            (
+                "mutual information",
+                uncertainty.mutual_information(bnn_samples),
+                uncertainty.mutual_information(ood_samples),
+            ),
         ):
             fig = calibration.uncertainty_histogram(
-                np.asarray(bnn_in), np.asarray(bnn_out), score_name=score,
-                labels=("test digits", f"{kind} digits"), title=f"Bayesian MLP: {score}",
+                np.asarray(bnn_in),
+                np.asarray(bnn_out),
+                score_name=score,
+                labels=("test digits", f"{kind} digits"),
+                title=f"Bayesian MLP: {score}",
                 path=os.path.join(output, f"uncertainty_{kind}_{score.split()[0]}.png"),
             )
             plt.close(fig)
         unc[kind] = _uncertainty(ood_samples) | {
             "deterministic_entropy": float(np.mean(uncertainty.predictive_entropy(det_ood))),
             "auroc_entropy_bayesian": uncertainty.ood_auroc(bnn_entropy_id, ood_entropy),
-            "auroc_entropy_deterministic": uncertainty.ood_auroc(det_entropy_id, uncertainty.predictive_entropy(det_ood)),
+            "auroc_entropy_deterministic": uncertainty.ood_auroc(
+                det_entropy_id, uncertainty.predictive_entropy(det_ood)
+            ),
         }
     report["uncertainty"] = unc
 
@@ -367,7 +409,9 @@ def _holdout(x, y, seed):
 
 def _print_summary(report: dict) -> None:
     det, bnn = report["deterministic"], report["bayesian"]
-    print(f"\nTest set (digits)          deterministic   bayesian ({report['config']['posterior']} posterior)")
+    print(
+        f"\nTest set (digits)          deterministic   bayesian ({report['config']['posterior']} posterior)"
+    )
     for key in ("accuracy", "nll", "brier", "ece"):
         print(f"  {key:<24} {det[key]:>13.4f} {bnn[key]:>10.4f}")
     print(f"  temperature (held out)   {det['temperature']:>13.3f} {bnn['temperature']:>10.3f}")

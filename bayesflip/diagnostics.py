@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -81,7 +82,9 @@ def use_estimator(model: keras.layers.Layer, estimator: str | None) -> Iterator[
         yield model
         return
     if estimator not in ESTIMATORS:
-        raise ValueError(f"use_estimator: unknown estimator {estimator!r}; expected one of {list(ESTIMATORS)}.")
+        raise ValueError(
+            f"use_estimator: unknown estimator {estimator!r}; expected one of {list(ESTIMATORS)}."
+        )
     for layer in layers:
         if estimator not in layer.supported_estimators:
             raise ValueError(
@@ -102,7 +105,9 @@ def _loc_variables(model) -> list[tuple[str, list]]:
     out = []
     for layer in variational_layers(model):
         if not layer.built:
-            raise ValueError(f"gradient_variance: layer '{layer.name}' is not built; call the model once first.")
+            raise ValueError(
+                f"gradient_variance: layer '{layer.name}' is not built; call the model once first."
+            )
         out.append((layer.name, [p.loc for p in layer.posteriors]))
     return out
 
@@ -186,7 +191,9 @@ def gradient_variance(
                 if include_kl and model.losses:
                     loss = loss + tf.add_n(model.losses)
             grads = tape.gradient(loss, variables)
-            return [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, variables)]
+            return [
+                tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, variables)
+            ]
 
         rng = np.random.default_rng(seed)
         # Welford accumulation keeps memory O(num_weights).
@@ -217,7 +224,9 @@ def gradient_variance(
             num_weights=total_n,
             batch_size=int(batch_size),
             num_repeats=int(num_repeats),
-            estimator=estimator if estimator is not None else sorted({l.estimator for l in variational_layers(model)}),
+            estimator=estimator
+            if estimator is not None
+            else sorted({l.estimator for l in variational_layers(model)}),
             mean_grad_sq=sig / total_n,
         )
 
@@ -292,14 +301,20 @@ def variance_vs_batch_size(
     """
     sizes = list(batch_sizes)
     if len(sizes) < 2 or sorted(set(sizes)) != sizes:
-        raise ValueError(f"variance_vs_batch_size: `batch_sizes` must be >= 2 increasing ints, got {batch_sizes!r}.")
-    small_batch_repeats = check_positive_int("variance_vs_batch_size", "small_batch_repeats", small_batch_repeats)
+        raise ValueError(
+            f"variance_vs_batch_size: `batch_sizes` must be >= 2 increasing ints, got {batch_sizes!r}."
+        )
+    small_batch_repeats = check_positive_int(
+        "variance_vs_batch_size", "small_batch_repeats", small_batch_repeats
+    )
     variances: list[float] = []
     repeats: list[int] = []
     per_layer: dict[str, list[float]] = {}
     for b in sizes:
         reps = max(int(num_repeats), int(num_repeats) * small_batch_repeats // int(b))
-        r = gradient_variance(model, x, y, loss_fn, b, reps, estimator=estimator, seed=seed + int(b), **kwargs)
+        r = gradient_variance(
+            model, x, y, loss_fn, b, reps, estimator=estimator, seed=seed + int(b), **kwargs
+        )
         variances.append(r.total)
         repeats.append(reps)
         for name, v in r.per_layer.items():

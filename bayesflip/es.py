@@ -27,7 +27,7 @@ reference (and the speed baseline in ``benchmarks/bench_es.py``).
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np  # noqa: F401  (the doctests use it)
@@ -102,12 +102,10 @@ class FlipoutES:
         seed: int = 0,
     ):
         sizes = list(layer_sizes) if isinstance(layer_sizes, (list, tuple)) else None
-        if (
-            sizes is None
-            or len(sizes) < 2
-            or any(not is_int(s) or s <= 0 for s in sizes)
-        ):
-            raise ValueError(f"FlipoutES: `layer_sizes` must be a list of >= 2 positive ints, got {layer_sizes!r}.")
+        if sizes is None or len(sizes) < 2 or any(not is_int(s) or s <= 0 for s in sizes):
+            raise ValueError(
+                f"FlipoutES: `layer_sizes` must be a list of >= 2 positive ints, got {layer_sizes!r}."
+            )
         check_real("FlipoutES", "sigma", sigma, low=0)
         self.layer_sizes = [int(s) for s in sizes]
         self.activation = keras.activations.get(activation)
@@ -142,7 +140,9 @@ class FlipoutES:
             )
         y = tf.convert_to_tensor(y)
         if y.shape[0] != x.shape[0]:
-            raise ValueError(f"FlipoutES: `x` and `y` have different batch sizes {x.shape[0]} and {y.shape[0]}.")
+            raise ValueError(
+                f"FlipoutES: `x` and `y` have different batch sizes {x.shape[0]} and {y.shape[0]}."
+            )
         return x, y
 
     def _flipout_gradient(self, fitness_fn, x, y, seed):

@@ -86,7 +86,9 @@ def get_kl_weight(model: keras.layers.Layer) -> float:
     """The KL weight of ``model``'s variational layers (error if they differ)."""
     weights = {layer.kl_weight for layer in _layers_or_raise(model, "get_kl_weight")}
     if len(weights) != 1:
-        raise ValueError(f"get_kl_weight: layers of '{model.name}' have different KL weights {sorted(weights)}.")
+        raise ValueError(
+            f"get_kl_weight: layers of '{model.name}' have different KL weights {sorted(weights)}."
+        )
     return weights.pop()
 
 

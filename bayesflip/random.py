@@ -21,7 +21,7 @@ import math
 import random as _py_random
 import threading
 import weakref
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import keras
 import numpy as np
@@ -231,7 +231,9 @@ def fold_in_replica(seed: tf.Tensor) -> tf.Tensor:
     """
     seed = tf.convert_to_tensor(seed)
     if seed.dtype not in (tf.int32, tf.int64):
-        raise TypeError(f"fold_in_replica: `seed` must be an int32/int64 tensor, got dtype {seed.dtype.name}.")
+        raise TypeError(
+            f"fold_in_replica: `seed` must be an int32/int64 tensor, got dtype {seed.dtype.name}."
+        )
     index = _replica_index()
     if isinstance(index, int) and index == 0:
         return seed
@@ -256,7 +258,7 @@ _SCRAMBLE_KEY = 0x02461E293EC8F720
 # tensor per graph under construction: rebuilt per draw they were a quarter of
 # the ops of a flipout LeNet-5's training graph (258 of 1,034), and building
 # ops in Python is what tracing costs.
-_GRAPH_CONSTANTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_GRAPH_CONSTANTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _const(value, dtype: tf.DType) -> tf.Tensor:
@@ -275,8 +277,11 @@ def _const(value, dtype: tf.DType) -> tf.Tensor:
 
 def _key_counter(seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     mix = tf.raw_ops.StatelessRandomUniformFullIntV2(
-        shape=_const([2], tf.int32), key=_const([_SCRAMBLE_KEY], tf.uint64), counter=tf.cast(seed, tf.uint64),
-        alg=_const(_PHILOX, tf.int32), dtype=tf.uint64,
+        shape=_const([2], tf.int32),
+        key=_const([_SCRAMBLE_KEY], tf.uint64),
+        counter=tf.cast(seed, tf.uint64),
+        alg=_const(_PHILOX, tf.int32),
+        dtype=tf.uint64,
     )
     key, high = tf.raw_ops.Split(axis=_const(0, tf.int32), value=mix, num_split=2)
     return key, tf.pad(high, _const([[1, 0]], tf.int32))  # counter = [0, high]

@@ -74,10 +74,16 @@ CONFIGS: dict[str, tuple[dict, dict, str]] = {
     "prior_fan_in": ({"prior": FanInNormal(1.0)}, {"temperature": 1.0}, "prior N(0, 1/fan_in)"),
     "prior_he": ({"prior": FanInNormal(math.sqrt(2.0))}, {"temperature": 1.0}, "prior N(0, 2/fan_in)"),
     "prior_0.3": ({"prior": priors.Normal(0.0, 0.3)}, {"temperature": 1.0}, "prior N(0, 0.3²)"),
-    "prior_learnable": ({"prior": priors.LearnableNormal(scale=1.0)}, {"temperature": 1.0},
-                        "empirical Bayes LearnableNormal (init 1)"),
-    "prior_scale_mixture": ({"prior": priors.ScaleMixtureNormal()}, {"temperature": 1.0},
-                            "ScaleMixtureNormal(0.5, 1, 0.0025), Monte Carlo KL"),
+    "prior_learnable": (
+        {"prior": priors.LearnableNormal(scale=1.0)},
+        {"temperature": 1.0},
+        "empirical Bayes LearnableNormal (init 1)",
+    ),
+    "prior_scale_mixture": (
+        {"prior": priors.ScaleMixtureNormal()},
+        {"temperature": 1.0},
+        "ScaleMixtureNormal(0.5, 1, 0.0025), Monte Carlo KL",
+    ),
     "init_scale_1e-3": ({"init_scale": 1e-3}, {"temperature": 1.0}, "posterior init scale 1e-3"),
     "init_scale_1e-1": ({"init_scale": 1e-1}, {"temperature": 1.0}, "posterior init scale 1e-1"),
     "kl_warmup_10": ({}, {"temperature": 1.0, "kl_warmup_epochs": 10}, "linear KL warm-up over 10 epochs"),
@@ -86,15 +92,36 @@ CONFIGS: dict[str, tuple[dict, dict, str]] = {
     "temperature_0.03": ({}, {"temperature": 0.03}, "tempered posterior T = 0.03"),
     "temperature_0.3_warmup": ({}, {"temperature": 0.3, "kl_warmup_epochs": 10}, "T = 0.3 and KL warm-up 10"),
     "temperature_0.1_warmup": ({}, {"temperature": 0.1, "kl_warmup_epochs": 10}, "T = 0.1 and KL warm-up 10"),
-    "temperature_0.03_warmup": ({}, {"temperature": 0.03, "kl_warmup_epochs": 10}, "T = 0.03 and KL warm-up 10"),
-    "temperature_0.3_cosine": ({}, {"temperature": 0.3, "schedule": "cosine"}, "T = 0.3, cosine learning-rate decay"),
-    "temperature_0.1_cosine": ({}, {"temperature": 0.1, "schedule": "cosine"}, "T = 0.1, cosine learning-rate decay"),
-    "temperature_0.1_warmup_cosine": ({}, {"temperature": 0.1, "kl_warmup_epochs": 10, "schedule": "cosine"},
-                                      "T = 0.1, KL warm-up 10, cosine learning-rate decay"),
-    "temperature_0.1_prior_fan_in": ({"prior": FanInNormal(1.0)}, {"temperature": 0.1},
-                                     "T = 0.1 and prior N(0, 1/fan_in)"),
-    "temperature_0.1_learnable": ({"prior": priors.LearnableNormal(scale=1.0)}, {"temperature": 0.1},
-                                  "T = 0.1 and LearnableNormal prior"),
+    "temperature_0.03_warmup": (
+        {},
+        {"temperature": 0.03, "kl_warmup_epochs": 10},
+        "T = 0.03 and KL warm-up 10",
+    ),
+    "temperature_0.3_cosine": (
+        {},
+        {"temperature": 0.3, "schedule": "cosine"},
+        "T = 0.3, cosine learning-rate decay",
+    ),
+    "temperature_0.1_cosine": (
+        {},
+        {"temperature": 0.1, "schedule": "cosine"},
+        "T = 0.1, cosine learning-rate decay",
+    ),
+    "temperature_0.1_warmup_cosine": (
+        {},
+        {"temperature": 0.1, "kl_warmup_epochs": 10, "schedule": "cosine"},
+        "T = 0.1, KL warm-up 10, cosine learning-rate decay",
+    ),
+    "temperature_0.1_prior_fan_in": (
+        {"prior": FanInNormal(1.0)},
+        {"temperature": 0.1},
+        "T = 0.1 and prior N(0, 1/fan_in)",
+    ),
+    "temperature_0.1_learnable": (
+        {"prior": priors.LearnableNormal(scale=1.0)},
+        {"temperature": 0.1},
+        "T = 0.1 and LearnableNormal prior",
+    ),
 }
 #: deterministic references: name -> learning-rate schedule
 DETERMINISTIC = {None: "constant", "deterministic_cosine": "cosine"}
@@ -156,8 +183,10 @@ def summarize(runs: list[dict]) -> dict:
         for metric in METRICS:
             values = [r[metric] for r in rows if metric in r]
             if values:
-                out[config][metric] = {"mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1))
-                                       if len(values) > 1 else 0.0}
+                out[config][metric] = {
+                    "mean": float(np.mean(values)),
+                    "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                }
     return out
 
 
@@ -173,7 +202,9 @@ def markdown(summary: dict) -> str:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=[*CONFIGS, "deterministic_cosine"])
+    parser.add_argument(
+        "--configs", nargs="+", default=list(CONFIGS), choices=[*CONFIGS, "deterministic_cosine"]
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--output", default=os.path.join(HERE, "results"))
@@ -187,8 +218,10 @@ def main(argv=None) -> dict:
     for seed in args.seeds:
         for name in [None, *args.configs]:
             runs.append(run_one(name, seed, args.epochs))
-            print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in runs[-1].items()}),
-                  flush=True)
+            print(
+                json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in runs[-1].items()}),
+                flush=True,
+            )
     summary = summarize(runs)
     os.makedirs(args.output, exist_ok=True)
     with open(path, "w") as f:

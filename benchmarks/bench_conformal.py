@@ -75,8 +75,15 @@ def split_indices(n: int, rng: np.random.Generator):
 
 def build_hetero(dim: int, n_train: int, cfg, seed: int = 0) -> keras.Model:
     """The suite's regression BNN with a heteroscedastic Gaussian head (loc and raw scale)."""
-    model = keras.Sequential([keras.Input((dim,)), DenseFlipout(cfg.hidden, activation="relu", seed=seed),
-                              DenseFlipout(2, seed=seed + 1), heads.GaussianHead(units=1)], name="reg_hetero")
+    model = keras.Sequential(
+        [
+            keras.Input((dim,)),
+            DenseFlipout(cfg.hidden, activation="relu", seed=seed),
+            DenseFlipout(2, seed=seed + 1),
+            heads.GaussianHead(units=1),
+        ],
+        name="reg_hetero",
+    )
     bayesflip.set_kl_weight(model, num_examples=n_train)
     return model
 
@@ -99,8 +106,11 @@ def regression_split(model, xs, ys, x_cal, y_cal, x_te, y_te, alpha, num_samples
     y_te_s = ys.transform(y_te)
     for m, (a, b) in intervals.items():
         covered = cf.interval_covered(y_te_s, a, b)
-        out[m] = {"coverage": float(covered.mean()), "width": cf.mean_width(a, b) * float(ys.std),
-                  "worst_sd_quintile": _worst_group(covered, sd)}
+        out[m] = {
+            "coverage": float(covered.mean()),
+            "width": cf.mean_width(a, b) * float(ys.std),
+            "worst_sd_quintile": _worst_group(covered, sd),
+        }
     return out
 
 
@@ -110,12 +120,18 @@ def run_regression(name: str, cfg, args, log=print) -> dict:
     tr0, ca0, te0 = split_indices(n, np.random.default_rng(0))
     n_train = len(tr0)
     _, loss_fn, head_name = suite.gaussian_head()
-    builders = {"flipout": (lambda seed=0: suite.build_regressor("flipout", x.shape[1], n_train, cfg, seed), loss_fn),
-                "flipout_hetero": (lambda seed=0: build_hetero(x.shape[1], n_train, cfg, seed),
-                                   heads.GaussianNLL(reduction=None))}
+    builders = {
+        "flipout": (lambda seed=0: suite.build_regressor("flipout", x.shape[1], n_train, cfg, seed), loss_fn),
+        "flipout_hetero": (
+            lambda seed=0: build_hetero(x.shape[1], n_train, cfg, seed),
+            heads.GaussianNLL(reduction=None),
+        ),
+    }
     learners = {m: suite.Learner(b, lf, cfg.reg_lr) for m, (b, lf) in builders.items() if m in args.models}
-    per = {m: {k: {s: [] for s in ("coverage", "width", "worst_sd_quintile")} for k in REG_METHODS}
-           for m in learners}
+    per = {
+        m: {k: {s: [] for s in ("coverage", "width", "worst_sd_quintile")} for k in REG_METHODS}
+        for m in learners
+    }
     diverged = {m: 0 for m in learners}
     t0 = time.perf_counter()
     for split in range(cfg.splits):
@@ -124,28 +140,50 @@ def run_regression(name: str, cfg, args, log=print) -> dict:
         xs, ys = suite.Standardizer.fit(x[tr]), suite.Standardizer.fit(y[tr])
         for m, learner in learners.items():
             learner.reset(1000 * cfg.seed + 100 * split + 1)
-            ok = learner.fit(xs.transform(x[tr]), ys.transform(y[tr])[:, None],
-                             suite.batch_indices(len(tr), cfg.reg_batch, cfg.reg_epochs, rng))
+            ok = learner.fit(
+                xs.transform(x[tr]),
+                ys.transform(y[tr])[:, None],
+                suite.batch_indices(len(tr), cfg.reg_batch, cfg.reg_epochs, rng),
+            )
             if not ok:
                 diverged[m] += 1
                 continue
-            res = regression_split(learner.model, xs, ys, x[ca], y[ca], x[te], y[te], args.alpha, cfg.reg_samples)
+            res = regression_split(
+                learner.model, xs, ys, x[ca], y[ca], x[te], y[te], args.alpha, cfg.reg_samples
+            )
             for k, vals in res.items():
                 for s, v in vals.items():
                     per[m][k][s].append(v)
-        log(f"  {name} split {split + 1}/{cfg.splits} ({time.perf_counter() - t0:.0f} s): " + "  ".join(
-            f"{m}: " + " ".join(f"{k} {per[m][k]['coverage'][-1]:.2f}/{per[m][k]['width'][-1]:.2f}"
-                                for k in REG_METHODS) for m in learners if per[m]["raw"]["coverage"]))
-    out = {"n": n, "d": int(x.shape[1]), "n_train": n_train, "n_cal": len(ca0), "n_test": len(te0),
-           "head": {"flipout": head_name, "flipout_hetero": "bayesflip.heads.GaussianHead(units=1)"},
-           "models": {}}
+        log(
+            f"  {name} split {split + 1}/{cfg.splits} ({time.perf_counter() - t0:.0f} s): "
+            + "  ".join(
+                f"{m}: "
+                + " ".join(
+                    f"{k} {per[m][k]['coverage'][-1]:.2f}/{per[m][k]['width'][-1]:.2f}" for k in REG_METHODS
+                )
+                for m in learners
+                if per[m]["raw"]["coverage"]
+            )
+        )
+    out = {
+        "n": n,
+        "d": int(x.shape[1]),
+        "n_train": n_train,
+        "n_cal": len(ca0),
+        "n_test": len(te0),
+        "head": {"flipout": head_name, "flipout_hetero": "bayesflip.heads.GaussianHead(units=1)"},
+        "models": {},
+    }
     for m in learners:
         res = {k: {s: suite.mean_se(v) for s, v in d.items()} for k, d in per[m].items()}
         w = per[m]
         narrower = [a < b for a, b in zip(w["normalized"]["width"], w["absolute"]["width"])]
-        out["models"][m] = {"methods": res, "diverged_splits": diverged[m],
-                            "normalized_narrower_than_absolute_splits": int(sum(narrower)),
-                            "per_split": {k: {"coverage": d["coverage"], "width": d["width"]} for k, d in w.items()}}
+        out["models"][m] = {
+            "methods": res,
+            "diverged_splits": diverged[m],
+            "normalized_narrower_than_absolute_splits": int(sum(narrower)),
+            "per_split": {k: {"coverage": d["coverage"], "width": d["width"]} for k, d in w.items()},
+        }
     return out
 
 
@@ -157,7 +195,9 @@ def run_digits(cfg, args, log=print) -> dict:
     n = len(x)
     n_train = len(split_indices(n, np.random.default_rng(0))[0])
     loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction=None)
-    learner = suite.Learner(lambda seed=0: suite.build_classifier("flipout", n_train, cfg, seed), loss_fn, cfg.cls_lr)
+    learner = suite.Learner(
+        lambda seed=0: suite.build_classifier("flipout", n_train, cfg, seed), loss_fn, cfg.cls_lr
+    )
     per = {k: {s: [] for s in ("coverage", "size", "worst_class")} for k in CLS_METHODS}
     accuracy, diverged = [], 0
     t0 = time.perf_counter()
@@ -175,20 +215,32 @@ def run_digits(cfg, args, log=print) -> dict:
         sets = {"raw": cf.prediction_sets(raw, 1 - args.alpha, include_last=True)}
         for k in CLS_METHODS[1:]:
             score, randomized = k.split("_")[0], not k.endswith("nonrand")
-            cc = cf.ConformalClassifier(score=score, randomized=randomized, lam=args.lam, k_reg=args.k_reg,
-                                        seed=1000 * cfg.seed + split)
+            cc = cf.ConformalClassifier(
+                score=score,
+                randomized=randomized,
+                lam=args.lam,
+                k_reg=args.k_reg,
+                seed=1000 * cfg.seed + split,
+            )
             sets[k] = cc.fit_predictive(p_cal, y[ca]).predict_predictive(p_te, args.alpha)
         for k, s in sets.items():
             covered = cf.set_covered(s, y[te])
             per[k]["coverage"].append(float(covered.mean()))
             per[k]["size"].append(cf.mean_set_size(s))
             per[k]["worst_class"].append(cf.coverage_by_group(covered, y[te]).worst)
-        log(f"  digits split {split + 1}/{cfg.splits} ({time.perf_counter() - t0:.0f} s): acc {accuracy[-1]:.3f}  "
-            + "  ".join(f"{k} {per[k]['coverage'][-1]:.2f}/{per[k]['size'][-1]:.2f}" for k in CLS_METHODS))
-    return {"n": n, "n_train": n_train, "accuracy": suite.mean_se(accuracy), "diverged_splits": diverged,
-            "raps": {"lam": args.lam, "k_reg": args.k_reg},
-            "methods": {k: {s: suite.mean_se(v) for s, v in d.items()} for k, d in per.items()},
-            "per_split": {k: {"coverage": d["coverage"], "size": d["size"]} for k, d in per.items()}}
+        log(
+            f"  digits split {split + 1}/{cfg.splits} ({time.perf_counter() - t0:.0f} s): acc {accuracy[-1]:.3f}  "
+            + "  ".join(f"{k} {per[k]['coverage'][-1]:.2f}/{per[k]['size'][-1]:.2f}" for k in CLS_METHODS)
+        )
+    return {
+        "n": n,
+        "n_train": n_train,
+        "accuracy": suite.mean_se(accuracy),
+        "diverged_splits": diverged,
+        "raps": {"lam": args.lam, "k_reg": args.k_reg},
+        "methods": {k: {s: suite.mean_se(v) for s, v in d.items()} for k, d in per.items()},
+        "per_split": {k: {"coverage": d["coverage"], "size": d["size"]} for k, d in per.items()},
+    }
 
 
 # --------------------------------------------------------------------------- report
@@ -208,55 +260,96 @@ def bars(report: dict) -> list[str]:
     for k in CLS_METHODS[1:]:
         ok_cov.append((f"digits/{k}", lo <= report["digits"]["methods"][k]["coverage"][0] <= hi))
     miss = [n for n, ok in ok_cov if not ok]
-    lines.append(f"- mean coverage at α = 0.1 within [{lo}, {hi}] for every conformal method: "
-                 f"{'**met**' if not miss else '**not met** for ' + ', '.join(miss)} "
-                 f"({len(ok_cov) - len(miss)}/{len(ok_cov)})")
+    lines.append(
+        f"- mean coverage at α = 0.1 within [{lo}, {hi}] for every conformal method: "
+        f"{'**met**' if not miss else '**not met** for ' + ', '.join(miss)} "
+        f"({len(ok_cov) - len(miss)}/{len(ok_cov)})"
+    )
     models = sorted({m for r in report["regression"].values() for m in r["models"]})
     for m in models:
-        narrower = [(name, r["models"][m]["methods"]["normalized"]["width"][0]
-                     < r["models"][m]["methods"]["absolute"]["width"][0])
-                    for name, r in report["regression"].items() if m in r["models"]]
+        narrower = [
+            (
+                name,
+                r["models"][m]["methods"]["normalized"]["width"][0]
+                < r["models"][m]["methods"]["absolute"]["width"][0],
+            )
+            for name, r in report["regression"].items()
+            if m in r["models"]
+        ]
         n_ok = sum(ok for _, ok in narrower)
-        lines.append(f"- BNN-normalised intervals narrower on average than absolute-residual ones on most sets "
-                     f"({m}): {'**met**' if n_ok > len(narrower) / 2 else '**not met**'} ({n_ok}/{len(narrower)}: "
-                     + ", ".join(f"{n} {'yes' if ok else 'no'}" for n, ok in narrower) + ")")
+        lines.append(
+            f"- BNN-normalised intervals narrower on average than absolute-residual ones on most sets "
+            f"({m}): {'**met**' if n_ok > len(narrower) / 2 else '**not met**'} ({n_ok}/{len(narrower)}: "
+            + ", ".join(f"{n} {'yes' if ok else 'no'}" for n, ok in narrower)
+            + ")"
+        )
     raps = report["digits"]["methods"]["raps"]["size"][0]
-    lines.append(f"- RAPS mean set size at α = 0.1 on digits ≤ 1.5: {'**met**' if raps <= 1.5 else '**not met**'} "
-                 f"({raps:.3f})")
+    lines.append(
+        f"- RAPS mean set size at α = 0.1 on digits ≤ 1.5: {'**met**' if raps <= 1.5 else '**not met**'} "
+        f"({raps:.3f})"
+    )
     return lines
 
 
 def markdown(report: dict) -> str:
     cfg = report["config"]
-    out = [f"# Conformal prediction on the flipout BNN (α = {cfg['alpha']}, {cfg['splits']} random splits)", "",
-           f"Splits train/calibration/test = {'/'.join(str(int(100 * f)) for f in FRACTIONS)} %; mean ± standard "
-           f"error over splits. `raw` = the BNN's own 90 % predictive interval / set, no calibration. "
-           f"Widths in the target's units. 'worst group' = lowest coverage over quintiles of the predictive sd "
-           f"(regression) or over true classes (digits). Run time {report['seconds']:.0f} s.", "", "## Bars", "",
-           *bars(report), "", "## Regression", ""]
+    out = [
+        f"# Conformal prediction on the flipout BNN (α = {cfg['alpha']}, {cfg['splits']} random splits)",
+        "",
+        f"Splits train/calibration/test = {'/'.join(str(int(100 * f)) for f in FRACTIONS)} %; mean ± standard "
+        f"error over splits. `raw` = the BNN's own 90 % predictive interval / set, no calibration. "
+        f"Widths in the target's units. 'worst group' = lowest coverage over quintiles of the predictive sd "
+        f"(regression) or over true classes (digits). Run time {report['seconds']:.0f} s.",
+        "",
+        "## Bars",
+        "",
+        *bars(report),
+        "",
+        "## Regression",
+        "",
+    ]
     for name, r in report["regression"].items():
         for m, mr in r["models"].items():
-            out += [f"### {name} ({r['n']} × {r['d']}; train {r['n_train']}, calibration {r['n_cal']}, "
-                    f"test {r['n_test']}) — {m}: {r['head'][m]}", "",
-                    "| method | coverage | mean width | worst sd-quintile coverage |", "|---|---:|---:|---:|"]
+            out += [
+                f"### {name} ({r['n']} × {r['d']}; train {r['n_train']}, calibration {r['n_cal']}, "
+                f"test {r['n_test']}) — {m}: {r['head'][m]}",
+                "",
+                "| method | coverage | mean width | worst sd-quintile coverage |",
+                "|---|---:|---:|---:|",
+            ]
             for k in REG_METHODS:
                 v = mr["methods"][k]
-                out.append(f"| {k} | {_pm(v['coverage'])} | {_pm(v['width'], 2)} | {_pm(v['worst_sd_quintile'])} |")
-            out += ["", f"normalised narrower than absolute on {mr['normalized_narrower_than_absolute_splits']}"
-                    f"/{len(mr['per_split']['normalized']['width'])} splits; diverged splits: "
-                    f"{mr['diverged_splits']}", ""]
+                out.append(
+                    f"| {k} | {_pm(v['coverage'])} | {_pm(v['width'], 2)} | {_pm(v['worst_sd_quintile'])} |"
+                )
+            out += [
+                "",
+                f"normalised narrower than absolute on {mr['normalized_narrower_than_absolute_splits']}"
+                f"/{len(mr['per_split']['normalized']['width'])} splits; diverged splits: "
+                f"{mr['diverged_splits']}",
+                "",
+            ]
     d = report["digits"]
-    out += ["## Digits", "", f"{d['n']} digits, train {d['n_train']}; test accuracy {_pm(d['accuracy'])}; "
-            f"RAPS λ = {d['raps']['lam']}, k_reg = {d['raps']['k_reg']}; diverged splits: {d['diverged_splits']}", "",
-            "| method | coverage | mean set size | worst class coverage |", "|---|---:|---:|---:|"]
+    out += [
+        "## Digits",
+        "",
+        f"{d['n']} digits, train {d['n_train']}; test accuracy {_pm(d['accuracy'])}; "
+        f"RAPS λ = {d['raps']['lam']}, k_reg = {d['raps']['k_reg']}; diverged splits: {d['diverged_splits']}",
+        "",
+        "| method | coverage | mean set size | worst class coverage |",
+        "|---|---:|---:|---:|",
+    ]
     for k in CLS_METHODS:
         v = d["methods"][k]
         out.append(f"| {k} | {_pm(v['coverage'])} | {_pm(v['size'])} | {_pm(v['worst_class'])} |")
-    out += ["", "Notes: the non-randomised APS/RAPS score of a confidently right prediction is its top "
-            "probability, which the MC-averaged float32 softmax often rounds to exactly 1.0; with more than "
-            "α of the calibration scores tied at the top, q̂ sits on the tie and every class up to cumulative "
-            "mass 1 enters the set: over-coverage and large APS sets. Randomisation (`aps`, `raps`) breaks the "
-            "ties; so does RAPS' rank penalty, in part."]
+    out += [
+        "",
+        "Notes: the non-randomised APS/RAPS score of a confidently right prediction is its top "
+        "probability, which the MC-averaged float32 softmax often rounds to exactly 1.0; with more than "
+        "α of the calibration scores tied at the top, q̂ sits on the tie and every class up to cumulative "
+        "mass 1 enters the set: over-coverage and large APS sets. Randomisation (`aps`, `raps`) breaks the "
+        "ties; so does RAPS' rank penalty, in part.",
+    ]
     return "\n".join(out) + "\n"
 
 
@@ -271,7 +364,9 @@ def parse_args(argv=None):
     p.add_argument("--k-reg", type=int, default=1, help="RAPS k_reg")
     p.add_argument("--no-digits", action="store_true")
     p.add_argument("--output", default=os.path.join(HERE, "results"))
-    p.add_argument("--render", action="store_true", help="only rewrite conformal.md from --output's conformal.json")
+    p.add_argument(
+        "--render", action="store_true", help="only rewrite conformal.md from --output's conformal.json"
+    )
     return p.parse_args(argv)
 
 
@@ -285,10 +380,20 @@ def main(argv=None) -> dict:
         return report
     cfg = suite.make_config(args.quick, sets=args.sets, splits=args.splits)
     t0 = time.perf_counter()
-    report = {"config": {"alpha": args.alpha, "splits": cfg.splits, "fractions": FRACTIONS, "quick": args.quick,
-                         "reg_epochs": cfg.reg_epochs, "reg_samples": cfg.reg_samples, "cls_epochs": cfg.cls_epochs,
-                         "cls_samples": cfg.cls_samples, "seed": cfg.seed},
-              "regression": {}}
+    report = {
+        "config": {
+            "alpha": args.alpha,
+            "splits": cfg.splits,
+            "fractions": FRACTIONS,
+            "quick": args.quick,
+            "reg_epochs": cfg.reg_epochs,
+            "reg_samples": cfg.reg_samples,
+            "cls_epochs": cfg.cls_epochs,
+            "cls_samples": cfg.cls_samples,
+            "seed": cfg.seed,
+        },
+        "regression": {},
+    }
     for name in cfg.sets:
         reason = uci_data.available(name)
         if reason:

@@ -24,19 +24,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
 from _steps import train_step  # noqa: E402
+
 from bayesflip.layers import DenseFlipout  # noqa: E402
 
 IN, HIDDEN, OUT = 512, 512, 10
 
 
 def keras_step(model):
-    return train_step(model, keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return train_step(
+        model, keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
 
 
 def deterministic_model():
-    return keras.Sequential([keras.Input((IN,)), keras.layers.Dense(HIDDEN, activation="relu"), keras.layers.Dense(OUT)])
+    return keras.Sequential(
+        [keras.Input((IN,)), keras.layers.Dense(HIDDEN, activation="relu"), keras.layers.Dense(OUT)]
+    )
 
 
 def bayesflip_model(estimator="flipout"):
@@ -110,7 +114,10 @@ def main(argv=None) -> list[dict]:
         r = measure(bs, args.steps)
         results.append(r)
         print(f"batch {bs}: " + ", ".join(f"{k} {v:.2f} ms" for k, v in r["median_ms"].items()))
-        print("  ratio to keras Dense: " + ", ".join(f"{k} {v:.2f}x" for k, v in r["ratio_to_keras_dense"].items()))
+        print(
+            "  ratio to keras Dense: "
+            + ", ".join(f"{k} {v:.2f}x" for k, v in r["ratio_to_keras_dense"].items())
+        )
         if "tfp_over_bayesflip_flipout" in r:
             print(f"  TFP flipout / bayesflip flipout: {r['tfp_over_bayesflip_flipout']:.2f}x")
     os.makedirs(os.path.dirname(args.output), exist_ok=True)

@@ -77,7 +77,7 @@ def rng_draw_ms(steps: int) -> dict:
         for jit in (False, True)
     }
     times = {False: [], True: []}
-    for jit, fn in fns.items():
+    for fn in fns.values():
         fn(seed).numpy()
     for _ in range(steps):
         for jit, fn in fns.items():
@@ -107,7 +107,7 @@ def measure(batch: int, steps: int) -> dict:
             step(next(iterator))
         runs[name] = (step, iterator, [])
     for _ in range(steps):
-        for name, (step, iterator, times) in runs.items():
+        for step, iterator, times in runs.values():
             batch_data = next(iterator)
             t = time.perf_counter()
             step(batch_data)
@@ -141,8 +141,10 @@ def main(argv=None) -> dict:
             f"  time ratio {r['ratio_to_1_device'][name]:.2f}x"
         )
     rng = r["rng_512x512_normal"]
-    print(f"  512x512 normal draw: TF kernel {rng['tf_kernel_ms']:.2f} ms, XLA {rng['xla_ms']:.2f} ms "
-          f"({rng['xla_over_tf']:.1f}x)")
+    print(
+        f"  512x512 normal draw: TF kernel {rng['tf_kernel_ms']:.2f} ms, XLA {rng['xla_ms']:.2f} ms "
+        f"({rng['xla_over_tf']:.1f}x)"
+    )
     print(f"  caveat: {r['caveat']}")
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
     with open(args.output, "w") as f:

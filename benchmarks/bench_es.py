@@ -99,7 +99,9 @@ def learn(iterations, batch, log_every, sigma, lr):
         if it % log_every == 0 or it == 1:
             curve["iteration"].append(it)
             curve["es_test_accuracy"].append(float(np.mean(np.argmax(es.predict(xte), 1) == yte)))
-            curve["backprop_test_accuracy"].append(float(np.mean(np.argmax(bp.predict(xte, verbose=0), 1) == yte)))
+            curve["backprop_test_accuracy"].append(
+                float(np.mean(np.argmax(bp.predict(xte, verbose=0), 1) == yte))
+            )
             curve["es_train_fitness"].append(float(f))
             print(
                 f"iter {it:5d}  ES test acc {curve['es_test_accuracy'][-1]:.3f}  "

@@ -130,7 +130,9 @@ def run(kinds, repeats, max_batch, init_scale, train_epochs, seed=0):
             continue
         xi = inputs_for(kind, x)
         bayesflip.set_kl_weight(model, num_examples=len(xi))
-        model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.compile(
+            keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        )
         t0 = time.time()
         hist = model.fit(xi, y, batch_size=64, epochs=train_epochs, verbose=0)
         with bayesflip.posterior_mean(model):
@@ -142,13 +144,21 @@ def run(kinds, repeats, max_batch, init_scale, train_epochs, seed=0):
             slope = loglog_slope(sizes, v)
             slope_small = loglog_slope(sizes[: len(sizes) // 2 + 1], v[: len(sizes) // 2 + 1])
             slope_large = loglog_slope(sizes[len(sizes) // 2 :], v[len(sizes) // 2 :])
-            res[est] = {"variance": v, "per_layer": curve["per_layer"], "slope": slope, "slope_small_batches": slope_small, "slope_large_batches": slope_large}
+            res[est] = {
+                "variance": v,
+                "per_layer": curve["per_layer"],
+                "slope": slope,
+                "slope_small_batches": slope_small,
+                "slope_large_batches": slope_large,
+            }
             print(
-                f"[{kind}] {est:8s} slope {slope:+.3f}  (batches {sizes[0]}-{sizes[len(sizes)//2]}: {slope_small:+.3f}, "
-                f"{sizes[len(sizes)//2]}-{sizes[-1]}: {slope_large:+.3f})  var@1={v[0]:.3g} var@{sizes[-1]}={v[-1]:.3g}",
+                f"[{kind}] {est:8s} slope {slope:+.3f}  (batches {sizes[0]}-{sizes[len(sizes) // 2]}: {slope_small:+.3f}, "
+                f"{sizes[len(sizes) // 2]}-{sizes[-1]}: {slope_large:+.3f})  var@1={v[0]:.3g} var@{sizes[-1]}={v[-1]:.3g}",
                 flush=True,
             )
-        res["variance_ratio_shared_over_flipout_at_max_batch"] = res["shared"]["variance"][-1] / res["flipout"]["variance"][-1]
+        res["variance_ratio_shared_over_flipout_at_max_batch"] = (
+            res["shared"]["variance"][-1] / res["flipout"]["variance"][-1]
+        )
         res["seconds"] = time.time() - t0
         out["models"][kind] = res
     return out

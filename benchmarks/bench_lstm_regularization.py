@@ -152,7 +152,12 @@ def build(kind, vocab, units, strength, kl_weight, seed):
         raise ValueError(f"bench_lstm_regularization: unknown model {kind!r}; expected one of {KINDS}.")
     keras.utils.set_random_seed(seed)
     model = keras.Sequential(
-        [keras.Input((None,), dtype="int64"), keras.layers.Embedding(vocab, 32), rnn, keras.layers.Dense(vocab)],
+        [
+            keras.Input((None,), dtype="int64"),
+            keras.layers.Embedding(vocab, 32),
+            rnn,
+            keras.layers.Dense(vocab),
+        ],
         name=kind,
     )
     if kind == "flipout_noise":  # fixed additive weight-noise scale: freeze the posterior scales
@@ -223,7 +228,9 @@ def train_one(kind, strength, seed, data, args):
     """Train one model with one seed; returns its curves and end-of-training metrics."""
     (xtr, ytr), (xva, yva), (xte, yte) = data
     model = build(kind, args.vocab, args.units, strength, 1.0 / ytr.size, seed)
-    model.compile(keras.optimizers.Adam(args.lr), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        keras.optimizers.Adam(args.lr), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     bayes = kind.startswith("flipout")
     ev = Evaluator(model, kind)
     curve, train_loss = [], []
@@ -263,8 +270,13 @@ def train_one(kind, strength, seed, data, args):
 
 def _stats(values):
     v = np.asarray(values, float)
-    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if v.size > 1 else 0.0,
-            "min": float(v.min()), "max": float(v.max()), "values": [float(x) for x in v]}
+    return {
+        "mean": float(v.mean()),
+        "sd": float(v.std(ddof=1)) if v.size > 1 else 0.0,
+        "min": float(v.min()),
+        "max": float(v.max()),
+        "values": [float(x) for x in v],
+    }
 
 
 def summarize(runs):
@@ -369,8 +381,13 @@ def plot(out, path):
     for kind, sweep in out["sweep"].items():
         xs = [float(s) for s in sweep]
         ax2.plot(xs, [r["best_val_nll"] for r in sweep.values()], "o-", label=f"{kind} best")
-        ax2.plot(xs, [r["final_val_nll"] for r in sweep.values()], "x--", color=ax2.lines[-1].get_color(),
-                 label=f"{kind} final")
+        ax2.plot(
+            xs,
+            [r["final_val_nll"] for r in sweep.values()],
+            "x--",
+            color=ax2.lines[-1].get_color(),
+            label=f"{kind} final",
+        )
     ax2.set_xlabel("strength (rate, or additive scale)")
     ax2.set_ylabel("validation NLL")
     ax2.set_title(f"strength sweep, seed {out['config']['sweep_seed']}")

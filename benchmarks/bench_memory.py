@@ -77,14 +77,19 @@ print("RESULT" + json.dumps({"resting": resting, "peak": info["peak"], "param_by
 
 
 def measure(variant: str, units: int, batch: int, steps: int, jit: bool = False) -> dict:
-    env = dict(os.environ, TF_CPU_ALLOCATOR_USE_BFC="true", TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
+    env = dict(
+        os.environ, TF_CPU_ALLOCATOR_USE_BFC="true", TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow"
+    )
     proc = subprocess.run(
         [sys.executable, "-c", CHILD, variant, str(units), str(batch), str(steps), "1" if jit else "0"],
-        env=env, capture_output=True, text=True, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT"):
-            return json.loads(line[len("RESULT"):])
+            return json.loads(line[len("RESULT") :])
     raise RuntimeError(f"bench_memory: child for {variant!r} failed:\n{proc.stderr[-3000:]}")
 
 
@@ -94,14 +99,21 @@ def main(argv=None) -> dict:
     p.add_argument("--batch", type=int, default=1024)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--variants", nargs="+", default=VARIANTS, choices=VARIANTS, help="dense must come first")
-    p.add_argument("--modes", nargs="+", default=["graph", "xla"], choices=["graph", "xla"],
-                   help="tf.function step without / with jit_compile=True")
+    p.add_argument(
+        "--modes",
+        nargs="+",
+        default=["graph", "xla"],
+        choices=["graph", "xla"],
+        help="tf.function step without / with jit_compile=True",
+    )
     p.add_argument("--out", default=RESULTS)
     args = p.parse_args(argv)
     mib = 2.0**20
     res = {}
-    print(f"{'variant':10s} {'step':8s} {'resting MiB':>12s} {'peak MiB':>10s} {'transient MiB':>14s} "
-          f"{'peak/dense':>11s} {'RSS MiB':>9s}")
+    print(
+        f"{'variant':10s} {'step':8s} {'resting MiB':>12s} {'peak MiB':>10s} {'transient MiB':>14s} "
+        f"{'peak/dense':>11s} {'RSS MiB':>9s}"
+    )
     for mode in args.modes:
         jit = mode == "xla"
         res[mode] = {}
@@ -114,8 +126,8 @@ def main(argv=None) -> dict:
                 r["transient_ratio_to_dense"] = r["transient"] / max(base["transient"], 1)
             res[mode][v] = r
             print(
-                f"{v:10s} {mode:8s} {r['resting']/mib:12.1f} {r['peak']/mib:10.1f} {r['transient']/mib:14.1f} "
-                f"{r.get('peak_ratio_to_dense', 1.0):11.2f} {r['max_rss']/mib:9.1f}",
+                f"{v:10s} {mode:8s} {r['resting'] / mib:12.1f} {r['peak'] / mib:10.1f} {r['transient'] / mib:14.1f} "
+                f"{r.get('peak_ratio_to_dense', 1.0):11.2f} {r['max_rss'] / mib:9.1f}",
                 flush=True,
             )
     explicit = args.batch * args.units * args.units * 4

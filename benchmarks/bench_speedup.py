@@ -251,7 +251,12 @@ def train_run(trainer: Trainer, batch: int, lr: float, target: float, max_steps:
             curve_loss.append(value)
             if value <= target:
                 reached, status = step, "reached"
-    if reached is None and status == NOT_REACHED and stop_after is not None and step >= stop_after < max_steps:
+    if (
+        reached is None
+        and status == NOT_REACHED
+        and stop_after is not None
+        and step >= stop_after < max_steps
+    ):
         status = "pruned"
     return {
         "lr": lr,
@@ -321,17 +326,35 @@ def run(args) -> dict:
             trainers = {}
             for method in args.methods:
                 trainers[method] = Trainer(
-                    net, method, args.alpha, x, y, x_eval, y_eval, reference,
-                    None if method == "none" else eval_model, seed,
+                    net,
+                    method,
+                    args.alpha,
+                    x,
+                    y,
+                    x_eval,
+                    y_eval,
+                    reference,
+                    None if method == "none" else eval_model,
+                    seed,
                 )
                 trainers[method].warm_up(args.batch_sizes[0])
             for batch in args.batch_sizes:
                 for method in args.methods:
                     best, runs = None, []
                     for lr in args.lrs:
-                        stop_after = best["iterations"] if (best is not None and best["status"] == "reached") else None
-                        r = train_run(trainers[method], batch, lr, args.target, args.max_steps, grid, stop_after,
-                                      seed * 100_003 + batch)
+                        stop_after = (
+                            best["iterations"] if (best is not None and best["status"] == "reached") else None
+                        )
+                        r = train_run(
+                            trainers[method],
+                            batch,
+                            lr,
+                            args.target,
+                            args.max_steps,
+                            grid,
+                            stop_after,
+                            seed * 100_003 + batch,
+                        )
                         runs.append(r)
                         if _better(r, best):
                             best = r
@@ -418,12 +441,17 @@ def bar_verdict(out, args) -> dict:
         cells = [res["batch_sizes"][str(b)] for b in args.batch_sizes]
         ratios = [_ratio_value(c.get("ratio_flipout_over_shared", NOT_REACHED)) for c in cells]
         if any(r is None for r in ratios):
-            verdict["nets"][net] = {"met": False, "ratios": ratios, "why": "a ratio is missing (flipout not reached)"}
+            verdict["nets"][net] = {
+                "met": False,
+                "ratios": ratios,
+                "why": "a ratio is missing (flipout not reached)",
+            }
             continue
         largest = ratios[-1] <= BAR_RATIO
         widening = all(b <= a for a, b in zip(ratios, ratios[1:]))
         per_seed = [
-            [_ratio_value(c["ratio_flipout_over_shared_per_seed"][k]) for c in cells] for k in range(len(args.seeds))
+            [_ratio_value(c["ratio_flipout_over_shared_per_seed"][k]) for c in cells]
+            for k in range(len(args.seeds))
         ]
         verdict["nets"][net] = {
             "met": bool(largest and widening),
@@ -442,8 +470,11 @@ def bar_verdict(out, args) -> dict:
 # ---------------------------------------------------------------------------
 # Plots
 # ---------------------------------------------------------------------------
-STYLE = {"flipout": dict(color="C0", marker="o"), "shared": dict(color="C3", marker="s"),
-         "none": dict(color="gray", marker="^", ls="--")}
+STYLE = {
+    "flipout": dict(color="C0", marker="o"),
+    "shared": dict(color="C3", marker="s"),
+    "none": dict(color="gray", marker="^", ls="--"),
+}
 
 
 def _mean_value(m):
@@ -469,16 +500,28 @@ def plot(out, path_iters, path_curves):
             for b in sizes:  # single seeds, faint; a seed that missed the target at the cap as x
                 for it in cells[str(b)][method]["iterations"]:
                     hit = it != NOT_REACHED
-                    ax.scatter([b], [it if hit else cap], s=12 if hit else 30, alpha=0.4,
-                               marker="." if hit else "x", color=STYLE[method]["color"])
+                    ax.scatter(
+                        [b],
+                        [it if hit else cap],
+                        s=12 if hit else 30,
+                        alpha=0.4,
+                        marker="." if hit else "x",
+                        color=STYLE[method]["color"],
+                    )
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("batch size")
         ax.set_ylabel(f"iterations to noisy train loss ≤ {cfg['target']:g}")
         ax.set_title(f"{net}, multiplicative noise α = {cfg['alpha']:g}")
         n_seeds = len(cfg["seeds"])
-        ax.legend(fontsize=8, title=f"mean of {n_seeds} seed{'s' if n_seeds > 1 else ''} (dots: each seed)",
-                  title_fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
+        ax.legend(
+            fontsize=8,
+            title=f"mean of {n_seeds} seed{'s' if n_seeds > 1 else ''} (dots: each seed)",
+            title_fontsize=8,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.2),
+            ncol=3,
+        )
     fig.tight_layout()
     fig.savefig(path_iters, dpi=120)
     plt.close(fig)
@@ -491,9 +534,14 @@ def plot(out, path_iters, path_curves):
             c = cells[largest][method]
             for k, (lr, runs) in enumerate(zip(c["best_lr"], c["runs"])):
                 best = next(r for r in runs if r["lr"] == lr)
-                ax.plot(best["eval_steps"][1:], best["eval_loss"][1:], color=STYLE[method]["color"],
-                        ls=STYLE[method].get("ls", "-"), alpha=1.0 if k == 0 else 0.45,
-                        label=f"{method} (seed {cfg['seeds'][k]}, lr {lr:g})")
+                ax.plot(
+                    best["eval_steps"][1:],
+                    best["eval_loss"][1:],
+                    color=STYLE[method]["color"],
+                    ls=STYLE[method].get("ls", "-"),
+                    alpha=1.0 if k == 0 else 0.45,
+                    label=f"{method} (seed {cfg['seeds'][k]}, lr {lr:g})",
+                )
         ax.axhline(cfg["target"], color="k", lw=0.8, ls=":", label="target")
         ax.set_xscale("log")
         ax.set_xlabel("iteration")
@@ -507,7 +555,7 @@ def plot(out, path_iters, path_curves):
 
 def _fmt(v):
     if isinstance(v, dict):
-        (k, x), = v.items()
+        ((k, x),) = v.items()
         return f"{k.replace('_', ' ')} {x:.3g}"
     return v if isinstance(v, str) else f"{v:.3g}"
 
@@ -533,8 +581,11 @@ def table_markdown(out) -> str:
     methods = out["config"]["methods"]
     names = {"flipout": "flipout", "shared": "shared", "none": "no noise"}
     lines = [
-        "| net | batch | " + " | ".join(f"{names[m]}: iterations [per seed], lr" for m in methods)
-        + " | flipout / shared | seconds to target " + " / ".join(names[m] for m in methods) + " |",
+        "| net | batch | "
+        + " | ".join(f"{names[m]}: iterations [per seed], lr" for m in methods)
+        + " | flipout / shared | seconds to target "
+        + " / ".join(names[m] for m in methods)
+        + " |",
         "|---|---:|" + "---:|" * (len(methods) + 2),
     ]
     for net, res in out["nets"].items():
@@ -545,8 +596,11 @@ def table_markdown(out) -> str:
             else:
                 ratio_s = ratio if isinstance(ratio, str) else f"**{ratio:.3f}**"
             lines.append(
-                f"| {net} | {b} | " + " | ".join(_its(cell[m]) for m in methods) + f" | {ratio_s} | "
-                + " / ".join(_secs(cell[m]) for m in methods) + " |"
+                f"| {net} | {b} | "
+                + " | ".join(_its(cell[m]) for m in methods)
+                + f" | {ratio_s} | "
+                + " / ".join(_secs(cell[m]) for m in methods)
+                + " |"
             )
     return "\n".join(lines) + "\n"
 
@@ -569,8 +623,11 @@ def write_json(out, path) -> None:
     import re
 
     text = json.dumps(out, indent=1, ensure_ascii=False)
-    text = re.sub(r"\[\s*(-?[0-9][-0-9.eE+]*(?:,\s*-?[0-9][-0-9.eE+]*)*)\s*\]",
-                  lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text)
+    text = re.sub(
+        r"\[\s*(-?[0-9][-0-9.eE+]*(?:,\s*-?[0-9][-0-9.eE+]*)*)\s*\]",
+        lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]",
+        text,
+    )
     with open(path, "w", encoding="utf-8") as f:
         f.write(text + "\n")
 
@@ -581,17 +638,25 @@ def main(argv=None) -> dict:
     p.add_argument("--nets", nargs="+", default=list(NETS), choices=NETS)
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--batch-sizes", nargs="+", type=int, default=[128, 512, 2048, 4096])
-    p.add_argument("--lrs", nargs="+", type=float, default=[3e-3, 1e-2, 1e-3],
-                   help="Adam learning rates, swept in this order (the order changes only the cost)")
-    p.add_argument("--alpha", type=float, default=1.0, help="multiplicative noise variance α (rate 0.5 ⇔ α = 1)")
+    p.add_argument(
+        "--lrs",
+        nargs="+",
+        type=float,
+        default=[3e-3, 1e-2, 1e-3],
+        help="Adam learning rates, swept in this order (the order changes only the cost)",
+    )
+    p.add_argument(
+        "--alpha", type=float, default=1.0, help="multiplicative noise variance α (rate 0.5 ⇔ α = 1)"
+    )
     p.add_argument("--target", type=float, default=0.8, help="noisy training loss to reach (nats)")
     p.add_argument("--max-steps", type=int, default=3000)
     p.add_argument("--eval-examples", type=int, default=2048)
     p.add_argument("--eval-growth", type=float, default=1.05)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--output", default=RESULTS)
-    p.add_argument("--replot", action="store_true",
-                   help="redraw the figures from --output's speedup.json, no training")
+    p.add_argument(
+        "--replot", action="store_true", help="redraw the figures from --output's speedup.json, no training"
+    )
     args = p.parse_args(argv)
     if args.replot:
         with open(os.path.join(args.output, "speedup.json")) as f:
@@ -608,8 +673,10 @@ def main(argv=None) -> dict:
         print(line)
     bar = out["bar"]
     for net, v in bar["nets"].items():
-        print(f"[{net}] bar (flipout/shared ≤ {BAR_RATIO} at the largest batch, falling with batch): "
-              f"{'MET' if v['met'] else 'NOT met'}; ratios {v['ratios']}")
+        print(
+            f"[{net}] bar (flipout/shared ≤ {BAR_RATIO} at the largest batch, falling with batch): "
+            f"{'MET' if v['met'] else 'NOT met'}; ratios {v['ratios']}"
+        )
     print(f"bar met overall: {bar['met']}; wall time {out['wall_seconds']:.0f} s")
     os.makedirs(args.output, exist_ok=True)
     write_json(out, os.path.join(args.output, "speedup.json"))

@@ -47,19 +47,24 @@ def _tf_keras_model(bayesian: bool):
         Conv, Dense = tfp.layers.Convolution2DFlipout, tfp.layers.DenseFlipout
     else:
         Conv, Dense = k.layers.Conv2D, k.layers.Dense
-    model = k.Sequential([
-        k.Input((28, 28, 1)),
-        Conv(6, 5, padding="SAME", activation="relu"),
-        k.layers.MaxPooling2D(2, 2, padding="SAME"),
-        Conv(16, 5, padding="SAME", activation="relu"),
-        k.layers.MaxPooling2D(2, 2, padding="SAME"),
-        Conv(120, 5, padding="SAME", activation="relu"),
-        k.layers.Flatten(),
-        Dense(84, activation="relu"),
-        Dense(10),
-    ])
-    model.compile(k.optimizers.Adam(1e-3), k.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model = k.Sequential(
+        [
+            k.Input((28, 28, 1)),
+            Conv(6, 5, padding="SAME", activation="relu"),
+            k.layers.MaxPooling2D(2, 2, padding="SAME"),
+            Conv(16, 5, padding="SAME", activation="relu"),
+            k.layers.MaxPooling2D(2, 2, padding="SAME"),
+            Conv(120, 5, padding="SAME", activation="relu"),
+            k.layers.Flatten(),
+            Dense(84, activation="relu"),
+            Dense(10),
+        ]
+    )
+    model.compile(
+        k.optimizers.Adam(1e-3),
+        k.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     return model
 
 
@@ -67,24 +72,30 @@ def _keras3_model(framework: str, num_examples: int):
     import keras
 
     if framework == "bayesflip":
-        from bayesflip.layers import Conv2DFlipout as Conv, DenseFlipout as Dense
+        from bayesflip.layers import Conv2DFlipout as Conv
+        from bayesflip.layers import DenseFlipout as Dense
 
         kwargs = {"kl_weight": 1.0 / num_examples}
     else:
         Conv, Dense, kwargs = keras.layers.Conv2D, keras.layers.Dense, {}
-    model = keras.Sequential([
-        keras.Input((28, 28, 1)),
-        Conv(6, 5, padding="same", activation="relu", **kwargs),
-        keras.layers.MaxPooling2D(2, 2, padding="same"),
-        Conv(16, 5, padding="same", activation="relu", **kwargs),
-        keras.layers.MaxPooling2D(2, 2, padding="same"),
-        Conv(120, 5, padding="same", activation="relu", **kwargs),
-        keras.layers.Flatten(),
-        Dense(84, activation="relu", **kwargs),
-        Dense(10, **kwargs),
-    ])
-    model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            Conv(6, 5, padding="same", activation="relu", **kwargs),
+            keras.layers.MaxPooling2D(2, 2, padding="same"),
+            Conv(16, 5, padding="same", activation="relu", **kwargs),
+            keras.layers.MaxPooling2D(2, 2, padding="same"),
+            Conv(120, 5, padding="same", activation="relu", **kwargs),
+            keras.layers.Flatten(),
+            Dense(84, activation="relu", **kwargs),
+            Dense(10, **kwargs),
+        ]
+    )
+    model.compile(
+        keras.optimizers.Adam(1e-3),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     return model
 
 
@@ -121,12 +132,28 @@ def main(argv=None) -> dict:
     runs = {f: [] for f in FRAMEWORKS}
     for rep in range(args.reps):
         for framework in FRAMEWORKS:  # interleaved: load changes hit every framework alike
-            out = subprocess.run(
-                [sys.executable, os.path.abspath(__file__), "--worker", framework, "--examples", str(args.examples)],
-                check=True, capture_output=True, text=True,
-            ).stdout.strip().splitlines()[-1]
+            out = (
+                subprocess.run(
+                    [
+                        sys.executable,
+                        os.path.abspath(__file__),
+                        "--worker",
+                        framework,
+                        "--examples",
+                        str(args.examples),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             runs[framework].append(json.loads(out))
-            print(f"rep {rep}: {framework:9s} trace overhead {runs[framework][-1]['trace_overhead']:.2f} s", flush=True)
+            print(
+                f"rep {rep}: {framework:9s} trace overhead {runs[framework][-1]['trace_overhead']:.2f} s",
+                flush=True,
+            )
     import keras
     import tensorflow as tf
     import tensorflow_probability as tfp
@@ -136,7 +163,11 @@ def main(argv=None) -> dict:
         "model": "TFP's LeNet-5 example (3 flipout conv + 2 flipout dense), batch 128, Adam",
         "examples": args.examples,
         "reps": args.reps,
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "tensorflow_probability": tfp.__version__},
+        "versions": {
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "tensorflow_probability": tfp.__version__,
+        },
         "median_trace_overhead_s": summary,
         "ratio_bayesflip_to_tfp": summary["bayesflip"] / summary["tfp"],
         "ratio_bayesflip_to_keras": summary["bayesflip"] / summary["keras"],
@@ -150,8 +181,14 @@ def main(argv=None) -> dict:
     os.makedirs(args.output, exist_ok=True)
     with open(os.path.join(args.output, "trace_time.json"), "w") as f:
         json.dump(result, f, indent=1)
-    print(json.dumps({k: result[k] for k in ("median_trace_overhead_s", "ratio_bayesflip_to_tfp",
-                                              "overhead_over_own_keras_s")}))
+    print(
+        json.dumps(
+            {
+                k: result[k]
+                for k in ("median_trace_overhead_s", "ratio_bayesflip_to_tfp", "overhead_over_own_keras_s")
+            }
+        )
+    )
     return result
 
 

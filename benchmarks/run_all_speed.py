@@ -47,7 +47,7 @@ def discover() -> dict[str, str]:
         with open(path, encoding="utf-8") as f:
             marked = MARKER in f.read()
         if mod in KNOWN_SPEED or marked:
-            found[mod[len("bench_"):]] = path
+            found[mod[len("bench_") :]] = path
     return found
 
 
@@ -122,7 +122,9 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=40, help="timed steps per model (passed to every benchmark)")
     p.add_argument("--only", nargs="+", default=None, help="short names, e.g. dense layers_conv_rnn")
     p.add_argument("--out", default=RESULTS)
-    p.add_argument("--from-json", action="store_true", help="only rebuild the table from the JSON files in --out")
+    p.add_argument(
+        "--from-json", action="store_true", help="only rebuild the table from the JSON files in --out"
+    )
     args = p.parse_args(argv)
     available = discover()
     names = args.only or list(available)

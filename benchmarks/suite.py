@@ -39,7 +39,8 @@ import math
 import os
 import sys
 import time
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -245,7 +246,7 @@ class Standardizer(NamedTuple):
     std: np.ndarray
 
     @classmethod
-    def fit(cls, a: np.ndarray) -> "Standardizer":
+    def fit(cls, a: np.ndarray) -> Standardizer:
         a = np.asarray(a, dtype="float64")
         std = a.std(axis=0)
         return cls(a.mean(axis=0), np.where(std > 0, std, 1.0))
@@ -526,7 +527,9 @@ def run_classification(cfg: Config, log=print) -> dict:
         t0 = time.perf_counter()
         learners, finite = [], True
         for k in range(members(m, cfg)):
-            learner = Learner(lambda seed=0: build_classifier(m, n_train, cfg, seed), loss_fn, cfg.cls_lr)
+            learner = Learner(
+                lambda seed=0, m=m: build_classifier(m, n_train, cfg, seed), loss_fn, cfg.cls_lr
+            )
             learner.reset(1000 * cfg.seed + 10 * k + 7)
             finite &= learner.fit(
                 x_tr, data.y_train, batch_indices(n_train, cfg.cls_batch, cfg.cls_epochs, rng)
@@ -547,9 +550,13 @@ def run_classification(cfg: Config, log=print) -> dict:
             )
             continue
 
-        def predict(images):
+        def predict(images, learners=learners, m=m):
             return sample_outputs(
-                learners, m, images.reshape(len(images), -1), cfg.cls_samples, from_logits=True
+                learners,
+                m,
+                images.reshape(len(images), -1),
+                cfg.cls_samples,
+                from_logits=True,
             ).mean(0)
 
         clean = predict(data.x_test)
@@ -665,7 +672,9 @@ def summary_markdown(report: dict) -> str:
             ]
             lines.append(f"| {kind.replace('_', ' ')} | " + " | ".join(cells) + " |")
         for kind, res in cls["ood"].items():
-            lines.append(f"| OOD AUROC, {kind} | " + " | ".join(_num(res[m]["auroc"]) for m in methods) + " |")
+            lines.append(
+                f"| OOD AUROC, {kind} | " + " | ".join(_num(res[m]["auroc"]) for m in methods) + " |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -27,7 +27,8 @@ power plant, protein, wine-quality-red, yacht or year.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 

@@ -26,8 +26,9 @@ ROOT = DOCS.parent
 sys.path.insert(0, str(DOCS))
 sys.path.insert(0, str(ROOT))  # document the checkout this conf.py belongs to, not another copy
 
-import bayesflip  # noqa: E402
 import gen_api  # noqa: E402
+
+import bayesflip  # noqa: E402
 
 # -- the repository's pages, mirrored under guide/ ----------------------------------------------
 GUIDE_FILES = [
@@ -84,7 +85,13 @@ extensions = [
 root_doc = "index"
 # docs/*.md are rendered from their guide/ copies (so that their links to ../README.md resolve);
 # gen_api.py and this file are not pages.
-exclude_patterns = ["_build", "reliability.md", "migrating_from_tfp.md", "posterior_families.md", "**/.ipynb_checkpoints"]
+exclude_patterns = [
+    "_build",
+    "reliability.md",
+    "migrating_from_tfp.md",
+    "posterior_families.md",
+    "**/.ipynb_checkpoints",
+]
 
 # -- autodoc / napoleon -------------------------------------------------------------------------
 autodoc_member_order = "bysource"
@@ -93,9 +100,15 @@ autodoc_typehints = "signature"
 # to document and have no inventory here (no network), so they are the only ones ignored.
 nitpicky = True
 nitpick_ignore_regex = [
-    (r"py:.*", r"(numpy|np|tensorflow|tf|keras|tensorflow_probability|tfp|tfd|matplotlib|scipy|sklearn)(\..*)?"),
+    (
+        r"py:.*",
+        r"(numpy|np|tensorflow|tf|keras|tensorflow_probability|tfp|tfd|matplotlib|scipy|sklearn)(\..*)?",
+    ),
     (r"py:.*", r"(typing|collections\.abc|os|pathlib|weakref|threading|enum)\..*"),
-    (r"py:class", r"(Any|Callable|Sequence|Iterator|Iterable|Mapping|NamedTuple|PathLike|ndarray|Tensor|Layer|Model)"),
+    (
+        r"py:class",
+        r"(Any|Callable|Sequence|Iterator|Iterable|Mapping|NamedTuple|PathLike|ndarray|Tensor|Layer|Model)",
+    ),
     # ``ArrayLike`` in signatures: a NumPy array, tf.Tensor or nested lists (bayesflip/_typing.py)
     (r"py:class", r"bayesflip\._typing\.ArrayLike"),
 ]
@@ -145,8 +158,12 @@ def _google_conventions(app, what, name, obj, options, lines):
         while entry is not None and i < len(lines) and (not lines[i].strip() or _indent(lines[i]) >= entry):
             line = lines[i]
             if line.strip() and _indent(line) == entry:
-                while ":" not in lines[i] and i + 1 < len(lines) and lines[i + 1].strip() \
-                        and _indent(lines[i + 1]) > entry:
+                while (
+                    ":" not in lines[i]
+                    and i + 1 < len(lines)
+                    and lines[i + 1].strip()
+                    and _indent(lines[i + 1]) > entry
+                ):
                     lines[i] = lines[i].rstrip() + " " + lines.pop(i + 1).strip()
             i += 1
 

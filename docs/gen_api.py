@@ -104,7 +104,7 @@ def inventory():
     entries = {m.__name__: [(n, _kind(getattr(m, n)), getattr(m, n)) for n in m.__all__] for m in mods}
     exporters: dict[int, list[str]] = {}
     for modname, items in entries.items():
-        for name, kind, obj in items:
+        for _name, kind, obj in items:
             if kind in ("class", "function", "data"):
                 exporters.setdefault(id(obj), []).append(modname)
 
@@ -213,9 +213,11 @@ def write(outdir: str | os.PathLike) -> list[str]:
     pages = []
     for top in tops:
         page = "bayesflip" if top.__name__ == PACKAGE else top.__name__.split(".", 1)[1]
-        subs = [] if top.__name__ == PACKAGE else [
-            by_name[n] for n in sorted(by_name) if n.startswith(top.__name__ + ".")
-        ]
+        subs = (
+            []
+            if top.__name__ == PACKAGE
+            else [by_name[n] for n in sorted(by_name) if n.startswith(top.__name__ + ".")]
+        )
         lines = _section(top, entries[top.__name__], canonical, attr_docs, every, "=")
         for sub in subs:
             lines += _section(sub, entries[sub.__name__], canonical, attr_docs, every, "-")

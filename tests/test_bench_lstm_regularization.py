@@ -28,8 +28,13 @@ def test_summary_is_mean_sd_min_max_over_seeds(bench):
     runs = {"none": rows}
     row = bench.summarize(runs)["none"]
     assert row["seeds"] == [1, 2]
-    assert row["best_val_nll"] == {"mean": 2.0, "sd": pytest.approx(np.sqrt(2.0)), "min": 1.0, "max": 3.0,
-                                   "values": [1.0, 3.0]}
+    assert row["best_val_nll"] == {
+        "mean": 2.0,
+        "sd": pytest.approx(np.sqrt(2.0)),
+        "min": 1.0,
+        "max": 3.0,
+        "values": [1.0, 3.0],
+    }
 
 
 @pytest.mark.slow  # trains 7 tiny LSTMs (~30 s)

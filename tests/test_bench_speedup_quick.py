@@ -16,7 +16,9 @@ def bench():
 
 
 def _iterations_ok(value, cap):
-    return value == "not reached" or (isinstance(value, int) and not isinstance(value, bool) and 0 < value <= cap)
+    return value == "not reached" or (
+        isinstance(value, int) and not isinstance(value, bool) and 0 < value <= cap
+    )
 
 
 @pytest.mark.slow
@@ -37,7 +39,9 @@ def test_quick_mode_writes_iterations_ratios_curves_and_figures(bench, tmp_path)
             for method in cfg["methods"]:
                 c = cell[method]
                 assert len(c["iterations"]) == len(c["best_lr"]) == len(c["runs"]) == len(cfg["seeds"])
-                for it, secs, lr, runs in zip(c["iterations"], c["seconds_to_target"], c["best_lr"], c["runs"]):
+                for it, secs, lr, runs in zip(
+                    c["iterations"], c["seconds_to_target"], c["best_lr"], c["runs"]
+                ):
                     assert _iterations_ok(it, cap), it
                     assert (secs == "not reached") == (it == "not reached")
                     assert secs == "not reached" or secs > 0

@@ -13,14 +13,28 @@ from bayesflip.datasets import corrupt_images, load_digits
 
 
 def _scores_of(report):
-    return {net: {k: report[net][k] for k in ("accuracy", "nll", "brier", "ece")} for net in ("deterministic", "bayesian")}
+    return {
+        net: {k: report[net][k] for k in ("accuracy", "nll", "brier", "ece")}
+        for net in ("deterministic", "bayesian")
+    }
 
 
 @pytest.mark.slow  # a fresh interpreter
 def test_demo_end_to_end_writes_a_consistent_and_reproducible_report(tmp_path):
     out = os.path.join(tmp_path, "out")
-    argv = ["demo", "--output", out, "--epochs", "3", "--num-samples", "4", "--posterior-temperature", "0.5",
-            "--kl-warmup-epochs", "2"]
+    argv = [
+        "demo",
+        "--output",
+        out,
+        "--epochs",
+        "3",
+        "--num-samples",
+        "4",
+        "--posterior-temperature",
+        "0.5",
+        "--kl-warmup-epochs",
+        "2",
+    ]
     assert cli.main([*argv, "--quiet"]) == 0
     with open(os.path.join(out, "report.json")) as f:
         report = json.load(f)
@@ -28,7 +42,9 @@ def test_demo_end_to_end_writes_a_consistent_and_reproducible_report(tmp_path):
     out2 = os.path.join(tmp_path, "out2")
     proc = subprocess.run(
         [sys.executable, "-m", "bayesflip", *argv[:2], out2, *argv[3:], "--quiet"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     with open(os.path.join(out2, "report.json")) as f:
@@ -127,19 +143,40 @@ def test_cli_starts_without_tensorflow_startup_lines(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's shell has it
     runs = {
         "help": [sys.executable, "-m", "bayesflip", "demo", "--help"],
-        "demo": [sys.executable, "-m", "bayesflip", "demo", "--output", str(tmp_path / "out"),
-                 "--epochs", "1", "--num-samples", "2", "--quiet"],
+        "demo": [
+            sys.executable,
+            "-m",
+            "bayesflip",
+            "demo",
+            "--output",
+            str(tmp_path / "out"),
+            "--epochs",
+            "1",
+            "--num-samples",
+            "2",
+            "--quiet",
+        ],
     }
     for what, command in runs.items():
         proc = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-2000:]
         noisy = [line for line in proc.stderr.splitlines() if any(w in line.lower() for w in _STARTUP_NOISE)]
         assert not noisy, (what, noisy)
-    assert "usage: bayesflip demo" in subprocess.run(
-        runs["help"], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path).stdout
+    assert (
+        "usage: bayesflip demo"
+        in subprocess.run(
+            runs["help"], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
+        ).stdout
+    )
     # stderr is restored after TensorFlow loads: our own errors still show
-    proc = subprocess.run([sys.executable, "-m", "bayesflip", "demo", "--epochs", "0"],
-                          capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bayesflip", "demo", "--epochs", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2 and "expected a positive integer, got 0" in proc.stderr
     assert not [line for line in proc.stderr.splitlines() if any(w in line.lower() for w in _STARTUP_NOISE)]
 

@@ -208,13 +208,19 @@ def _classification_data(rng, n, k=5):
 
 @pytest.mark.parametrize(
     "score,randomized,include_last",
-    [("lac", False, False), ("aps", True, False), ("aps", False, False), ("aps", False, True),
-     ("raps", True, False), ("raps", False, False)],
+    [
+        ("lac", False, False),
+        ("aps", True, False),
+        ("aps", False, False),
+        ("aps", False, True),
+        ("raps", True, False),
+        ("raps", False, False),
+    ],
 )
 def test_classification_coverage_over_random_splits(score, randomized, include_last):
     rng = np.random.default_rng(1)
     covs, sizes = [], []
-    for r in range(R):
+    for _r in range(R):
         probs, labels = _classification_data(rng, N_CAL + N_TEST)
         s = conformal.class_scores(probs, score, randomized, lam=0.1, k_reg=1, seed=rng)
         q = conformal.conformal_quantile(conformal.label_scores(s[:N_CAL], labels[:N_CAL]), ALPHA)
@@ -235,7 +241,9 @@ def _regression_model():
             keras.Input((1,)),
             # seeded weights too (not only the noise): the coverage checks are then one fixed draw,
             # independent of the test order
-            DenseFlipout(8, activation="tanh", seed=0, kernel_initializer=keras.initializers.GlorotUniform(seed=0)),
+            DenseFlipout(
+                8, activation="tanh", seed=0, kernel_initializer=keras.initializers.GlorotUniform(seed=0)
+            ),
             DenseFlipout(2, seed=1, kernel_initializer=keras.initializers.GlorotUniform(seed=1)),
             head,
         ]
@@ -263,7 +271,7 @@ def test_conformal_regressor_on_a_model():
             assert cr.quantile(0.1) > cr.quantile(0.3)  # alpha chosen at predict time
     # (N, 1) targets keep the unit axis; the quantile is one per unit
     cr = conformal.ConformalRegressor(model, num_samples=8).fit(x[:n_cal], y[:n_cal, None])
-    lo, hi = cr.predict(x[n_cal:n_cal + 10])
+    lo, hi = cr.predict(x[n_cal : n_cal + 10])
     assert lo.shape == (10, 1) and np.shape(cr.quantile(0.1)) == (1,)
 
 

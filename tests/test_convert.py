@@ -48,10 +48,18 @@ def _randomize(model, rng):
     [
         (_cnn, lambda rng: rng.normal(size=(3, 8, 8, 2)).astype("float32")),
         (_text, lambda rng: np.array([[1, 5, 3, 0, 0], [2, 11, 4, 7, 9], [6, 0, 0, 0, 0]])),
-        (lambda: keras.Sequential([keras.Input((6, 2)), keras.layers.Conv1D(3, 2, activation="tanh"),
-                                   keras.layers.Conv1DTranspose(2, 2), keras.layers.Flatten(),
-                                   keras.layers.Dense(1)]),
-         lambda rng: rng.normal(size=(4, 6, 2)).astype("float32")),
+        (
+            lambda: keras.Sequential(
+                [
+                    keras.Input((6, 2)),
+                    keras.layers.Conv1D(3, 2, activation="tanh"),
+                    keras.layers.Conv1DTranspose(2, 2),
+                    keras.layers.Flatten(),
+                    keras.layers.Dense(1),
+                ]
+            ),
+            lambda rng: rng.normal(size=(4, 6, 2)).astype("float32"),
+        ),
     ],
 )
 def test_posterior_mean_of_converted_model_predicts_like_original(make, inputs):
@@ -75,8 +83,16 @@ def test_posterior_mean_of_converted_model_predicts_like_original(make, inputs):
     assert not np.allclose(_np(bnn(x)), expected, atol=1e-6)
     np.testing.assert_array_equal(_np(model(x)), expected)
     kinds = {type(l).__name__ for l in bnn._flatten_layers(include_self=False)}
-    assert not kinds & {"Dense", "Conv1D", "Conv2D", "Conv2DTranspose", "Conv1DTranspose", "LSTM", "GRU",
-                        "Embedding"}
+    assert not kinds & {
+        "Dense",
+        "Conv1D",
+        "Conv2D",
+        "Conv2DTranspose",
+        "Conv1DTranspose",
+        "LSTM",
+        "GRU",
+        "Embedding",
+    }
 
 
 def test_moped_initialisation_scales_and_prior():
@@ -132,9 +148,15 @@ def test_converted_model_trains_and_saves_with_safe_mode():
 
 
 def test_unsupported_layers_are_listed_or_refused():
-    model = keras.Sequential([keras.Input((5, 3)), keras.layers.LSTM(2, dropout=0.2, return_sequences=True),
-                              keras.layers.LayerNormalization(), keras.layers.Flatten(),
-                              keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [
+            keras.Input((5, 3)),
+            keras.layers.LSTM(2, dropout=0.2, return_sequences=True),
+            keras.layers.LayerNormalization(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(1),
+        ]
+    )
     with pytest.warns(UserWarning) as record:
         bnn = to_bayesian(model)
     message = str(record[0].message)

@@ -32,9 +32,25 @@ def test_docs_build_without_warnings_and_list_every_public_name(tmp_path):
     out = tmp_path / "html"
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
-         "-d", str(tmp_path / "doctrees"), str(ROOT / "docs"), str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-q",
+            "-b",
+            "html",
+            "-d",
+            str(tmp_path / "doctrees"),
+            str(ROOT / "docs"),
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, f"sphinx-build failed:\n{proc.stdout[-5000:]}\n{proc.stderr[-10000:]}"
 
@@ -48,8 +64,15 @@ def test_docs_build_without_warnings_and_list_every_public_name(tmp_path):
             missing.append(full)
     assert not missing, f"public names missing from the API reference: {missing}"
 
-    for page in ["index", "guide/README", "guide/docs/reliability", "guide/docs/migrating_from_tfp",
-                 "guide/tutorials/README", "guide/tutorials/01_quickstart", "guide/benchmarks/README"]:
+    for page in [
+        "index",
+        "guide/README",
+        "guide/docs/reliability",
+        "guide/docs/migrating_from_tfp",
+        "guide/tutorials/README",
+        "guide/tutorials/01_quickstart",
+        "guide/benchmarks/README",
+    ]:
         assert (out / f"{page}.html").is_file(), page
     notebooks = sorted(p.stem for p in (ROOT / "tutorials").glob("*.ipynb"))
     assert notebooks and all((out / "guide" / "tutorials" / f"{n}.html").is_file() for n in notebooks)

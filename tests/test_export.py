@@ -198,6 +198,10 @@ def test_multiplicative_posteriors_export_with_pruned_posterior_mean(tmp_path):
     served = tf.saved_model.load(bayesflip.export(model, str(tmp_path / "vd"), num_samples=4))
     with bayesflip.posterior_mean(model):
         expected = model(x).numpy()
-    np.testing.assert_allclose(served.signatures["posterior_mean"](x=tf.constant(x))["predictions"].numpy(), expected,
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        served.signatures["posterior_mean"](x=tf.constant(x))["predictions"].numpy(),
+        expected,
+        rtol=1e-6,
+        atol=1e-6,
+    )
     assert served.signatures["predict"](x=tf.constant(x))["samples"].shape == (4, 5, 3)

@@ -220,7 +220,10 @@ def test_mixture_quantiles_match_root_finding(rng, family):
             comp = s[:, j, 0]
             df = comp[:, 2] if family == "student" else None
             ref = optimize.brentq(
-                lambda v: mixture_cdf(v, comp[:, 0], comp[:, 1], df) - q, -1e3, 1e3, xtol=1e-12
+                lambda v, comp=comp, df=df, q=q: mixture_cdf(v, comp[:, 0], comp[:, 1], df) - q,
+                -1e3,
+                1e3,
+                xtol=1e-12,
             )
             assert got[i, j, 0] == pytest.approx(ref, abs=1e-8)
     lo, hi = p.interval(0.95)

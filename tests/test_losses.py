@@ -101,7 +101,9 @@ def test_elbo_terms_requires_the_data_metric_and_fails_at_the_first_step():
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     steps = []
     counter = keras.callbacks.LambdaCallback(on_train_batch_begin=lambda batch, logs: steps.append(batch))
-    with pytest.raises(ValueError, match=r"ELBOTerms: no 'nll' in the training logs \['loss'\]; compile .*name='nll'"):
+    with pytest.raises(
+        ValueError, match=r"ELBOTerms: no 'nll' in the training logs \['loss'\]; compile .*name='nll'"
+    ):
         model.fit(x, y, epochs=3, batch_size=8, verbose=0, callbacks=[counter, bayesflip.ELBOTerms()])
     assert steps == [0]  # one step of the 24 asked for
 

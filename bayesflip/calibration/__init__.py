@@ -21,13 +21,13 @@ from bayesflip.calibration.metrics import (
     quantile_calibration_curve,
     quantile_calibration_error,
 )
-from bayesflip.calibration.streaming import BrierScore, ExpectedCalibrationError, NegativeLogLikelihood
-from bayesflip.calibration.temperature import TemperatureScaling, fit_temperature
 from bayesflip.calibration.plots import (
     regression_calibration_curve,
     reliability_diagram,
     uncertainty_histogram,
 )
+from bayesflip.calibration.streaming import BrierScore, ExpectedCalibrationError, NegativeLogLikelihood
+from bayesflip.calibration.temperature import TemperatureScaling, fit_temperature
 
 __all__ = [
     "regression_calibration_curve",

@@ -115,7 +115,11 @@ class CalibrationBins(NamedTuple):
 
 
 def calibration_bins(
-    labels: ArrayLike, probs: ArrayLike, num_bins: int = 15, binning: str = "equal_width", from_logits: bool = False
+    labels: ArrayLike,
+    probs: ArrayLike,
+    num_bins: int = 15,
+    binning: str = "equal_width",
+    from_logits: bool = False,
 ) -> CalibrationBins:
     """Top-label reliability statistics per bin (the data of a reliability diagram).
 
@@ -246,4 +250,3 @@ def classwise_calibration_error(
     y, p = _validate(fn, labels, probs, from_logits)
     counts, sum_conf, sum_out = classwise_stats(y, p, num_bins)
     return float(tf.reduce_mean(calibration_error_from_bins(counts, sum_conf, sum_out, norm)))
-

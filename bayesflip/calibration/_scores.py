@@ -159,4 +159,3 @@ def brier_decomposition(
     wbv = float(np.sum(dp**2) / n)
     wbc = float(np.sum(dp * do) / n)
     return BrierDecomposition(brier, rel, res, unc, wbv, wbc)
-

@@ -175,8 +175,17 @@ def uncertainty_histogram(
     edges = np.linspace(lo, hi if hi > lo else lo + 1.0, num_bins + 1)
     fig = Figure(figsize=(6.0, 4.0), dpi=100, layout="constrained")
     ax = fig.subplots()
-    ax.hist(a, bins=edges.tolist(), density=True, alpha=0.55, color="tab:blue", label=f"{labels[0]} (n={a.size})")
-    ax.hist(b, bins=edges.tolist(), density=True, alpha=0.55, color="tab:orange", label=f"{labels[1]} (n={b.size})")
+    ax.hist(
+        a, bins=edges.tolist(), density=True, alpha=0.55, color="tab:blue", label=f"{labels[0]} (n={a.size})"
+    )
+    ax.hist(
+        b,
+        bins=edges.tolist(),
+        density=True,
+        alpha=0.55,
+        color="tab:orange",
+        label=f"{labels[1]} (n={b.size})",
+    )
     ax.set_xlabel(score_name)
     ax.set_ylabel("density")
     ax.legend(title=f"AUROC = {auroc:.3f}")

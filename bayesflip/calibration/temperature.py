@@ -60,7 +60,10 @@ def _nll_grad_hess(beta: float, z: np.ndarray, z_y: np.ndarray):
 
 
 def fit_temperature(
-    logits: ArrayLike, labels: ArrayLike, from_probs: bool = False, bounds: tuple[float, float] = _DEFAULT_BOUNDS
+    logits: ArrayLike,
+    labels: ArrayLike,
+    from_probs: bool = False,
+    bounds: tuple[float, float] = _DEFAULT_BOUNDS,
 ) -> float:
     """The temperature ``T`` minimizing ``NLL(softmax(logits / T), labels)``.
 
@@ -136,8 +139,9 @@ class TemperatureScaling(keras.layers.Layer):
         self._initial = self._check(temperature)
 
     def _check(self, temperature) -> float:
-        return check_real(f"TemperatureScaling '{self.name}'", "temperature", temperature, low=0,
-                          what="a finite number > 0")
+        return check_real(
+            f"TemperatureScaling '{self.name}'", "temperature", temperature, low=0, what="a finite number > 0"
+        )
 
     def build(self, input_shape: tuple | None = None) -> None:
         self._temperature = self.add_weight(

@@ -167,7 +167,6 @@ def prediction_sets(
     return sets
 
 
-
 class ConformalClassifier:
     """Calibrate-then-predict conformal prediction sets around a (Bayesian) classifier.
 
@@ -232,12 +231,24 @@ class ConformalClassifier:
             raise ValueError(f"{fn}: no model was given; use fit_predictive / predict_predictive instead.")
         from bayesflip.uncertainty import mc_predict
 
-        return mc_predict(self.model, x, num_samples=self.num_samples, batch_size=self.batch_size,
-                          from_logits=self.from_logits)
+        return mc_predict(
+            self.model,
+            x,
+            num_samples=self.num_samples,
+            batch_size=self.batch_size,
+            from_logits=self.from_logits,
+        )
 
     def _class_scores(self, fn, probs):
-        return class_scores(probs, self.score, self.randomized, self.lam, self.k_reg, seed=self._rng,
-                            allow_empty=self.allow_empty)
+        return class_scores(
+            probs,
+            self.score,
+            self.randomized,
+            self.lam,
+            self.k_reg,
+            seed=self._rng,
+            allow_empty=self.allow_empty,
+        )
 
     def fit(self, x: Any, labels: ArrayLike) -> ConformalClassifier:
         """Calibrate on held-out ``(x, labels)`` (integer labels). Returns ``self``."""
@@ -279,5 +290,6 @@ class ConformalClassifier:
                 f"{fn}: expected probabilities over {self.num_classes} classes, got shape {p.shape}."
             )
         keep_top = self.score != "lac" and self.randomized and not self.allow_empty
-        return prediction_sets(self._class_scores(fn, p), q, probs=p if keep_top else None,
-                               include_last=self.include_last)
+        return prediction_sets(
+            self._class_scores(fn, p), q, probs=p if keep_top else None, include_last=self.include_last
+        )

@@ -113,7 +113,6 @@ def conformal_quantile(scores: ArrayLike, alpha: float) -> np.ndarray | float:
     return float(q) if s.ndim == 1 else q
 
 
-
 # --------------------------------------------------------------------------- metrics
 def interval_covered(y: ArrayLike, lower: ArrayLike, upper: ArrayLike) -> np.ndarray:
     """Boolean ``lower ≤ y ≤ upper`` per target (its mean is the empirical coverage).
@@ -223,4 +222,3 @@ def quantile_groups(values: ArrayLike, num_groups: int = 10) -> np.ndarray:
     num_groups = check_positive_int(fn, "num_groups", num_groups)
     ranks = np.argsort(np.argsort(v, kind="stable"), kind="stable")
     return (ranks * num_groups // len(v)).astype(np.int64)
-

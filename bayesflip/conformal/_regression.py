@@ -94,7 +94,9 @@ def absolute_residual_interval(mean: ArrayLike, q: float | np.ndarray) -> tuple[
     return mu - q, mu + q
 
 
-def normalized_interval(mean: ArrayLike, sd: ArrayLike, q: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def normalized_interval(
+    mean: ArrayLike, sd: ArrayLike, q: float | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """``[μ − q̂ σ, μ + q̂ σ]`` (the interval of :func:`normalized_residual_score`).
 
     Example:
@@ -118,7 +120,6 @@ def cqr_interval(lower: ArrayLike, upper: ArrayLike, q: float | np.ndarray) -> t
     lo, hi = _float_array(fn, "lower", lower), _float_array(fn, "upper", upper)
     _same_shape(fn, ("lower", "upper"), (lo, hi))
     return lo - q, np.maximum(hi + q, lo - q)
-
 
 
 # --------------------------------------------------------------------------- wrappers
@@ -202,8 +203,9 @@ class ConformalRegressor:
             raise ValueError(f"{fn}: no model was given; use fit_predictive / predict_predictive instead.")
         from bayesflip.uncertainty import mc_predict
 
-        out = mc_predict(self.model, x, num_samples=self.num_samples, batch_size=self.batch_size,
-                         return_samples=True)
+        out = mc_predict(
+            self.model, x, num_samples=self.num_samples, batch_size=self.batch_size, return_samples=True
+        )
         return out
 
     def fit(self, x: Any, y: ArrayLike) -> ConformalRegressor:

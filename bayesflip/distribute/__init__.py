@@ -42,8 +42,8 @@ from bayesflip.distribute._fit import (  # noqa: F401 - re-exported
     _resolve_strategy,
     _run_epoch,
     _steps_target,
-    _TrainingState,
     _training_state,
+    _TrainingState,
     fit,
 )
 from bayesflip.distribute._loss import _per_example_loss_fn, compute_loss  # noqa: F401 - re-exported

@@ -6,7 +6,8 @@ import dataclasses
 import os
 import shutil
 import warnings
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import keras
 import numpy as np

@@ -68,7 +68,6 @@ def _check_positive_params(owner: str, what: str, t: tf.Tensor) -> None:
         )
 
 
-
 # --------------------------------------------------------------------------- losses
 class _HeadNLL(keras.losses.Loss):
     """Negative log-likelihood of a head's distribution; per-example value summed over units."""
@@ -299,5 +298,3 @@ class BernoulliNLL(_HeadNLL):
     def _labels(self, y_true, y_pred):
         y = tf.cast(self._unit_labels(y_true, _shape(y_pred), "the logits (batch, units)"), y_pred.dtype)
         return _check_values(self._owner, y, (y == 0) | (y == 1), "0 or 1")
-
-

@@ -8,11 +8,15 @@ from bayesflip.layers._variational import (
     VariationalLayer,
 )
 from bayesflip.layers.conv import Conv1DFlipout, Conv2DFlipout, Conv3DFlipout
-from bayesflip.layers.conv_transpose import Conv1DTransposeFlipout, Conv2DTransposeFlipout, Conv3DTransposeFlipout
+from bayesflip.layers.conv_transpose import (
+    Conv1DTransposeFlipout,
+    Conv2DTransposeFlipout,
+    Conv3DTransposeFlipout,
+)
+from bayesflip.layers.dense import DenseFlipout, DenseLocalReparameterization, DenseReparameterization
 from bayesflip.layers.embedding import EmbeddingFlipout
 from bayesflip.layers.recurrent import GRUFlipout, LSTMFlipout
 from bayesflip.layers.recurrent_cells import GRUFlipoutCell, LSTMFlipoutCell
-from bayesflip.layers.dense import DenseFlipout, DenseLocalReparameterization, DenseReparameterization
 
 __all__ = [
     "ESTIMATORS",

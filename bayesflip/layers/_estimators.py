@@ -9,8 +9,8 @@ that draws and chooses is :class:`~bayesflip.layers.VariationalLayer`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import tensorflow as tf
 
@@ -85,7 +85,9 @@ class LinearSample:
     def __call__(self, op: Callable[[tf.Tensor, tf.Tensor], tf.Tensor], x: tf.Tensor, channel_axis: int = -1):
         y = op(x, self.weight)
         if self.delta is not None:
-            x_in = x if self.sign_in is None else x * broadcast_signs(self.sign_in, x.shape.rank, channel_axis)
+            x_in = (
+                x if self.sign_in is None else x * broadcast_signs(self.sign_in, x.shape.rank, channel_axis)
+            )
             perturbation = op(x_in, self.delta)
             if self.bias_delta is not None:
                 perturbation = _add_bias(perturbation, self.bias_delta, channel_axis)

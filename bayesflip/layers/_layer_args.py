@@ -18,9 +18,7 @@ __all__ = ["check_kl_weight"]
 
 def _check_estimator(owner: str, estimator: str, supported: tuple[str, ...]) -> str:
     if not isinstance(estimator, str) or estimator not in supported:
-        raise ValueError(
-            f"{owner}: unknown estimator {estimator!r}; expected one of {list(supported)}."
-        )
+        raise ValueError(f"{owner}: unknown estimator {estimator!r}; expected one of {list(supported)}.")
     return estimator
 
 
@@ -52,11 +50,11 @@ def check_kl_weight(owner: str, kl_weight) -> float:
 # One warning per traced training function (all layers of a model share the
 # trace); a layer seen once stays quiet (a retrace, e.g. for the last partial
 # batch, warns no more).
-_WARNED_GRAPHS: "weakref.WeakSet" = weakref.WeakSet()
-_WARNED_LAYERS: "weakref.WeakSet" = weakref.WeakSet()
+_WARNED_GRAPHS: weakref.WeakSet = weakref.WeakSet()
+_WARNED_LAYERS: weakref.WeakSet = weakref.WeakSet()
 
 
-def _warn_when_differentiated(kl: tf.Tensor, layer: "VariationalLayer") -> tf.Tensor:
+def _warn_when_differentiated(kl: tf.Tensor, layer: VariationalLayer) -> tf.Tensor:
     """``kl`` unchanged, but the first gradient taken through it warns that its weight is unset.
 
     The backward function runs when a gradient of the loss is built — at the

@@ -32,7 +32,7 @@ the checks of the layer's arguments in ``_layer_args.py``.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import tensorflow as tf
@@ -41,7 +41,12 @@ from bayesflip import posteriors as posteriors_lib
 from bayesflip import priors as priors_lib
 from bayesflip import random as rnd
 from bayesflip.layers._estimators import ESTIMATORS, LinearSample, Perturbation, _add_bias, _safe_sqrt
-from bayesflip.layers._layer_args import _check_estimator, _check_scale, _warn_when_differentiated, check_kl_weight
+from bayesflip.layers._layer_args import (
+    _check_estimator,
+    _check_scale,
+    _warn_when_differentiated,
+    check_kl_weight,
+)
 from bayesflip.posteriors import GaussianPosterior, PosteriorFamily, WeightPosterior, analytic_kl_available
 from bayesflip.priors import Prior
 
@@ -182,7 +187,9 @@ class VariationalLayer(keras.layers.Layer):
         seeds = rnd.split_seed(seed, len(self.posteriors)) if seed is not None else None
         for i, post in enumerate(self.posteriors):
             total += post.kl_divergence(
-                sample=samples.get(post.name), seed=None if seeds is None else seeds[i], scale=scales.get(post.name)
+                sample=samples.get(post.name),
+                seed=None if seeds is None else seeds[i],
+                scale=scales.get(post.name),
             )
         return total
 
@@ -194,10 +201,14 @@ class VariationalLayer(keras.layers.Layer):
             try:
                 x = tf.convert_to_tensor(x)
             except (TypeError, ValueError) as err:
-                raise TypeError(f"{self._owner} expects numeric inputs, got {type(inputs).__name__}: {err}") from None
+                raise TypeError(
+                    f"{self._owner} expects numeric inputs, got {type(inputs).__name__}: {err}"
+                ) from None
         dtype = tf.as_dtype(x.dtype)
         if not (dtype.is_floating or dtype.is_integer or dtype.is_bool):
-            raise TypeError(f"{self._owner} expects numeric (float or integer) inputs, got dtype {dtype.name}.")
+            raise TypeError(
+                f"{self._owner} expects numeric (float or integer) inputs, got dtype {dtype.name}."
+            )
         return tf.cast(x, self.compute_dtype)
 
     # ------------------------------------------------------- sampling pieces
@@ -294,7 +305,8 @@ class VariationalLayer(keras.layers.Layer):
 
         if pert is None:  # posterior-mean mode (pruned weights of variational dropout are zero)
             return LinearSample(
-                self.posterior_mean_weight(kernel, point=True), part(self.posterior_mean_weight(bias, point=True))
+                self.posterior_mean_weight(kernel, point=True),
+                part(self.posterior_mean_weight(bias, point=True)),
             )
         loc = self.posterior_mean_weight(kernel)
         bias_mean = part(self.posterior_mean_weight(bias))
@@ -353,7 +365,9 @@ class VariationalLayer(keras.layers.Layer):
         y = mean + _safe_sqrt(var) * eta
         return y if bias is None else _add_bias(y, self.posterior_mean_weight(bias), channel_axis)
 
-    def _add_kl(self, samples: dict | None = None, seed: tf.Tensor | None = None, scales: dict | None = None) -> None:
+    def _add_kl(
+        self, samples: dict | None = None, seed: tf.Tensor | None = None, scales: dict | None = None
+    ) -> None:
         if not any(post.has_kl for post in self.posteriors):
             return  # e.g. Gaussian DropConnect: a regularizer with no KL term
         if seed is None and any(post.kl_needs_sample for post in self.posteriors):

@@ -11,7 +11,7 @@ and therefore equals it for the same weights.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import tensorflow as tf
@@ -30,11 +30,7 @@ def _int_tuple(owner: str, name: str, value, rank: int, minimum: int = 1) -> tup
         items = tuple(items)
     except TypeError:
         items = None
-    if (
-        items is None
-        or len(items) != rank
-        or any(not is_int(v) or v < minimum for v in items)
-    ):
+    if items is None or len(items) != rank or any(not is_int(v) or v < minimum for v in items):
         raise ValueError(
             f"{owner}: `{name}` must be an int >= {minimum} or a tuple of {rank} such ints, got {value!r}."
         )
@@ -186,7 +182,7 @@ class _BaseConvFlipout(VariationalLayer):
         x = self.cast_inputs(inputs)
         if self.padding == "valid" and not self.transpose:
             first = 1 if self.data_format == "channels_last" else 2
-            for size, k, d in zip(x.shape[first:first + self.rank], self.kernel_size, self.dilation_rate):
+            for size, k, d in zip(x.shape[first : first + self.rank], self.kernel_size, self.dilation_rate):
                 if size is not None and size < d * (k - 1) + 1:
                     raise ValueError(
                         f"{self._owner}: with padding='valid' every spatial size must be >= the dilated "
@@ -196,7 +192,12 @@ class _BaseConvFlipout(VariationalLayer):
         if self.padding == "causal":
             x = self._causal_pad(x)
         y = self.sample_linear(
-            self._op, x, self.kernel_posterior, self.bias, channel_axis=self.channel_axis, out_channels=self.filters
+            self._op,
+            x,
+            self.kernel_posterior,
+            self.bias,
+            channel_axis=self.channel_axis,
+            out_channels=self.filters,
         )
         return self.activation(y) if self.activation is not None else y
 

@@ -9,7 +9,7 @@ broadcast over the spatial positions, and the posterior-mean prediction equals
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import tensorflow as tf
@@ -99,7 +99,9 @@ class DenseFlipout(VariationalLayer):
             if self.bayesian_bias:
                 self.bias = self.add_posterior("bias", (self.units,), self.bias_initializer)
             else:
-                self.bias = self.add_weight(name="bias", shape=(self.units,), initializer=self.bias_initializer)
+                self.bias = self.add_weight(
+                    name="bias", shape=(self.units,), initializer=self.bias_initializer
+                )
         self.build_variational_state()
         self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: input_dim})
 

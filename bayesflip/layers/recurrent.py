@@ -23,7 +23,7 @@ in ``bayesflip.layers.recurrent_cells``).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import tensorflow as tf
@@ -141,7 +141,9 @@ class _RecurrentFlipout(VariationalLayer):
         """
         width = self.gates * self.units
         pert = self.begin_forward(batch_size, [self.kernel_posterior.shape[0], width, self.units, width])
-        inputs = self.linear_sample(pert, self.kernel_posterior, self.bias, signs=(0, 1), bias_index=self.bias_rows[0])
+        inputs = self.linear_sample(
+            pert, self.kernel_posterior, self.bias, signs=(0, 1), bias_index=self.bias_rows[0]
+        )
         recurrent_bias = self.bias if len(self.bias_rows) > 1 else None
         recurrent = self.linear_sample(
             pert, self.recurrent_posterior, recurrent_bias, signs=(2, 3), bias_index=self.bias_rows[-1]
@@ -201,7 +203,9 @@ class _RecurrentFlipout(VariationalLayer):
             return [output_mask] + [None] * len(self.state_size)
         return output_mask
 
-    def compute_output_shape(self, sequences_shape: tuple, initial_state_shape: tuple | None = None) -> tuple | list:
+    def compute_output_shape(
+        self, sequences_shape: tuple, initial_state_shape: tuple | None = None
+    ) -> tuple | list:
         batch, time = sequences_shape[0], sequences_shape[1]
         output = (batch, time, self.units) if self.return_sequences else (batch, self.units)
         if self.return_state:

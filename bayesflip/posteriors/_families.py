@@ -35,7 +35,7 @@ class PosteriorFamily:
         return {}
 
     @classmethod
-    def from_config(cls, config: dict) -> "PosteriorFamily":
+    def from_config(cls, config: dict) -> PosteriorFamily:
         return cls(**config)
 
     def __eq__(self, other: object) -> bool:
@@ -63,7 +63,9 @@ class MeanFieldGaussian(PosteriorFamily):
     uses_prior = True
 
     def build(self, layer, name: str, shape, loc_initializer, output_axis: int = -1) -> GaussianPosterior:
-        return GaussianPosterior(layer, name, shape, loc_initializer, layer.init_scale, layer.min_scale, layer.prior)
+        return GaussianPosterior(
+            layer, name, shape, loc_initializer, layer.init_scale, layer.min_scale, layer.prior
+        )
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -88,7 +90,9 @@ class GaussianDropConnect(PosteriorFamily):
     def __init__(self, rate: float | None = None, alpha: float | None = None):
         who = "GaussianDropConnect"
         if (rate is None) == (alpha is None):
-            raise ValueError(f"{who}: give exactly one of `rate` or `alpha`, got rate={rate!r}, alpha={alpha!r}.")
+            raise ValueError(
+                f"{who}: give exactly one of `rate` or `alpha`, got rate={rate!r}, alpha={alpha!r}."
+            )
         if rate is not None:
             self.rate: float | None = check_real(who, "rate", rate, low=0, high=1)
             self.alpha = self.rate / (1.0 - self.rate)
@@ -96,7 +100,9 @@ class GaussianDropConnect(PosteriorFamily):
             self.rate = None
             self.alpha = check_real(who, "alpha", alpha, low=0)
 
-    def build(self, layer, name: str, shape, loc_initializer, output_axis: int = -1) -> MultiplicativePosterior:
+    def build(
+        self, layer, name: str, shape, loc_initializer, output_axis: int = -1
+    ) -> MultiplicativePosterior:
         return MultiplicativePosterior(
             layer, name, shape, loc_initializer, fixed_alpha=self.alpha, output_axis=output_axis
         )
@@ -127,20 +133,29 @@ class VariationalDropout(PosteriorFamily):
     VariationalDropout(granularity='unit', init_log_alpha=-4.0, prune_threshold=3.0)
     """
 
-    def __init__(self, granularity: str = "weight", init_log_alpha: float = -4.0, prune_threshold: float | None = 3.0):
+    def __init__(
+        self, granularity: str = "weight", init_log_alpha: float = -4.0, prune_threshold: float | None = 3.0
+    ):
         who = "VariationalDropout"
         if granularity not in ("weight", "unit"):
             raise ValueError(f"{who}: `granularity` must be 'weight' or 'unit', got {granularity!r}.")
         self.granularity = granularity
         low, high = LOG_ALPHA_RANGE
         self.init_log_alpha = check_real(
-            who, "init_log_alpha", init_log_alpha, low=low - 1e-9, high=high + 1e-9, what="a number in [-8, 8]"
+            who,
+            "init_log_alpha",
+            init_log_alpha,
+            low=low - 1e-9,
+            high=high + 1e-9,
+            what="a number in [-8, 8]",
         )
         self.prune_threshold = (
             None if prune_threshold is None else check_real(who, "prune_threshold", prune_threshold)
         )
 
-    def build(self, layer, name: str, shape, loc_initializer, output_axis: int = -1) -> MultiplicativePosterior:
+    def build(
+        self, layer, name: str, shape, loc_initializer, output_axis: int = -1
+    ) -> MultiplicativePosterior:
         return MultiplicativePosterior(
             layer,
             name,

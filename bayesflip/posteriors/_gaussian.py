@@ -25,7 +25,7 @@ from bayesflip._tfp import tfd
 # Weak keys: an entry lives as long as its prior. Priors bound to one layer's
 # variables (``LearnableNormal``, ``CenteredNormal``) hash by identity, so a
 # plain dict kept every such layer's prior — and its variables — alive forever.
-_ANALYTIC_KL_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_ANALYTIC_KL_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @tf.autograph.experimental.do_not_convert

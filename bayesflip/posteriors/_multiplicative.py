@@ -26,10 +26,10 @@ LOG_ALPHA_RANGE = (-8.0, 8.0)
 _EPS = 1e-8
 
 
-
 def _log_square(theta: tf.Tensor) -> tf.Tensor:
     """``log θ²`` (``θ² + 1e-8``: finite at ``θ = 0``), the ``θ`` side of ``log α = log σ² − log θ²``."""
     return tf.math.log(tf.square(theta) + _EPS)
+
 
 def log_uniform_kl(log_alpha: tf.Tensor) -> tf.Tensor:
     """Elementwise ``KL(N(θ, αθ²) ‖ log-uniform)``, Molchanov et al.'s approximation (eq. 14).
@@ -120,7 +120,11 @@ class MultiplicativePosterior(WeightPosterior):
                 return tf.cast(init + _log_square(theta), dtype or "float32")
 
             self.log_sigma2 = layer.add_weight(
-                name=f"{name}_log_sigma2", shape=shape, initializer=log_sigma2_init, trainable=True, autocast=False
+                name=f"{name}_log_sigma2",
+                shape=shape,
+                initializer=log_sigma2_init,
+                trainable=True,
+                autocast=False,
             )
         else:
             units = self.shape[self.output_axis] if self.shape else 1

@@ -5,7 +5,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -13,6 +14,7 @@ import tensorflow as tf
 from bayesflip._tfp import tfd
 from bayesflip.priors._base import _PACKAGE, Prior, _check_finite, _check_positive
 from bayesflip.priors._fixed import Normal
+
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class LearnableNormal(Prior):

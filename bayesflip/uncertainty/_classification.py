@@ -73,7 +73,6 @@ def _on_simplex(t: tf.Tensor) -> tf.Tensor:
     return tf.logical_and(inside, sums)
 
 
-
 # --------------------------------------------------------------------------- entropies
 def predictive_entropy(probs: ArrayLike, from_logits: bool = False) -> np.ndarray | tf.Tensor:
     """Entropy ``H[p] = −Σ_k p_k log p_k`` over the last axis (total uncertainty of a predictive).
@@ -136,4 +135,3 @@ def mutual_information(sample_probs: ArrayLike, from_logits: bool = False) -> np
     mean = tf.reduce_mean(p, axis=0)
     mi = _entropy(mean, None) - tf.reduce_mean(_entropy(p, logp), axis=0)
     return _out(tf.maximum(mi, 0.0), is_tensor)
-

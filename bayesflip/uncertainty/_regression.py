@@ -164,4 +164,3 @@ def _mixture_quantile(mu: np.ndarray, sd: np.ndarray, q: float, df: np.ndarray |
         if np.all(hi - lo <= 1e-10 * (1 + np.abs(mid))):
             break
     return 0.5 * (lo + hi)
-

@@ -19,8 +19,7 @@ from bayesflip._checks import check_positive_int, warn_probabilities_as_logits
 from bayesflip._keras_compat import clear_losses, flatten_layers
 from bayesflip.uncertainty._classification import _on_simplex
 
-
-_SAMPLERS: "weakref.WeakKeyDictionary[keras.layers.Layer, dict]" = weakref.WeakKeyDictionary()
+_SAMPLERS: weakref.WeakKeyDictionary[keras.layers.Layer, dict] = weakref.WeakKeyDictionary()
 #: Inverse links applied to each draw (``from_logits``, and the heads of :mod:`bayesflip.heads`).
 _LINKS = {"softmax": lambda t: tf.nn.softmax(t, axis=-1), "sigmoid": tf.sigmoid}
 
@@ -228,7 +227,7 @@ def mc_predict(
 
     outputs, probs_as_logits = [], False
     for start in range(0, n, batch_size):
-        chunk = tf.nest.map_structure(lambda t: t[start : start + batch_size], x)
+        chunk = tf.nest.map_structure(lambda t, start=start: t[start : start + batch_size], x)
         draws, flag = sampler(chunk)
         probs_as_logits = probs_as_logits or bool(flag)
         outputs.append(tf.nest.map_structure(lambda t: t.numpy(), draws))
@@ -242,4 +241,3 @@ def mc_predict(
     else:
         result = tf.nest.map_structure(lambda *parts: np.concatenate(parts, axis=axis), *outputs)
     return result if finish is None else finish(result)
-

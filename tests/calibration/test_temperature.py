@@ -97,7 +97,9 @@ def test_predict_probs_from_logits_and_from_mc_averaged_probs(rng):
     np.testing.assert_allclose(ts.predict_probs(p, from_probs=True), sharp, rtol=1e-5, atol=1e-7)
     # the same as the layer applied to log p
     layer_out = keras.ops.softmax(ts(np.log(p).astype("float32")), axis=-1)
-    np.testing.assert_allclose(ts.predict_probs(p, from_probs=True), keras.ops.convert_to_numpy(layer_out), atol=1e-6)
+    np.testing.assert_allclose(
+        ts.predict_probs(p, from_probs=True), keras.ops.convert_to_numpy(layer_out), atol=1e-6
+    )
     with pytest.warns(UserWarning, match="predict_probs.*from_probs=True"):
         ts.predict_probs(p)
     with pytest.raises(ValueError, match="predict_probs.*simplex"):

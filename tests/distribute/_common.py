@@ -33,8 +33,15 @@ def data(seed: int = 0):
     return x, y
 
 
-def make_model(seed: int = 1, init_scale: float = 0.1, estimator: str = "flipout", compile: bool = True,
-               lr: float = 0.05, optimizer: str = "sgd", posterior=None):
+def make_model(
+    seed: int = 1,
+    init_scale: float = 0.1,
+    estimator: str = "flipout",
+    compile: bool = True,
+    lr: float = 0.05,
+    optimizer: str = "sgd",
+    posterior=None,
+):
     """Two flipout layers; ``kl_weight = 1 / N``; deterministic given ``seed``."""
     import keras
 
@@ -61,8 +68,12 @@ def make_model(seed: int = 1, init_scale: float = 0.1, estimator: str = "flipout
 
 def subprocess_env(**extra) -> dict:
     env = dict(os.environ)
-    env.update(KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
-               PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]))
+    env.update(
+        KERAS_BACKEND="tensorflow",
+        TF_CPP_MIN_LOG_LEVEL="3",
+        CUDA_VISIBLE_DEVICES="",
+        PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]),
+    )
     env.pop("TF_CONFIG", None)
     env.update(extra)
     return env

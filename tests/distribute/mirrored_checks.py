@@ -25,7 +25,6 @@ import bayesflip  # noqa: E402
 from bayesflip.layers import DenseFlipout, DenseReparameterization  # noqa: E402
 from tests.distribute._common import data, make_model  # noqa: E402
 
-
 _STRATEGY = []
 
 
@@ -44,6 +43,7 @@ def weights(model):
 
 def per_replica_outputs(strategy, model, x, steps=1):
     """Outputs of ``model`` on the same ``x`` on every replica, for ``steps`` steps."""
+
     @tf.function
     def step():
         return strategy.run(lambda: model(x, training=True))
@@ -86,7 +86,9 @@ def one_step(strategy, x, y, how):
     """
     how, _, family = how.partition("_")
     with strategy.scope():
-        model = make_model(seed=3, init_scale=0.05, posterior="variational_dropout" if family == "vd" else None)
+        model = make_model(
+            seed=3, init_scale=0.05, posterior="variational_dropout" if family == "vd" else None
+        )
     bayesflip.set_posterior_mean(model)
     initial = weights(model)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(len(x))

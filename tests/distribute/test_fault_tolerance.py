@@ -24,7 +24,11 @@ TIMEOUT_S = 240
 def _start(*args):
     return subprocess.Popen(
         [sys.executable, str(HERE / "backup_restore_worker.py"), *map(str, args)],
-        env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(ROOT),
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=str(ROOT),
     )
 
 

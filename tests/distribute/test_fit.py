@@ -163,8 +163,14 @@ def test_mixed_precision(policy):
 def test_mixed_float16_wraps_a_plain_optimizer_in_loss_scaling():
     keras.mixed_precision.set_global_policy("mixed_float16")
     model = make_model(seed=1, compile=False)
-    h = bd.fit(model, _ds(), epochs=1, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-               optimizer=keras.optimizers.Adam(0.01), verbose=0)
+    h = bd.fit(
+        model,
+        _ds(),
+        epochs=1,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        optimizer=keras.optimizers.Adam(0.01),
+        verbose=0,
+    )
     assert np.isfinite(h["loss"][0])
 
 

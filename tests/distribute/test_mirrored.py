@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.distribute._common import run_once, run_script
 from tests.distribute._common import max_abs_diff as _max_abs_diff
+from tests.distribute._common import run_once, run_script
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("distribute")]  # subprocesses
 

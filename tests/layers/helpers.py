@@ -103,9 +103,7 @@ def check_variational_layer(factory, input_shape, *, input_dtype="float32", chec
             loaded = keras.saving.load_model(path, safe_mode=True)
         assert_same_weights(model.weights, loaded.weights)
         with bayesflip.posterior_mean(model), bayesflip.posterior_mean(loaded):
-            np.testing.assert_array_equal(
-                model.predict(x, verbose=0), loaded.predict(x, verbose=0)
-            )
+            np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
         # the random stream continues identically after loading
         np.testing.assert_array_equal(
             keras.ops.convert_to_numpy(model(x)), keras.ops.convert_to_numpy(loaded(x))

@@ -21,8 +21,12 @@ SHARED_CASES = [
     (lambda **kw: Conv2DFlipout(4, 3, bayesian_bias=True, estimator="local", **kw), (3, 5, 5, 2)),
     (lambda **kw: Conv2DFlipout(4, 3, estimator="shared", data_format="channels_first", **kw), (3, 2, 5, 5)),
     (lambda **kw: Conv3DFlipout(2, 2, **kw), (2, 3, 4, 4, 2)),
-    (lambda **kw: Conv2DTransposeFlipout(3, 3, strides=2, padding="same", output_padding=1,
-                                         bayesian_bias=True, **kw), (2, 4, 4, 2)),
+    (
+        lambda **kw: Conv2DTransposeFlipout(
+            3, 3, strides=2, padding="same", output_padding=1, bayesian_bias=True, **kw
+        ),
+        (2, 4, 4, 2),
+    ),
     (lambda **kw: Conv3DTransposeFlipout(2, 2, strides=2, **kw), (2, 2, 3, 3, 2)),
 ]
 
@@ -34,20 +38,44 @@ def test_shared_layer_checks(factory, input_shape):
 
 # Each case: (flipout class, keras class, shared kwargs, input shape)
 EQUIVALENCE_CASES = [
-    (Conv1DFlipout, keras.layers.Conv1D,
-     dict(filters=3, kernel_size=3, padding="causal", dilation_rate=2), (2, 9, 4)),
+    (
+        Conv1DFlipout,
+        keras.layers.Conv1D,
+        dict(filters=3, kernel_size=3, padding="causal", dilation_rate=2),
+        (2, 9, 4),
+    ),
     (Conv1DFlipout, keras.layers.Conv1D, dict(filters=4, kernel_size=2, strides=2, groups=2), (2, 8, 4)),
-    (Conv2DFlipout, keras.layers.Conv2D, dict(filters=4, kernel_size=3, strides=(2, 1), padding="same",
-                                              activation="tanh"), (2, 7, 6, 3)),
-    (Conv2DFlipout, keras.layers.Conv2D, dict(filters=2, kernel_size=2, dilation_rate=2,
-                                              data_format="channels_first"), (2, 3, 6, 6)),
+    (
+        Conv2DFlipout,
+        keras.layers.Conv2D,
+        dict(filters=4, kernel_size=3, strides=(2, 1), padding="same", activation="tanh"),
+        (2, 7, 6, 3),
+    ),
+    (
+        Conv2DFlipout,
+        keras.layers.Conv2D,
+        dict(filters=2, kernel_size=2, dilation_rate=2, data_format="channels_first"),
+        (2, 3, 6, 6),
+    ),
     (Conv3DFlipout, keras.layers.Conv3D, dict(filters=2, kernel_size=2, use_bias=False), (1, 3, 4, 4, 2)),
-    (Conv1DTransposeFlipout, keras.layers.Conv1DTranspose,
-     dict(filters=2, kernel_size=3, strides=2), (2, 5, 3)),
-    (Conv2DTransposeFlipout, keras.layers.Conv2DTranspose,
-     dict(filters=3, kernel_size=3, strides=2, padding="same", output_padding=1), (2, 4, 3, 2)),
-    (Conv3DTransposeFlipout, keras.layers.Conv3DTranspose,
-     dict(filters=2, kernel_size=2, strides=2), (1, 2, 3, 3, 2)),
+    (
+        Conv1DTransposeFlipout,
+        keras.layers.Conv1DTranspose,
+        dict(filters=2, kernel_size=3, strides=2),
+        (2, 5, 3),
+    ),
+    (
+        Conv2DTransposeFlipout,
+        keras.layers.Conv2DTranspose,
+        dict(filters=3, kernel_size=3, strides=2, padding="same", output_padding=1),
+        (2, 4, 3, 2),
+    ),
+    (
+        Conv3DTransposeFlipout,
+        keras.layers.Conv3DTranspose,
+        dict(filters=2, kernel_size=2, strides=2),
+        (1, 2, 3, 3, 2),
+    ),
 ]
 
 
@@ -92,8 +120,12 @@ def _moments_reference(layer, keras_cls, kwargs, x1):
     "cls,keras_cls,kwargs,input_shape",
     [
         (Conv2DFlipout, keras.layers.Conv2D, dict(filters=2, kernel_size=2, padding="same"), (4, 4, 3)),
-        (Conv2DTransposeFlipout, keras.layers.Conv2DTranspose,
-         dict(filters=2, kernel_size=2, strides=2), (2, 2, 3)),
+        (
+            Conv2DTransposeFlipout,
+            keras.layers.Conv2DTranspose,
+            dict(filters=2, kernel_size=2, strides=2),
+            (2, 2, 3),
+        ),
     ],
 )
 def test_flipout_marginal_mean_and_variance_match_closed_form(estimator, cls, keras_cls, kwargs, input_shape):

@@ -15,9 +15,7 @@ ESTIMATOR_CLASSES = [DenseFlipout, DenseReparameterization, DenseLocalReparamete
 @pytest.mark.parametrize("cls", ESTIMATOR_CLASSES)
 @pytest.mark.parametrize("bayesian_bias", [False, True])
 def test_shared_layer_checks(cls, bayesian_bias):
-    check_variational_layer(
-        lambda **kw: cls(4, activation="relu", bayesian_bias=bayesian_bias, **kw), (6, 3)
-    )
+    check_variational_layer(lambda **kw: cls(4, activation="relu", bayesian_bias=bayesian_bias, **kw), (6, 3))
 
 
 def test_rank3_inputs():
@@ -35,7 +33,9 @@ def _dense_twin(layer, x):
 @pytest.mark.parametrize("estimator", ["flipout", "shared", "local"])
 def test_posterior_mean_mode_equals_keras_dense(estimator, rng):
     x = rng.normal(size=(16, 5)).astype("float32")
-    model = keras.Sequential([keras.Input((5,)), DenseFlipout(7, activation="tanh", estimator=estimator, seed=0)])
+    model = keras.Sequential(
+        [keras.Input((5,)), DenseFlipout(7, activation="tanh", estimator=estimator, seed=0)]
+    )
     layer = model.layers[0]
     layer.bias.assign(rng.normal(size=7).astype("float32"))
     dense = _dense_twin(layer, x)

@@ -38,23 +38,44 @@ FAMILIES = [DROPCONNECT, VD_WEIGHT, VD_UNIT]
 @pytest.mark.parametrize("family", FAMILIES, ids=repr)
 @pytest.mark.parametrize("bayesian_bias", [False, True])
 def test_dense_battery(family, bayesian_bias):
-    check_variational_layer(lambda **kw: DenseFlipout(3, bayesian_bias=bayesian_bias, posterior=family, **kw), (4, 5))
+    check_variational_layer(
+        lambda **kw: DenseFlipout(3, bayesian_bias=bayesian_bias, posterior=family, **kw), (4, 5)
+    )
 
 
 BATTERY_CASES = [
-    ("conv1d_dropconnect", lambda **kw: Conv1DFlipout(3, 3, posterior=DROPCONNECT, **kw), (3, 7, 2), "float32"),
-    ("conv2d_vd_unit_local", lambda **kw: Conv2DFlipout(3, 3, estimator="local", posterior=VD_UNIT, **kw),
-     (2, 5, 5, 2), "float32"),
-    ("conv2d_transpose_vd_unit", lambda **kw: Conv2DTransposeFlipout(3, 3, strides=2, posterior=VD_UNIT, **kw),
-     (2, 4, 4, 2), "float32"),
+    (
+        "conv1d_dropconnect",
+        lambda **kw: Conv1DFlipout(3, 3, posterior=DROPCONNECT, **kw),
+        (3, 7, 2),
+        "float32",
+    ),
+    (
+        "conv2d_vd_unit_local",
+        lambda **kw: Conv2DFlipout(3, 3, estimator="local", posterior=VD_UNIT, **kw),
+        (2, 5, 5, 2),
+        "float32",
+    ),
+    (
+        "conv2d_transpose_vd_unit",
+        lambda **kw: Conv2DTransposeFlipout(3, 3, strides=2, posterior=VD_UNIT, **kw),
+        (2, 4, 4, 2),
+        "float32",
+    ),
     ("lstm_vd_weight", lambda **kw: LSTMFlipout(4, posterior=VD_WEIGHT, **kw), (3, 5, 2), "float32"),
-    ("gru_dropconnect_shared", lambda **kw: GRUFlipout(4, estimator="shared", posterior=DROPCONNECT, **kw),
-     (3, 5, 2), "float32"),
+    (
+        "gru_dropconnect_shared",
+        lambda **kw: GRUFlipout(4, estimator="shared", posterior=DROPCONNECT, **kw),
+        (3, 5, 2),
+        "float32",
+    ),
     ("embedding_vd_unit", lambda **kw: EmbeddingFlipout(6, 3, posterior=VD_UNIT, **kw), (3, 4), "int32"),
 ]
 
 
-@pytest.mark.parametrize("factory,input_shape,dtype", [c[1:] for c in BATTERY_CASES], ids=[c[0] for c in BATTERY_CASES])
+@pytest.mark.parametrize(
+    "factory,input_shape,dtype", [c[1:] for c in BATTERY_CASES], ids=[c[0] for c in BATTERY_CASES]
+)
 def test_layer_battery(factory, input_shape, dtype):
     check_variational_layer(factory, input_shape, input_dtype=dtype)
 
@@ -91,7 +112,9 @@ def test_multiplicative_moments_match_closed_form(estimator, family, rng):
 def test_one_draw_is_theta_times_one_plus_sqrt_alpha_eps():
     """With the shared estimator one call uses W = θ ∘ (1 + √α ε) for the whole batch, ε ~ N(0, 1)."""
     x = np.eye(5, dtype="float32")  # rows read out W row by row
-    layer = DenseFlipout(40, estimator="shared", use_bias=False, posterior=GaussianDropConnect(alpha=0.25), seed=3)
+    layer = DenseFlipout(
+        40, estimator="shared", use_bias=False, posterior=GaussianDropConnect(alpha=0.25), seed=3
+    )
     layer(x)
     theta = layer.kernel_posterior.loc.numpy()
     w = layer(x).numpy()
@@ -123,7 +146,9 @@ def _exact_neg_kl_up_to_constant(log_alpha: float) -> float:
     def f(e):
         return np.log(abs(1.0 + np.sqrt(a) * e)) * stats.norm.pdf(e)
 
-    value = integrate.quad(f, -np.inf, singular, limit=200)[0] + integrate.quad(f, singular, np.inf, limit=200)[0]
+    value = (
+        integrate.quad(f, -np.inf, singular, limit=200)[0] + integrate.quad(f, singular, np.inf, limit=200)[0]
+    )
     return 0.5 * log_alpha - value
 
 
@@ -144,7 +169,9 @@ def test_variational_dropout_kl_sums_the_clipped_log_alpha():
     layer = DenseFlipout(3, posterior=VD_WEIGHT, kernel_initializer="ones", kl_weight=1.0, seed=0)
     layer(np.ones((1, 2), "float32"))
     post = layer.kernel_posterior
-    post.log_sigma2.assign(np.array([[-20.0, 0.0, 1.0], [2.0, 30.0, -3.0]], "float32"))  # θ = 1: log α = log σ²
+    post.log_sigma2.assign(
+        np.array([[-20.0, 0.0, 1.0], [2.0, 30.0, -3.0]], "float32")
+    )  # θ = 1: log α = log σ²
     expected = np.clip(post.log_sigma2.numpy(), -8, 8)
     np.testing.assert_allclose(post.log_alpha().numpy(), expected, atol=1e-6)
     k1, k2, k3 = 0.63576, 1.87320, 1.48695
@@ -171,8 +198,9 @@ def test_per_weight_noise_scale_has_no_gradient_wrt_theta():
     np.testing.assert_array_equal(g_sigma.numpy(), 0.0)
     theta = post.loc.numpy()
     # log σ² = log(θ² + 1e-8) + 8: σ = e⁴ √(θ² + 1e-8), signed like θ
-    np.testing.assert_allclose(post.noise_scale().numpy(), np.exp(4.0) * np.sign(theta) * np.sqrt(theta**2 + 1e-8),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        post.noise_scale().numpy(), np.exp(4.0) * np.sign(theta) * np.sqrt(theta**2 + 1e-8), rtol=1e-5
+    )
     np.testing.assert_allclose(g_loc.numpy(), 2 * np.exp(8.0) * theta, rtol=1e-4)
 
 
@@ -227,7 +255,10 @@ def test_mixed_precision_multiplicative():
 @pytest.mark.parametrize(
     "make,match",
     [
-        (lambda: GaussianDropConnect(rate=0.0), r"GaussianDropConnect: `rate` must be a number in \(0, 1\), got 0.0"),
+        (
+            lambda: GaussianDropConnect(rate=0.0),
+            r"GaussianDropConnect: `rate` must be a number in \(0, 1\), got 0.0",
+        ),
         (lambda: GaussianDropConnect(rate=1.0), r"`rate` must be a number in \(0, 1\)"),
         (lambda: GaussianDropConnect(rate=float("nan")), r"`rate` must be a number in \(0, 1\)"),
         (lambda: GaussianDropConnect(alpha=0.0), "`alpha` must be a positive finite number, got 0.0"),
@@ -235,20 +266,42 @@ def test_mixed_precision_multiplicative():
         (lambda: GaussianDropConnect(alpha=float("inf")), "`alpha` must be a positive finite number"),
         (lambda: GaussianDropConnect(), "give exactly one of `rate` or `alpha`"),
         (lambda: GaussianDropConnect(rate=0.5, alpha=1.0), "give exactly one of `rate` or `alpha`"),
-        (lambda: VariationalDropout(granularity="layer"), "`granularity` must be 'weight' or 'unit', got 'layer'"),
+        (
+            lambda: VariationalDropout(granularity="layer"),
+            "`granularity` must be 'weight' or 'unit', got 'layer'",
+        ),
         (lambda: VariationalDropout(init_log_alpha=9.0), r"`init_log_alpha` must be a number in \[-8, 8\]"),
-        (lambda: DenseFlipout(2, posterior="bernoulli", name="d1"),
-         "DenseFlipout 'd1': invalid `posterior`: Unknown posterior family 'bernoulli'"),
-        (lambda: DenseFlipout(2, posterior="dropconnect", name="d2"),
-         r"DenseFlipout 'd2'.*GaussianDropConnect\(rate=p\)"),
-        (lambda: LSTMFlipout(2, posterior={"class_name": "GaussianDropConnect", "config": {"rate": 1.5},
-                                           "module": "bayesflip.posteriors", "registered_name": "bayesflip>GaussianDropConnect"},
-                             name="l1"),
-         r"LSTMFlipout 'l1': invalid `posterior`.*`rate` must be a number in \(0, 1\), got 1.5"),
-        (lambda: DenseFlipout(2, posterior=VD_WEIGHT, prior="laplace", name="d3"),
-         "DenseFlipout 'd3': `prior` does not apply to posterior=VariationalDropout"),
-        (lambda: EmbeddingFlipout(3, 2, posterior=DROPCONNECT, prior=bayesflip.priors.Normal(0, 2), name="e1"),
-         "EmbeddingFlipout 'e1': `prior` does not apply"),
+        (
+            lambda: DenseFlipout(2, posterior="bernoulli", name="d1"),
+            "DenseFlipout 'd1': invalid `posterior`: Unknown posterior family 'bernoulli'",
+        ),
+        (
+            lambda: DenseFlipout(2, posterior="dropconnect", name="d2"),
+            r"DenseFlipout 'd2'.*GaussianDropConnect\(rate=p\)",
+        ),
+        (
+            lambda: LSTMFlipout(
+                2,
+                posterior={
+                    "class_name": "GaussianDropConnect",
+                    "config": {"rate": 1.5},
+                    "module": "bayesflip.posteriors",
+                    "registered_name": "bayesflip>GaussianDropConnect",
+                },
+                name="l1",
+            ),
+            r"LSTMFlipout 'l1': invalid `posterior`.*`rate` must be a number in \(0, 1\), got 1.5",
+        ),
+        (
+            lambda: DenseFlipout(2, posterior=VD_WEIGHT, prior="laplace", name="d3"),
+            "DenseFlipout 'd3': `prior` does not apply to posterior=VariationalDropout",
+        ),
+        (
+            lambda: EmbeddingFlipout(
+                3, 2, posterior=DROPCONNECT, prior=bayesflip.priors.Normal(0, 2), name="e1"
+            ),
+            "EmbeddingFlipout 'e1': `prior` does not apply",
+        ),
     ],
 )
 def test_bad_arguments_have_clear_errors(make, match):
@@ -257,7 +310,9 @@ def test_bad_arguments_have_clear_errors(make, match):
 
 
 def test_unknown_type_is_a_type_error():
-    with pytest.raises(TypeError, match="DenseFlipout 'd4': invalid `posterior`: a posterior family must be a bayesflip"):
+    with pytest.raises(
+        TypeError, match="DenseFlipout 'd4': invalid `posterior`: a posterior family must be a bayesflip"
+    ):
         DenseFlipout(2, posterior=0.5, name="d4")
 
 

@@ -75,8 +75,15 @@ def test_each_sequence_runs_one_fixed_weight_sample_at_every_step(cls, estimator
     within a sequence and differs between sequences (flipout)."""
     batch, units = 4, 3
     x = random_inputs((batch, 7, 2), seed=2)
-    layer = cls(units, return_sequences=True, bayesian_bias=True, init_scale=0.3, seed=4,
-                estimator=estimator, bias_initializer="random_normal")
+    layer = cls(
+        units,
+        return_sequences=True,
+        bayesian_bias=True,
+        init_scale=0.3,
+        seed=4,
+        estimator=estimator,
+        bias_initializer="random_normal",
+    )
     layer.build(x.shape)
     state = _np(layer.rng_state)
     y = _np(layer(x))

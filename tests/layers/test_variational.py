@@ -16,8 +16,7 @@ import tensorflow as tf
 
 from bayesflip import posteriors, priors
 from bayesflip import random as rnd
-from bayesflip.layers import GaussianPosterior, VariationalLayer
-from bayesflip.layers import _variational
+from bayesflip.layers import GaussianPosterior, VariationalLayer, _variational
 
 
 class _Linear(VariationalLayer):
@@ -49,8 +48,9 @@ def _softplus(x):
 
 def _layer(estimator, bayesian_bias=True, init_scale=0.2, prior=None, x_shape=(6, 4), units=3):
     keras.utils.set_random_seed(1)
-    layer = _Linear(units, bayesian_bias, estimator=estimator, init_scale=init_scale, seed=7, kl_weight=0.5,
-                    prior=prior)
+    layer = _Linear(
+        units, bayesian_bias, estimator=estimator, init_scale=init_scale, seed=7, kl_weight=0.5, prior=prior
+    )
     layer.build(x_shape)
     # spread the posterior scales so an error in which scale goes where shows
     rng = np.random.default_rng(3)
@@ -185,9 +185,7 @@ def test_monte_carlo_kl_uses_the_forward_pass_weight_sample():
     kl = float(layer.losses[0]) / 0.5
     layer.rng_state.assign(state)
     pert = layer.draw_perturbation(2, [4, 3])
-    expected = sum(
-        float(p.kl_divergence(sample=pert.samples[p.name])) for p in layer.posteriors
-    )
+    expected = sum(float(p.kl_divergence(sample=pert.samples[p.name])) for p in layer.posteriors)
     np.testing.assert_allclose(kl, expected, rtol=1e-5)
     np.testing.assert_allclose(
         _np(pert.samples["kernel"]),

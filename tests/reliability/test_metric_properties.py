@@ -18,15 +18,22 @@ from hypothesis import strategies as st
 from bayesflip import calibration as cal
 from bayesflip import uncertainty as unc
 
-SETTINGS = settings(max_examples=15, deadline=None, derandomize=True,
-                    suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+SETTINGS = settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.explicit, Phase.generate],
+)
 
-problems = st.fixed_dictionaries({
-    "n": st.integers(1, 300),
-    "k": st.integers(2, 6),
-    "alpha": st.sampled_from([0.05, 0.5, 1.0, 5.0]),  # small alpha: near-degenerate rows
-    "seed": st.integers(0, 2**32 - 1),
-})
+problems = st.fixed_dictionaries(
+    {
+        "n": st.integers(1, 300),
+        "k": st.integers(2, 6),
+        "alpha": st.sampled_from([0.05, 0.5, 1.0, 5.0]),  # small alpha: near-degenerate rows
+        "seed": st.integers(0, 2**32 - 1),
+    }
+)
 
 
 def _sample(n, k, alpha, seed):
@@ -63,7 +70,9 @@ def test_metrics_are_invariant_to_permuting_examples(problem):
         cal.negative_log_likelihood,
         lambda y, p: tuple(cal.brier_decomposition(y, p, num_bins=8)),
     ):
-        np.testing.assert_allclose(metric(labels, probs), metric(labels[perm], probs[perm]), rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(
+            metric(labels, probs), metric(labels[perm], probs[perm]), rtol=1e-6, atol=1e-9
+        )
 
 
 @SETTINGS

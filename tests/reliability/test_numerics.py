@@ -109,12 +109,14 @@ def test_mixed_float16_fit_keeps_float32_master_weights_finite():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 6)).astype("float32")
     y = (x[:, 0] > 0).astype("int32")
-    model = keras.Sequential([
-        keras.Input((6,)),
-        DenseFlipout(16, activation="relu", seed=0),
-        DenseFlipout(2, seed=1),
-        keras.layers.Activation("linear", dtype="float32"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((6,)),
+            DenseFlipout(16, activation="relu", seed=0),
+            DenseFlipout(2, seed=1),
+            keras.layers.Activation("linear", dtype="float32"),
+        ]
+    )
     bayesflip.set_kl_weight(model, num_examples=64)
     model.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     history = model.fit(x, y, batch_size=16, epochs=3, verbose=0)
@@ -146,11 +148,13 @@ def test_single_example_batches_and_uneven_last_batch():
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(10, 4)).astype("float32"), rng.normal(size=(10, 2)).astype("float32")
     for batch_size in (1, 4, 3):  # 1: single example; 4 and 3 do not divide 10
-        model = keras.Sequential([
-            keras.Input((4,)),
-            DenseFlipout(8, activation="tanh", seed=0),
-            DenseFlipout(2, estimator="local", seed=1),
-        ])
+        model = keras.Sequential(
+            [
+                keras.Input((4,)),
+                DenseFlipout(8, activation="tanh", seed=0),
+                DenseFlipout(2, estimator="local", seed=1),
+            ]
+        )
         bayesflip.set_kl_weight(model, num_examples=10)
         history = _fit(model, x, y, batch_size=batch_size, epochs=1)
         assert np.all(np.isfinite(history.history["loss"])), batch_size

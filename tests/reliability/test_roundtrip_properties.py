@@ -27,15 +27,22 @@ from bayesflip.layers import Conv2DFlipout, DenseFlipout
 # no shrinking: a failing example is printed as generated (shrinking Keras fits is slow)
 NO_SHRINK = [Phase.explicit, Phase.generate]
 SETTINGS = settings(
-    max_examples=10, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck),
-    phases=NO_SHRINK
+    max_examples=10,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+    phases=NO_SHRINK,
 )
 
 prior_strategy = st.one_of(
     st.none(),
     st.builds(priors.Normal, loc=st.floats(-1, 1), scale=st.floats(0.05, 3)),
-    st.builds(priors.ScaleMixtureNormal, pi=st.floats(0.05, 0.95), scale_1=st.floats(0.5, 2),
-              scale_2=st.floats(1e-3, 0.1)),
+    st.builds(
+        priors.ScaleMixtureNormal,
+        pi=st.floats(0.05, 0.95),
+        scale_1=st.floats(0.5, 2),
+        scale_2=st.floats(1e-3, 0.1),
+    ),
 )
 
 common = dict(
@@ -51,14 +58,16 @@ common = dict(
 )
 
 dense_configs = st.fixed_dictionaries({"units": st.integers(1, 6), **common})
-conv_configs = st.fixed_dictionaries({
-    "filters": st.integers(1, 4),
-    "kernel_size": st.sampled_from([1, 2, (1, 2), (2, 1)]),
-    "strides": st.sampled_from([1, 2]),
-    "padding": st.sampled_from(["valid", "same"]),
-    "dilation_rate": st.sampled_from([1]),
-    **common,
-})
+conv_configs = st.fixed_dictionaries(
+    {
+        "filters": st.integers(1, 4),
+        "kernel_size": st.sampled_from([1, 2, (1, 2), (2, 1)]),
+        "strides": st.sampled_from([1, 2]),
+        "padding": st.sampled_from(["valid", "same"]),
+        "dilation_rate": st.sampled_from([1]),
+        **common,
+    }
+)
 
 
 def _check_config_identity(cls, kwargs):
@@ -127,33 +136,44 @@ def _round_trip_and_resume(make_model, x, y):
     h2 = loaded.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0).history["loss"]
     np.testing.assert_allclose(h1, h2, rtol=1e-6)
     for wa, wb in zip(model.weights, loaded.weights):
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(wa), keras.ops.convert_to_numpy(wb),
-                                   rtol=1e-6, atol=1e-7, err_msg=wa.path)
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(wa),
+            keras.ops.convert_to_numpy(wb),
+            rtol=1e-6,
+            atol=1e-7,
+            err_msg=wa.path,
+        )
 
 
-@settings(max_examples=3, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck),
-    phases=NO_SHRINK)
+@settings(
+    max_examples=3, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), phases=NO_SHRINK
+)
 @given(dense_configs, st.integers(1, 5))
 def test_dense_save_load_safe_mode_is_lossless_and_resumes(kwargs, input_dim):
     rng = np.random.default_rng(input_dim)
     x = rng.normal(size=(10, input_dim)).astype("float32")
     y = rng.normal(size=(10, kwargs["units"])).astype("float32")
-    _round_trip_and_resume(lambda: keras.Sequential([keras.Input((input_dim,)), DenseFlipout(**kwargs)]), x, y)
+    _round_trip_and_resume(
+        lambda: keras.Sequential([keras.Input((input_dim,)), DenseFlipout(**kwargs)]), x, y
+    )
 
 
-@settings(max_examples=2, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck),
-    phases=NO_SHRINK)
+@settings(
+    max_examples=2, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), phases=NO_SHRINK
+)
 @given(conv_configs)
 def test_conv2d_save_load_safe_mode_is_lossless_and_resumes(kwargs):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(8, 5, 5, 2)).astype("float32")
 
     def make():
-        return keras.Sequential([
-            keras.Input((5, 5, 2)),
-            Conv2DFlipout(**kwargs),
-            keras.layers.GlobalAveragePooling2D(),
-        ])
+        return keras.Sequential(
+            [
+                keras.Input((5, 5, 2)),
+                Conv2DFlipout(**kwargs),
+                keras.layers.GlobalAveragePooling2D(),
+            ]
+        )
 
     y = rng.normal(size=(8, kwargs["filters"])).astype("float32")
     _round_trip_and_resume(make, x, y)

@@ -50,7 +50,9 @@ def _lambda_activation(config):
             layer["config"]["activation"] = keras.saving.serialize_keras_object(lambda x: x * 2.0)
 
 
-@pytest.mark.parametrize("edit", [_add_lambda_layer, _lambda_activation], ids=["lambda-layer", "lambda-activation"])
+@pytest.mark.parametrize(
+    "edit", [_add_lambda_layer, _lambda_activation], ids=["lambda-layer", "lambda-activation"]
+)
 def test_tampered_file_is_refused_in_safe_mode(tmp_path, edit):
     model, clean = _save_model(tmp_path)
     keras.saving.load_model(clean, safe_mode=True)  # control: the genuine file loads
