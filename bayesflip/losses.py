@@ -100,7 +100,7 @@ def kl_divergence(model: keras.layers.Layer) -> tf.Tensor:
     """
     total = tf.constant(0.0, tf.float32)
     for i, layer in enumerate(_layers_or_raise(model, "kl_divergence")):
-        total += layer.kl_divergence(seed=tf.constant([layer._resolved_seed, -2 - i], tf.int64))
+        total += layer.kl_divergence(seed=layer.fixed_seed(-2 - i))
     return total
 
 

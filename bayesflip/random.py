@@ -32,6 +32,7 @@ from bayesflip import _keras_compat
 __all__ = [
     "initial_state",
     "next_seed",
+    "next_seed_and_counter",
     "read_and_advance",
     "split_seed",
     "fold_in_replica",
@@ -184,11 +185,24 @@ def next_seed(state: keras.Variable) -> tf.Tensor:
     :func:`read_and_advance` for the atomicity. Inside ``counter_offset``
     the state is only read and the offset added to its counter.
     """
+    return next_seed_and_counter(state)[0]
+
+
+def next_seed_and_counter(state: keras.Variable) -> tuple[tf.Tensor, tf.Tensor]:
+    """:func:`next_seed`, and the call's counter as read (int64 scalar, before the replica fold).
+
+    The counter is the number of calls the state has served (plus the
+    ``counter_offset``): the layers of a model advance it in step, once per
+    forward pass each, so it can address per-call choices that every layer of
+    the pass must agree on (the mixture component of a rank-1 posterior).
+    """
     offset = getattr(_OFFSETS, "value", None)
     if offset is not None:
         current = tf.convert_to_tensor(_tf_variable(state).read_value())
-        return fold_in_replica(current + tf.stack([tf.constant(0, tf.int64), offset]))
-    return fold_in_replica(read_and_advance(state))
+        current = current + tf.stack([tf.constant(0, tf.int64), offset])
+    else:
+        current = read_and_advance(state)
+    return fold_in_replica(current), current[1]
 
 
 def _replica_index() -> int | tf.Tensor:

@@ -54,6 +54,9 @@ class Perturbation:
         scales: this call's posterior scales by name, float32 (shared with the KL).
         samples: float32 weight samples ``loc + ΔW`` by name, only for priors
             whose KL is a Monte Carlo estimate.
+        factors: per-example factors by name
+            (:class:`~bayesflip.posteriors.ExampleFactors`), for families that
+            draw them instead of a shared ``ΔW`` (rank-1).
     """
 
     kl_seed: tf.Tensor
@@ -62,6 +65,7 @@ class Perturbation:
     signs: tuple = ()
     scales: dict = field(default_factory=dict)
     samples: dict = field(default_factory=dict)
+    factors: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -73,17 +77,22 @@ class LinearSample:
     the flipout form ``op(x, loc) + (op(x ∘ S, ΔW) + Δb) ∘ R + b``. ``S``/``R``
     are ``(batch, channels)`` rows broadcast over every other axis; an input
     side without signs (``sign_in=None``, e.g. a lookup) skips ``S``.
+
+    The same form with ``weight=None``, real-valued rows and a per-example
+    bias is a rank-1 draw: ``op(x ∘ s, W) ∘ r + b_k + b`` (``delta = W``,
+    ``sign_in = s``, ``sign_out = r``, ``example_bias = b_k``).
     """
 
-    weight: tf.Tensor
+    weight: tf.Tensor | None
     bias: tf.Tensor | None = None
     delta: tf.Tensor | None = None
     bias_delta: tf.Tensor | None = None
     sign_in: tf.Tensor | None = None
     sign_out: tf.Tensor | None = None
+    example_bias: tf.Tensor | None = None
 
     def __call__(self, op: Callable[[tf.Tensor, tf.Tensor], tf.Tensor], x: tf.Tensor, channel_axis: int = -1):
-        y = op(x, self.weight)
+        y = None if self.weight is None else op(x, self.weight)
         if self.delta is not None:
             x_in = (
                 x if self.sign_in is None else x * broadcast_signs(self.sign_in, x.shape.rank, channel_axis)
@@ -91,7 +100,14 @@ class LinearSample:
             perturbation = op(x_in, self.delta)
             if self.bias_delta is not None:
                 perturbation = _add_bias(perturbation, self.bias_delta, channel_axis)
-            y = y + perturbation * broadcast_signs(self.sign_out, y.shape.rank, channel_axis)
+            perturbation = perturbation * broadcast_signs(
+                self.sign_out, perturbation.shape.rank, channel_axis
+            )
+            y = perturbation if y is None else y + perturbation
+        if y is None:
+            raise ValueError("LinearSample: neither a weight nor a perturbation to apply.")
+        if self.example_bias is not None:
+            y = y + broadcast_signs(self.example_bias, y.shape.rank, channel_axis)
         return y if self.bias is None else _add_bias(y, self.bias, channel_axis)
 
 

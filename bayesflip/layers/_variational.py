@@ -91,6 +91,9 @@ class VariationalLayer(keras.layers.Layer):
     """
 
     supported_estimators: tuple[str, ...] = ESTIMATORS
+    #: Whether the layer can take a family that draws per-example factors
+    #: (:class:`~bayesflip.posteriors.Rank1`): layers applying one linear op per call.
+    accepts_per_example_posteriors: bool = True
 
     def __init__(
         self,
@@ -120,6 +123,18 @@ class VariationalLayer(keras.layers.Layer):
             )
         else:
             self.prior = None
+        supported = self.posterior.supported_estimators
+        if supported is not None and self.estimator not in supported:
+            raise ValueError(
+                f"{owner}: estimator={self.estimator!r} has no meaning for posterior={self.posterior!r}; "
+                f"use one of {list(supported)}."
+            )
+        if self.posterior.per_example and not self.accepts_per_example_posteriors:
+            raise ValueError(
+                f"{owner}: posterior={self.posterior!r} draws per-example factors of a weight applied once "
+                f"per call; {type(self).__name__} applies its weights differently (per time step or by "
+                "lookup) and does not support it. Use a Gaussian or multiplicative family here."
+            )
         self.init_scale, self.min_scale = _check_scale(owner, init_scale, min_scale)
         #: Whether a KL weight was given (constructor, ``set_kl_weight``, annealing).
         self.kl_weight_is_set = kl_weight is not None
@@ -223,9 +238,19 @@ class VariationalLayer(keras.layers.Layer):
     #: Both are part of each layer's random stream and must not change.
     sign_seed_slot: int = 1
 
-    def draw_seeds(self, num: int) -> list[tf.Tensor]:
-        """Advance the layer's RNG state once and derive ``num`` independent seeds."""
-        return rnd.split_seed(rnd.next_seed(self.rng_state), num)
+    def draw_seeds(self, num: int) -> tuple[list[tf.Tensor], tf.Tensor]:
+        """Advance the layer's RNG state once; ``num`` independent seeds and the call's counter."""
+        seed, counter = rnd.next_seed_and_counter(self.rng_state)
+        return rnd.split_seed(seed, num), counter
+
+    def fixed_seed(self, stream: int) -> tf.Tensor:
+        """A seed that does not advance the RNG state: ``[saved seed, stream]`` (``stream < 0``).
+
+        For draws that must be the same at every call, and after a reload, e.g.
+        the Monte Carlo KL of posterior-mean mode; built from the saved state, not
+        from the constructor's ``seed`` (which is ``None`` for a random seed).
+        """
+        return tf.stack([tf.convert_to_tensor(self.rng_state)[0], tf.constant(stream, tf.int64)])
 
     def draw_perturbation(self, batch_size, sign_widths: Sequence[int]) -> Perturbation:
         """Draw one perturbation of every Bayesian weight (advances the RNG once).
@@ -236,21 +261,30 @@ class VariationalLayer(keras.layers.Layer):
                 draw (used by the ``flipout`` estimator only).
 
         Returns:
-            A :class:`Perturbation`: ``ΔW = scale ∘ ε`` of each posterior (not for
-            ``local``, whose noise is per output), the sign rows, and what the KL needs.
+            A :class:`Perturbation`: each posterior's own draw — ``ΔW`` shared by the
+            batch (:meth:`~bayesflip.posteriors.WeightPosterior.sample_delta`; not for
+            ``local``, whose noise is per output) or per-example factors
+            (:meth:`~bayesflip.posteriors.WeightPosterior.sample_factors`) — the
+            sign rows, and what the KL needs.
         """
         slots = list(self.weight_slots)
         names = slots[: self.sign_seed_slot] + ["__signs__"] + slots[self.sign_seed_slot :] + ["__kl__"]
-        seeds = dict(zip(names, self.draw_seeds(len(names))))
+        seed_list, counter = self.draw_seeds(len(names))
+        seeds = dict(zip(names, seed_list))
         pert = Perturbation(kl_seed=seeds["__kl__"], seeds=seeds)
         for post in self.posteriors:
+            if post.per_example:
+                pert.factors[post.name] = post.sample_factors(
+                    batch_size, seeds[post.name], counter, independent=self.estimator == "flipout"
+                )
+                continue
             pert.scales[post.name] = post.noise_scale()
             if self.estimator != "local":
-                noise = pert.scales[post.name] * rnd.standard_normal(post.shape, seeds[post.name])
+                noise = post.sample_delta(seeds[post.name], pert.scales[post.name])
                 pert.deltas[post.name] = tf.cast(noise, self.compute_dtype)
                 if post.kl_needs_sample:  # the Monte Carlo KL's weight sample
                     pert.samples[post.name] = post.mean() + noise
-        if self.estimator == "flipout":
+        if self.estimator == "flipout" and not all(post.per_example for post in self.posteriors):
             pert.signs = tuple(
                 rnd.rademacher_rows(batch_size, list(sign_widths), seeds["__signs__"], self.compute_dtype)
             )
@@ -304,12 +338,24 @@ class VariationalLayer(keras.layers.Layer):
             return value if value is None or bias_index is None else value[bias_index]
 
         if pert is None:  # posterior-mean mode (pruned weights of variational dropout are zero)
+            bias_mean = part(self.posterior_mean_weight(bias, point=True))
+            offset = kernel.mean_output_offset()  # a mixture's mean per-component bias
+            if offset is not None:
+                offset = tf.cast(offset, self.compute_dtype)
+                bias_mean = offset if bias_mean is None else bias_mean + offset
+            return LinearSample(self.posterior_mean_weight(kernel, point=True), bias_mean)
+        bias_mean = part(self.posterior_mean_weight(bias))
+        if kernel.per_example:  # op(x ∘ s, W) ∘ r + b_k: the factors are the noise, exact per example
+            factors = pert.factors[kernel.name]
             return LinearSample(
-                self.posterior_mean_weight(kernel, point=True),
-                part(self.posterior_mean_weight(bias, point=True)),
+                None,
+                bias_mean,
+                delta=tf.cast(factors.weight, self.compute_dtype),
+                sign_in=tf.cast(factors.inputs, self.compute_dtype),
+                sign_out=tf.cast(factors.outputs, self.compute_dtype),
+                example_bias=None if factors.bias is None else tf.cast(factors.bias, self.compute_dtype),
             )
         loc = self.posterior_mean_weight(kernel)
-        bias_mean = part(self.posterior_mean_weight(bias))
         bias_delta = None
         if isinstance(bias, WeightPosterior):
             bias_delta = part(pert.deltas[bias.name])
@@ -372,8 +418,8 @@ class VariationalLayer(keras.layers.Layer):
             return  # e.g. Gaussian DropConnect: a regularizer with no KL term
         if seed is None and any(post.kl_needs_sample for post in self.posteriors):
             # Posterior-mean mode with a Monte Carlo KL: use a fixed draw so the
-            # loss stays deterministic in this mode.
-            seed = tf.constant([self._resolved_seed, -1], tf.int64)
+            # loss stays deterministic in this mode (and the same after a reload).
+            seed = self.fixed_seed(-1)
         kl = self.kl_divergence(samples=samples, seed=seed, scales=scales)
         if not self.kl_weight_is_set:
             kl = _warn_when_differentiated(kl, self)

@@ -56,6 +56,7 @@ class EmbeddingFlipout(VariationalLayer):
     """
 
     supported_estimators = ("flipout", "shared")
+    accepts_per_example_posteriors = False  # a lookup table, not one linear op per call
     weight_slots = ("embeddings",)
 
     def __init__(

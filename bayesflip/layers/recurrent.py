@@ -46,6 +46,7 @@ class _RecurrentFlipout(VariationalLayer):
     """Shared machinery of :class:`LSTMFlipout` and :class:`GRUFlipout`."""
 
     supported_estimators = ("flipout", "shared")
+    accepts_per_example_posteriors = False  # one weight, applied at every time step
     weight_slots = ("kernel", "recurrent_kernel", "bias")
     sign_seed_slot = 3
     gates: int = 4

@@ -27,6 +27,13 @@ class PosteriorFamily:
     uses_prior: bool = False
     #: Whether the family adds a KL term at all.
     has_kl: bool = True
+    #: The estimators with a meaning for this family (``None``: all of them); a
+    #: layer refuses any other with an error.
+    supported_estimators: tuple[str, ...] | None = None
+    #: Whether its weights are drawn as per-example factors
+    #: (:meth:`WeightPosterior.sample_factors`); layers that apply a weight more
+    #: than once per call (recurrent, embedding) refuse such a family.
+    per_example: bool = False
 
     def build(self, layer, name: str, shape, loc_initializer, output_axis: int = -1) -> WeightPosterior:
         raise NotImplementedError

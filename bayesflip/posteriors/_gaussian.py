@@ -10,6 +10,7 @@ posterior-mean mode. :class:`GaussianPosterior` is the default family's
 from __future__ import annotations
 
 import weakref
+from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -54,12 +55,36 @@ def _probe_analytic_kl(prior: priors_lib.Prior) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class ExampleFactors:
+    """One call's per-example draw of a rank-1 weight: the output is ``op(x ∘ inputs, weight) ∘ outputs + bias``.
+
+    Attributes:
+        weight: the shared weight ``W`` (float32, the weight's shape).
+        inputs: ``(batch, in_channels)`` factors ``s`` of each example's draw.
+        outputs: ``(batch, out_channels)`` factors ``r``.
+        bias: ``(batch, out_channels)`` per-example bias (its component's), or ``None``.
+    """
+
+    weight: tf.Tensor
+    inputs: tf.Tensor
+    outputs: tf.Tensor
+    bias: tf.Tensor | None = None
+
+
 class WeightPosterior:
     """The posterior of one weight tensor of a layer (built by a :class:`PosteriorFamily`).
 
-    What the core needs of it: the mean ``θ`` (``loc``), the signed noise scale
-    ``s`` of one draw ``ΔW = s ∘ ε`` (``|s|`` is the standard deviation), the
-    KL term, and the point estimate used in posterior-mean mode.
+    What the core needs of it: the mean ``θ`` (``loc``), one draw — ``ΔW``
+    shared by the batch (:meth:`sample_delta`, by default ``s ∘ ε`` with the
+    signed noise scale ``s`` of :meth:`noise_scale`, ``|s|`` the standard
+    deviation) or, for a family with ``per_example = True``, per-example
+    factors (:meth:`sample_factors`) — the KL term, and the point estimate
+    used in posterior-mean mode. A family whose ``ΔW`` is not ``s ∘ ε`` with
+    independent entries (a matrix-normal posterior) overrides
+    :meth:`sample_delta` and leaves ``"local"`` out of its family's
+    ``supported_estimators``: the estimators ``flipout`` and ``shared`` need
+    only that ``ΔW`` is symmetric and shared by the batch.
 
     Attributes:
         name: weight name (``"kernel"``, ``"bias"`` …).
@@ -74,6 +99,8 @@ class WeightPosterior:
     loc: Any
     has_kl: bool = True
     kl_needs_sample: bool = False
+    #: Whether a draw is per-example factors (:meth:`sample_factors`) instead of a shared ``ΔW``.
+    per_example: bool = False
 
     def mean(self) -> tf.Tensor:
         """Posterior mean ``θ``, float32."""
@@ -83,9 +110,43 @@ class WeightPosterior:
         """Signed scale ``s`` of ``ΔW = s ∘ ε``, float32."""
         raise NotImplementedError
 
+    def sample_delta(self, seed: tf.Tensor, scale: tf.Tensor | None = None) -> tf.Tensor:
+        """One draw of ``ΔW`` shared by the batch, float32, the weight's shape.
+
+        It must be symmetric in distribution (``ΔW`` and ``−ΔW`` equally likely),
+        which is all flipout needs. The default is ``s ∘ ε``, ``ε ~ N(0, I)``
+        from ``seed``, with ``scale`` this call's :meth:`noise_scale` (reused
+        when given).
+        """
+        s = self.noise_scale() if scale is None else scale
+        return s * rnd.standard_normal(self.shape, seed)
+
+    def sample_factors(
+        self, batch_size: Any, seed: tf.Tensor, counter: tf.Tensor, independent: bool
+    ) -> ExampleFactors:
+        """One call's per-example draw (families with ``per_example = True`` only).
+
+        Args:
+            batch_size: number of examples (int or scalar tensor).
+            seed: this weight's seed for the call.
+            counter: the call's RNG counter (int64 scalar), the same in every
+                layer of a forward pass: it addresses per-call choices that all
+                layers must agree on (a mixture component).
+            independent: ``True`` for a fresh draw per example (the ``flipout``
+                estimator), ``False`` for one draw shared by the batch (``shared``).
+        """
+        raise NotImplementedError(f"{type(self).__name__} draws a shared ΔW, not per-example factors.")
+
     def point_estimate(self) -> tf.Tensor:
         """The weight used in posterior-mean mode, float32 (``θ`` unless pruned)."""
         return self.mean()
+
+    def mean_output_offset(self) -> tf.Tensor | None:
+        """A bias (float32, ``(out_channels,)``) added in posterior-mean mode, or ``None``.
+
+        A mixture with a bias per component adds the components' mean bias.
+        """
+        return None
 
     def kl_divergence(
         self, sample: tf.Tensor | None = None, seed: tf.Tensor | None = None, scale: tf.Tensor | None = None
