@@ -119,7 +119,8 @@ class VariationalLayer(keras.layers.Layer):
         elif prior is not None:
             raise ValueError(
                 f"{owner}: `prior` does not apply to posterior={self.posterior!r} (its prior is fixed by the "
-                "family: log-uniform for variational dropout, none for Gaussian DropConnect); drop `prior=`."
+                "family: log-uniform for variational dropout, none for Gaussian DropConnect, the factors' "
+                "prior_mean/prior_scale for Rank1); drop `prior=`."
             )
         else:
             self.prior = None

@@ -12,6 +12,9 @@ family                         weight ``W``                    learned          
 :class:`GaussianDropConnect`   ``θ ∘ (1 + √α ε)``, fixed α     ``θ``                    none
 :class:`VariationalDropout`    ``θ ∘ (1 + √α ε)``              ``θ``, ``α`` (per        log-uniform
                                                                weight or unit)
+:class:`Rank1`                 ``W ∘ (s rᵀ)``, ``(s, r)`` a    ``W`` (point), per       factors vs
+                               ``K``-component mixture of      component ``s̄, σ_s,``    ``N(1, σ²)``
+                               Gaussians, drawn per example    ``r̄, σ_r`` and a bias
 =============================  ==============================  =======================  ============
 
 The multiplicative families are the perturbations of the flipout paper's
@@ -24,10 +27,15 @@ reparameterisation ``σ² = α θ²`` for per-weight ``α``, and weights with
 ``log α > 3`` pruned in posterior-mean predictions (:func:`sparsity` reports
 the fraction).
 
+:class:`Rank1` is the rank-1 Bayesian network of Dusenberry et al. (ICML
+2020): its draw is not a shared ``ΔW`` but per-example factors,
+``op(x ∘ s, W) ∘ r``, exact per example at the cost of one op; see its
+docstring for how the estimators and the mixture components map.
+
 The package's modules: ``_families`` (the
 ``posterior=`` choices), ``_gaussian`` (the per-weight
 posterior the core asks for, and the Gaussian one) and
-``_multiplicative`` (``θ ∘ (1 + √α ε)`` and sparsity).
+``_multiplicative`` (``θ ∘ (1 + √α ε)`` and sparsity), ``_rank1`` (``W ∘ (s rᵀ)``).
 
 Example:
 >>> import numpy as np
@@ -41,11 +49,13 @@ from bayesflip.posteriors._families import (
     GaussianDropConnect,
     MeanFieldGaussian,
     PosteriorFamily,
+    Rank1,
     VariationalDropout,
     get,
 )
 from bayesflip.posteriors._gaussian import (  # noqa: F401 - re-exported
     _ANALYTIC_KL_CACHE,
+    ExampleFactors,
     GaussianPosterior,
     WeightPosterior,
     analytic_kl_available,
@@ -60,6 +70,7 @@ from bayesflip.posteriors._multiplicative import (  # noqa: F401 - re-exported
     log_uniform_kl,
     sparsity,
 )
+from bayesflip.posteriors._rank1 import RandomSignInitializer, Rank1Posterior
 
 # The families keep ``bayesflip.posteriors`` as their module: what serialized
 # configs (``"module"``), reprs and error messages have always said.
@@ -72,9 +83,13 @@ __all__ = [
     "MeanFieldGaussian",
     "GaussianDropConnect",
     "VariationalDropout",
+    "Rank1",
     "WeightPosterior",
+    "ExampleFactors",
     "GaussianPosterior",
     "MultiplicativePosterior",
+    "Rank1Posterior",
+    "RandomSignInitializer",
     "SparsityReport",
     "analytic_kl_available",
     "log_uniform_kl",

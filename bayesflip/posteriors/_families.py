@@ -6,9 +6,11 @@ from typing import Any
 
 import keras
 
-from bayesflip._checks import check_real, resolve_registered
+from bayesflip._checks import check_positive_int, check_real, resolve_registered
 from bayesflip.posteriors._gaussian import GaussianPosterior, WeightPosterior
 from bayesflip.posteriors._multiplicative import LOG_ALPHA_RANGE, MultiplicativePosterior
+from bayesflip.posteriors._rank1 import Rank1Posterior, _check_random_sign_init
+from bayesflip.priors import Normal
 
 _PACKAGE = "bayesflip"
 
@@ -182,10 +184,98 @@ class VariationalDropout(PosteriorFamily):
         }
 
 
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Rank1(PosteriorFamily):
+    """Rank-1 Bayesian layers with a mixture posterior (Dusenberry et al., ICML 2020).
+
+    A kernel is ``W ∘ (s rᵀ)`` with a point-estimate ``W`` and, per mixture
+    component ``k = 1..K``, Gaussian factors ``s_k`` (input channels) and
+    ``r_k`` (output channels) under the prior ``N(prior_mean, prior_scale²)``;
+    the layer computes ``op(x ∘ s, W) ∘ r + b + b_k`` with each example's own
+    draw of ``(s, r)``. The layer's ``init_scale`` and ``min_scale`` set the
+    factors' posterior standard deviation; its ``prior=`` is refused (the factors'
+    prior is set here, and ``W`` has none: regularise it as a plain weight).
+
+    Estimators: ``"flipout"`` (the default) draws ``(s, r)`` per example — exact,
+    independent draws, which flipout's signs only approximate for a shared
+    ``ΔW``; ``"shared"`` draws one ``(s, r)`` per component per call (Edward2's
+    behaviour). ``"local"`` has no meaning here (the output is not Gaussian given
+    the input) and is refused. Layers that apply a weight more than once per
+    call (recurrent, embedding) refuse this family.
+
+    The component of an example is ``(position in the batch + call counter) mod K``,
+    the same in every layer of a forward pass, so ``K`` consecutive forward
+    passes (e.g. ``mc_predict`` with ``num_samples`` a multiple of ``K``) visit
+    each component equally. Posterior-mean mode uses ``E[W] = W ∘ (1/K) Σ_k s̄_k r̄_kᵀ``
+    and the mean component bias.
+
+    Args:
+        num_components: ``K``, a positive int (default 4, as the paper).
+        prior_mean: mean of the factors' Gaussian prior (default 1).
+        prior_scale: its standard deviation, > 0 (default 0.1, as the paper).
+        random_sign_init: initial factor means: ``> 0`` — ``+1`` with this
+            probability, else ``−1`` (spreads the components); ``< 0`` —
+            ``N(1, random_sign_init²)``; ``0`` — all ones.
+        component_bias: give each component its own bias offset (default True).
+
+    Example:
+    >>> import numpy as np
+    >>> from bayesflip.layers import DenseFlipout
+    >>> layer = DenseFlipout(3, posterior=Rank1(num_components=2), seed=0)
+    >>> layer(np.ones((4, 5), "float32")).shape
+    TensorShape([4, 3])
+    """
+
+    supported_estimators = ("flipout", "shared")
+    per_example = True
+
+    def __init__(
+        self,
+        num_components: int = 4,
+        prior_mean: float = 1.0,
+        prior_scale: float = 0.1,
+        random_sign_init: float = 0.5,
+        component_bias: bool = True,
+    ):
+        who = "Rank1"
+        self.num_components = check_positive_int(who, "num_components", num_components)
+        self.prior_mean = check_real(who, "prior_mean", prior_mean)
+        self.prior_scale = check_real(who, "prior_scale", prior_scale, low=0)
+        self.random_sign_init = _check_random_sign_init(who, random_sign_init)
+        if not isinstance(component_bias, bool):
+            raise ValueError(f"{who}: `component_bias` must be True or False, got {component_bias!r}.")
+        self.component_bias = component_bias
+
+    def build(self, layer, name: str, shape, loc_initializer, output_axis: int = -1) -> Rank1Posterior:
+        return Rank1Posterior(
+            layer,
+            name,
+            shape,
+            loc_initializer,
+            output_axis=output_axis,
+            num_components=self.num_components,
+            prior=Normal(self.prior_mean, self.prior_scale),
+            random_sign_init=self.random_sign_init,
+            component_bias=self.component_bias and bool(getattr(layer, "use_bias", True)),
+            init_scale=layer.init_scale,
+            min_scale=layer.min_scale,
+        )
+
+    def get_config(self) -> dict:
+        return {
+            "num_components": self.num_components,
+            "prior_mean": self.prior_mean,
+            "prior_scale": self.prior_scale,
+            "random_sign_init": self.random_sign_init,
+            "component_bias": self.component_bias,
+        }
+
+
 _ALIASES = {
     "gaussian": MeanFieldGaussian,
     "mean_field_gaussian": MeanFieldGaussian,
     "variational_dropout": VariationalDropout,
+    "rank1": Rank1,
 }
 
 
@@ -193,8 +283,8 @@ def get(identifier: Any, caller: str | None = None) -> PosteriorFamily:
     """Resolve a posterior family from an instance, a name, a config dict, or ``None``.
 
     ``None`` and ``"gaussian"`` give :class:`MeanFieldGaussian`;
-    ``"variational_dropout"`` gives :class:`VariationalDropout` with its
-    defaults. Gaussian DropConnect needs its rate:
+    ``"variational_dropout"`` gives :class:`VariationalDropout` and ``"rank1"``
+    :class:`Rank1` with their defaults. Gaussian DropConnect needs its rate:
     ``GaussianDropConnect(rate=p)``. Errors name ``caller`` and ``posterior``.
 
     Example:
