@@ -82,13 +82,13 @@ def one_step(strategy, x, y, how):
     """One SGD step in posterior-mean mode (scale effectively 0): loss and weights.
 
     ``how`` ending in ``_vd``: the layers use variational dropout (learned
-    multiplicative noise, log-uniform KL) instead of the Gaussian posterior.
+    multiplicative noise, log-uniform KL) instead of the Gaussian posterior; in
+    ``_rank1``: the rank-1 mixture posterior.
     """
     how, _, family = how.partition("_")
+    posterior = {"vd": "variational_dropout", "rank1": "rank1"}.get(family)
     with strategy.scope():
-        model = make_model(
-            seed=3, init_scale=0.05, posterior="variational_dropout" if family == "vd" else None
-        )
+        model = make_model(seed=3, init_scale=0.05, posterior=posterior)
     bayesflip.set_posterior_mean(model)
     initial = weights(model)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(len(x))
@@ -121,7 +121,7 @@ def one_step(strategy, x, y, how):
 def check_elbo_scaling():
     x, y = data()
     out = {}
-    for how in ("custom", "fit", "bd.fit", "fit_vd"):
+    for how in ("custom", "fit", "bd.fit", "fit_vd", "fit_rank1"):
         out[how] = {
             "one_device": one_step(tf.distribute.get_strategy(), x, y, how),
             "mirrored": one_step(mirrored(), x, y, how),

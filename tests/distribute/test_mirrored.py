@@ -53,11 +53,12 @@ def test_same_seed_same_run_and_replica0_equals_single_device(results, estimator
     assert results["decorrelation"][f"{estimator}_state_copies"] == [[11, 2], [11, 2]]
 
 
-@pytest.mark.parametrize("how", ["custom", "fit", "bd.fit", "fit_vd"])
+@pytest.mark.parametrize("how", ["custom", "fit", "bd.fit", "fit_vd", "fit_rank1"])
 def test_elbo_scaling_one_step_matches_one_device(results, how):
     """Posterior-mean mode (no sampling): one SGD step on 2 replicas == 1 device.
 
-    ``fit_vd``: the same with variational dropout layers (learned ``log α``).
+    ``fit_vd``: the same with variational dropout layers (learned ``log α``);
+    ``fit_rank1``: with rank-1 mixture layers (per-component factors and biases).
 
     A KL counted once per replica (instead of once per step) or an NLL averaged
     per replica and summed would change both the loss and the update.

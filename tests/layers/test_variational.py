@@ -215,3 +215,28 @@ def test_analytic_kl_cache_stays_bounded_when_layers_with_bound_priors_are_delet
         del layer
     gc.collect()
     assert len(posteriors._ANALYTIC_KL_CACHE) <= before + 2
+
+
+def test_fixed_monte_carlo_kl_seeds_survive_a_reload(tmp_path):
+    """With ``seed=None`` the posterior-mean mode's Monte Carlo KL and ``kl_divergence(model)``
+    are seeded from the saved RNG state, so a reloaded model gives the same values."""
+    import bayesflip
+    from bayesflip.layers import DenseFlipout
+
+    model = keras.Sequential(
+        [keras.Input((4,)), DenseFlipout(3, prior=priors.ScaleMixtureNormal(), kl_weight=1.0)]
+    )
+    x = np.ones((2, 4), "float32")
+    model(x)
+    assert model.layers[0].posteriors[0].kl_needs_sample  # a Monte Carlo KL
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert loaded.layers[0].seed is None
+    kl = float(bayesflip.losses.kl_divergence(model))
+    assert float(bayesflip.losses.kl_divergence(loaded)) == kl
+    assert float(bayesflip.losses.kl_divergence(model)) == kl  # the RNG state did not advance
+    with bayesflip.posterior_mean(model), bayesflip.posterior_mean(loaded):
+        model(x)
+        loaded(x)
+        assert float(model.losses[0]) == float(loaded.losses[0])
