@@ -70,7 +70,7 @@ from bayesflip.posteriors._multiplicative import (  # noqa: F401 - re-exported
     log_uniform_kl,
     sparsity,
 )
-from bayesflip.posteriors._rank1 import RandomSignInitializer, Rank1Posterior
+from bayesflip.posteriors._rank1 import RandomSignInitializer, Rank1Posterior, tile_for_components
 
 # The families keep ``bayesflip.posteriors`` as their module: what serialized
 # configs (``"module"``), reprs and error messages have always said.
@@ -94,5 +94,6 @@ __all__ = [
     "analytic_kl_available",
     "log_uniform_kl",
     "sparsity",
+    "tile_for_components",
     "get",
 ]

@@ -206,7 +206,9 @@ class Rank1(PosteriorFamily):
     The component of an example is ``(position in the batch + call counter) mod K``,
     the same in every layer of a forward pass, so ``K`` consecutive forward
     passes (e.g. ``mc_predict`` with ``num_samples`` a multiple of ``K``) visit
-    each component equally. Posterior-mean mode uses ``E[W] = W ∘ (1/K) Σ_k s̄_k r̄_kᵀ``
+    each component equally. Train on batches tiled ``K`` times
+    (:func:`tile_for_components`), as the paper does, so that every component
+    sees every example; untiled, each example trains one component per step. Posterior-mean mode uses ``E[W] = W ∘ (1/K) Σ_k s̄_k r̄_kᵀ``
     and the mean component bias.
 
     Args:

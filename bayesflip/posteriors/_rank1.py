@@ -26,7 +26,7 @@ import keras
 import tensorflow as tf
 
 from bayesflip import random as rnd
-from bayesflip._checks import check_real
+from bayesflip._checks import check_positive_int, check_real
 from bayesflip.posteriors._gaussian import ExampleFactors, WeightPosterior
 from bayesflip.priors import Normal
 
@@ -216,3 +216,40 @@ def _check_random_sign_init(who: str, value: Any) -> float:
         high=1.0 + 1e-12,
         what="a number <= 1 (> 0: the probability of +1; < 0: minus the init standard deviation)",
     )
+
+
+def tile_for_components(dataset: tf.data.Dataset, num_components: int) -> tf.data.Dataset:
+    """Repeat every example of each batch ``num_components`` times in a row: the rank-1 training recipe.
+
+    A rank-1 layer sends the example at position ``i`` of a batch through
+    component ``(i + counter) mod K``; ``K`` consecutive copies of an example
+    therefore go through every component once, so every component is trained on
+    every example (Dusenberry et al. 2020 tile the batch ``K`` times for this).
+    Without it each example trains one component per step. Every tensor of the
+    batch (inputs, labels, sample weights) is repeated alike; batch after
+    ``dataset.batch`` (and shuffle before it).
+
+    Args:
+        dataset: a batched ``tf.data.Dataset``.
+        num_components: ``K`` of the layers' :class:`~bayesflip.posteriors.Rank1` family.
+
+    Returns:
+        The dataset with batches ``K`` times as large.
+
+    Example:
+    >>> ds = tf.data.Dataset.from_tensor_slices(([1.0, 2.0], [0, 1])).batch(2)
+    >>> x, y = next(iter(tile_for_components(ds, 3)))
+    >>> x.numpy().tolist(), y.numpy().tolist()
+    ([1.0, 1.0, 1.0, 2.0, 2.0, 2.0], [0, 0, 0, 1, 1, 1])
+    """
+    k = check_positive_int("tile_for_components", "num_components", num_components)
+    if not isinstance(dataset, tf.data.Dataset):
+        raise TypeError(
+            f"tile_for_components: `dataset` must be a batched tf.data.Dataset, got {type(dataset).__name__}."
+        )
+
+    def repeat(*batch):
+        tiled = tf.nest.map_structure(lambda t: tf.repeat(t, k, axis=0), batch)
+        return tiled[0] if len(tiled) == 1 else tiled
+
+    return dataset.map(repeat)

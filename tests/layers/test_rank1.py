@@ -303,3 +303,22 @@ def test_family_config_round_trip():
     layer = DenseFlipout(2, posterior=family, seed=0)
     layer(np.ones((1, 3), "float32"))
     assert layer.kernel_posterior.component_bias is None
+
+
+def test_tiled_batches_send_every_example_through_every_component(rng):
+    k = 3
+    model = keras.Sequential([keras.Input((5,)), DenseFlipout(2, posterior=Rank1(k), seed=0, **TINY)])
+    x = rng.normal(size=(4, 5)).astype("float32")
+    model(x)
+    _randomize_biases(model.layers[0], rng)
+    ds = tf.data.Dataset.from_tensor_slices((x, np.arange(4))).batch(4)
+    tiled_x, tiled_y = next(iter(bayesflip.posteriors.tile_for_components(ds, k)))
+    np.testing.assert_array_equal(_np(tiled_y), np.repeat(np.arange(4), k))
+    out = _np(model(tiled_x)).reshape(4, k, 2)
+    for i in range(4):
+        want = np.stack([_dense_component(x[i : i + 1], model.layers[0], c)[0] for c in range(k)])
+        np.testing.assert_allclose(np.sort(out[i], axis=0), np.sort(want, axis=0), rtol=1e-4, atol=1e-4)
+    with pytest.raises(TypeError, match="tile_for_components: `dataset` must be a batched tf.data.Dataset"):
+        bayesflip.posteriors.tile_for_components(x, k)
+    with pytest.raises(ValueError, match="tile_for_components: `num_components`"):
+        bayesflip.posteriors.tile_for_components(ds, 0)
