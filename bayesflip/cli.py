@@ -85,6 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="posterior temperature of the BNN: kl_weight = T / N; 1 is the Bayesian posterior, "
         "the default %(default)s a tempered one chosen on held-out NLL",
     )
+    demo.add_argument(
+        "--rank1-components",
+        type=_non_negative_int,
+        default=4,
+        help="mixture components of the rank-1 BNN, 0 for no rank-1 net (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--rank1-temperature",
+        type=_positive_float,
+        default=1.0,
+        help="posterior temperature of the rank-1 BNN (default: %(default)s)",
+    )
     demo.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
 
@@ -114,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             posterior_temperature=args.posterior_temperature,
             kl_warmup_epochs=args.kl_warmup_epochs,
             schedule=args.schedule,
+            rank1_components=args.rank1_components,
+            rank1_temperature=args.rank1_temperature,
             verbose=0 if args.quiet else 1,
         )
     return 0

@@ -1,10 +1,12 @@
-"""The main job: a flipout BNN next to a deterministic net on scikit-learn's digits.
+"""The main job: a flipout BNN and a rank-1 BNN next to a deterministic net on scikit-learn's digits.
 
-Trains both networks (same architecture, optimizer and budget) on 85 % of the
-training split — the BNN on the tempered posterior ``T = 0.1`` by default
-(``kl_weight = T / N``; ``temperature=1`` gives the Bayesian posterior), the
-temperature chosen on held-out NLL (``benchmarks/ablation_defaults.py``) — fits
-a temperature for each on the remaining 15 % (held out), then reports test
+Trains the networks (same architecture, optimizer and budget) on 85 % of the
+training split — the mean-field flipout BNN on the tempered posterior ``T = 0.1``
+by default (``kl_weight = T / N``; ``temperature=1`` gives the Bayesian
+posterior), the temperature chosen on held-out NLL
+(``benchmarks/ablation_defaults.py``); the rank-1 BNN (:class:`~bayesflip.posteriors.Rank1`,
+``K = 4`` components) on the Bayesian posterior with batches tiled ``K`` times —
+fits a temperature for each on the remaining 15 % (held out), then reports test
 accuracy, NLL, Brier score and ECE before and after temperature scaling, and the
 predictive entropy / mutual information on in-distribution digits versus
 corrupted (out-of-distribution) inputs. Writes ``report.json`` and PNG figures
@@ -21,6 +23,7 @@ from typing import Any
 
 import keras
 import matplotlib
+import tensorflow as tf
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -31,6 +34,7 @@ from bayesflip._checks import check_int, check_positive_int, check_real
 from bayesflip.datasets import corrupt_images, load_digits
 from bayesflip.layers import DenseFlipout
 from bayesflip.losses import ELBOTerms, KLAnnealing, set_kl_weight
+from bayesflip.posteriors import Rank1, tile_for_components
 
 __all__ = [
     "DEFAULT_TEMPERATURE",
@@ -40,6 +44,8 @@ __all__ = [
     "fit_bayesian_mlp",
     "fit_deterministic_mlp",
     "run_demo",
+    "DEFAULT_RANK1_COMPONENTS",
+    "DEFAULT_RANK1_TEMPERATURE",
 ]
 
 OOD_KINDS = ("permuted", "noise")
@@ -53,6 +59,12 @@ OOD_KINDS = ("permuted", "noise")
 DEFAULT_TEMPERATURE = 0.1
 DEFAULT_KL_WARMUP_EPOCHS = 10
 DEFAULT_SCHEDULE = "cosine"
+#: The rank-1 net: the paper's family settings (``Rank1()``: prior ``N(1, 0.1²)``,
+#: random-sign init) with ``K = 4`` components, trained on batches tiled ``K``
+#: times at ``T = 1`` (the Bayesian posterior), which had the lower held-out NLL
+#: than ``T = 0.3`` on seeds 0–2 (``benchmarks/results/demo_rank1_settings.json``).
+DEFAULT_RANK1_COMPONENTS = 4
+DEFAULT_RANK1_TEMPERATURE = 1.0
 
 
 def build_bayesian_mlp(
@@ -106,6 +118,7 @@ def fit_bayesian_mlp(
     learning_rate: float = 1e-2,
     schedule: str = "constant",
     kl_warmup_epochs: int = 0,
+    tile_components: int = 1,
     verbose: int = 0,
 ) -> keras.callbacks.History:
     """Compile and train a Bayesian classifier on the (tempered) per-example negative ELBO.
@@ -114,7 +127,10 @@ def fit_bayesian_mlp(
     cross-entropy data term logged as ``nll`` (``ELBOTerms`` adds ``kl``), and
     optionally warms the KL weight up linearly over ``kl_warmup_epochs``.
     ``schedule`` is the learning rate's: ``"constant"`` or ``"cosine"`` (decay
-    to 0 over the run, see :func:`~bayesflip.demo.adam`).
+    to 0 over the run, see :func:`~bayesflip.demo.adam`). ``tile_components=K > 1``
+    repeats every example of a shuffled batch ``K`` times
+    (:func:`~bayesflip.posteriors.tile_for_components`, for rank-1 layers with
+    ``K`` components).
 
     Returns:
         The Keras ``History`` (``loss``, ``nll``, ``kl``, ``accuracy``).
@@ -128,6 +144,12 @@ def fit_bayesian_mlp(
     callbacks = [ELBOTerms()]
     if kl_warmup_epochs:
         callbacks.append(KLAnnealing(target=temperature / len(x), warmup_epochs=kl_warmup_epochs))
+    if tile_components > 1:
+        data = tf.data.Dataset.from_tensor_slices((x, y))
+        data = data.shuffle(len(x), seed=int(np.random.randint(2**31 - 1))).batch(batch_size)
+        return model.fit(
+            tile_for_components(data, tile_components), epochs=epochs, verbose=verbose, callbacks=callbacks
+        )
     return model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose, callbacks=callbacks)
 
 
@@ -193,6 +215,17 @@ def _scores(labels: np.ndarray, probs: np.ndarray) -> dict:
     }
 
 
+def _mc_samples(model: keras.Model, x: np.ndarray, num_samples: int) -> np.ndarray:
+    return np.asarray(
+        uncertainty.mc_predict(model, x, num_samples=num_samples, return_samples=True, from_logits=True)
+    )
+
+
+def _parameters(model: keras.Model) -> int:
+    """Trainable parameters (a rank-1 net's factors and their scales included)."""
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
 def _uncertainty(sample_probs: np.ndarray) -> dict:
     mean = sample_probs.mean(0)
     return {
@@ -212,6 +245,8 @@ def run_demo(
     posterior_temperature: float = DEFAULT_TEMPERATURE,
     kl_warmup_epochs: int = DEFAULT_KL_WARMUP_EPOCHS,
     schedule: str = DEFAULT_SCHEDULE,
+    rank1_components: int = DEFAULT_RANK1_COMPONENTS,
+    rank1_temperature: float = DEFAULT_RANK1_TEMPERATURE,
     verbose: int = 1,
 ) -> dict:
     """Train, evaluate and compare; write ``report.json`` to ``output``.
@@ -230,8 +265,10 @@ def run_demo(
             confused with the temperature-scaling step, which is reported as
             ``temperature`` per network.
         kl_warmup_epochs: epochs of linear KL warm-up of the BNN (0: none).
-        schedule: learning-rate schedule of both networks, ``"cosine"``
+        schedule: learning-rate schedule of the networks, ``"cosine"``
             (decay to 0 over the run) or ``"constant"``.
+        rank1_components: components ``K`` of the rank-1 BNN (0: no rank-1 net).
+        rank1_temperature: posterior temperature of the rank-1 BNN (> 0).
         verbose: 0 silent, 1 progress bars and a summary table.
 
     Returns:
@@ -243,6 +280,8 @@ def run_demo(
     kl_warmup_epochs = check_int("run_demo", "kl_warmup_epochs", kl_warmup_epochs, minimum=0)
     learning_rate = check_real("run_demo", "learning_rate", learning_rate, low=0)
     posterior_temperature = check_real("run_demo", "posterior_temperature", posterior_temperature, low=0)
+    rank1_components = check_int("run_demo", "rank1_components", rank1_components, minimum=0)
+    rank1_temperature = check_real("run_demo", "rank1_temperature", rank1_temperature, low=0)
     os.makedirs(output, exist_ok=True)
     data = load_digits(seed=seed)
     x_train, x_val, y_train, y_val = _holdout(data.x_train, data.y_train, seed)
@@ -265,6 +304,8 @@ def run_demo(
             "posterior": "Bayesian (T = 1)"
             if posterior_temperature == 1
             else f"tempered (T = {posterior_temperature:g})",
+            "rank1_components": rank1_components,
+            "rank1_temperature": rank1_temperature,
             "train_examples": int(n_train),
             "temperature_examples": int(len(x_val)),
             "test_examples": int(len(data.x_test)),
@@ -297,38 +338,60 @@ def run_demo(
         kl_warmup_epochs=kl_warmup_epochs,
         **fit_kwargs,
     )
-    bnn_time = time.perf_counter() - t0
+    bayesian = {"bayesian": (bnn, history, time.perf_counter() - t0)}
+
+    if rank1_components:
+        keras.utils.set_random_seed(seed)
+        t0 = time.perf_counter()
+        rank1 = build_bayesian_mlp(
+            dim, num_classes, seed=seed, posterior=Rank1(num_components=rank1_components)
+        )
+        if verbose:
+            print(
+                f"Training the rank-1 network ({rank1_components} components, {epochs} epochs, batches "
+                f"tiled {rank1_components} times, kl_weight = {rank1_temperature:g}/{n_train})"
+            )
+        history = fit_bayesian_mlp(
+            rank1,
+            x_train,
+            y_train,
+            temperature=rank1_temperature,
+            learning_rate=learning_rate,
+            schedule=schedule,
+            kl_warmup_epochs=kl_warmup_epochs,
+            tile_components=rank1_components,
+            **fit_kwargs,
+        )
+        bayesian["rank1"] = (rank1, history, time.perf_counter() - t0)
 
     det_logits = {"val": det.predict(x_val, verbose=0), "test": det.predict(data.x_test, verbose=0)}
     det_probs = _softmax(det_logits["test"])
-    bnn_samples = np.asarray(
-        uncertainty.mc_predict(
-            bnn, data.x_test, num_samples=num_samples, return_samples=True, from_logits=True
-        )
-    )
-    bnn_probs = bnn_samples.mean(0)
-    report["deterministic"] = _scores(data.y_test, det_probs) | {"train_seconds": det_time}
-    report["bayesian"] = _scores(data.y_test, bnn_probs) | {
-        "train_seconds": bnn_time,
-        "final_train_nll": float(history.history["nll"][-1]),
-        "final_train_kl": float(history.history["kl"][-1]),
+    report["deterministic"] = _scores(data.y_test, det_probs) | {
+        "train_seconds": det_time,
+        "parameters": _parameters(det),
     }
-
     # Temperature scaling, fitted on the held-out split and applied to the test
     # predictions: on the logits of the deterministic net, on the log of the
-    # MC-averaged predictive of the BNN (the predictive has no logits of its own).
-    bnn_val_probs = np.asarray(uncertainty.mc_predict(bnn, x_val, num_samples=num_samples, from_logits=True))
-    scalings = {
-        "deterministic": calibration.TemperatureScaling().fit(det_logits["val"], y_val),
-        "bayesian": calibration.TemperatureScaling().fit(bnn_val_probs, y_val, from_probs=True),
-    }
-    test_probs = {"deterministic": det_probs, "bayesian": bnn_probs}
-    # (inputs, from_probs) of the fitted scalings on the test split
-    test_inputs = {"deterministic": (det_logits["test"], False), "bayesian": (bnn_probs, True)}
-    for net, probs in test_probs.items():
+    # MC-averaged predictive of a Bayesian net (the predictive has no logits of its own).
+    scalings = {"deterministic": calibration.TemperatureScaling().fit(det_logits["val"], y_val)}
+    # (probabilities, inputs of the fitted scaling, from_probs) on the test split
+    test_predictions = {"deterministic": (det_probs, det_logits["test"], False)}
+    samples = {}
+    for net, (model, history, seconds) in bayesian.items():
+        samples[net] = _mc_samples(model, data.x_test, num_samples)
+        probs = samples[net].mean(0)
+        report[net] = _scores(data.y_test, probs) | {
+            "train_seconds": seconds,
+            "parameters": _parameters(model),
+            "final_train_nll": float(history.history["nll"][-1]),
+            "final_train_kl": float(history.history["kl"][-1]),
+        }
+        val_probs = _mc_samples(model, x_val, num_samples).mean(0)
+        scalings[net] = calibration.TemperatureScaling().fit(val_probs, y_val, from_probs=True)
+        test_predictions[net] = (probs, probs, True)
+    for net, (probs, inputs, from_probs) in test_predictions.items():
         scaling = scalings[net]
-        x_test, from_probs = test_inputs[net]
-        scaled = scaling.predict_probs(x_test, from_probs=from_probs)
+        scaled = scaling.predict_probs(inputs, from_probs=from_probs)
         report[net]["temperature"] = scaling.temperature
         report[net]["after_temperature_scaling"] = _scores(data.y_test, scaled)
         for suffix, p in (("", probs), ("_temperature_scaled", scaled)):
@@ -341,41 +404,53 @@ def run_demo(
             )
             plt.close(fig)
 
-    in_dist = _uncertainty(bnn_samples)
+    # Uncertainty on test digits vs corrupted ones. The keys of the flipout BNN
+    # stay where they always were; other Bayesian nets report under their name.
     det_entropy_id = uncertainty.predictive_entropy(det_probs)
-    unc = {"in_distribution": in_dist | {"deterministic_entropy": float(np.mean(det_entropy_id))}}
-    bnn_entropy_id = uncertainty.predictive_entropy(bnn_probs)
+    unc: dict = {
+        "in_distribution": _uncertainty(samples["bayesian"])
+        | {"deterministic_entropy": float(np.mean(det_entropy_id))}
+    }
+    for net in bayesian:
+        if net != "bayesian":
+            unc["in_distribution"][net] = _uncertainty(samples[net])
     for kind in OOD_KINDS:
         x_ood = corrupt_images(data.x_test, kind, seed=seed)
-        ood_samples = np.asarray(
-            uncertainty.mc_predict(bnn, x_ood, num_samples=num_samples, return_samples=True, from_logits=True)
-        )
         det_ood = _softmax(det.predict(x_ood, verbose=0))
-        ood_entropy = uncertainty.predictive_entropy(ood_samples.mean(0))
-        for score, bnn_in, bnn_out in (
-            ("predictive entropy", bnn_entropy_id, ood_entropy),
-            (
-                "mutual information",
-                uncertainty.mutual_information(bnn_samples),
-                uncertainty.mutual_information(ood_samples),
-            ),
-        ):
-            fig = calibration.uncertainty_histogram(
-                np.asarray(bnn_in),
-                np.asarray(bnn_out),
-                score_name=score,
-                labels=("test digits", f"{kind} digits"),
-                title=f"Bayesian MLP: {score}",
-                path=os.path.join(output, f"uncertainty_{kind}_{score.split()[0]}.png"),
-            )
-            plt.close(fig)
-        unc[kind] = _uncertainty(ood_samples) | {
+        unc[kind] = {
             "deterministic_entropy": float(np.mean(uncertainty.predictive_entropy(det_ood))),
-            "auroc_entropy_bayesian": uncertainty.ood_auroc(bnn_entropy_id, ood_entropy),
             "auroc_entropy_deterministic": uncertainty.ood_auroc(
                 det_entropy_id, uncertainty.predictive_entropy(det_ood)
             ),
         }
+        for net, (model, _, _) in bayesian.items():
+            ood_samples = _mc_samples(model, x_ood, num_samples)
+            entropy_in = uncertainty.predictive_entropy(samples[net].mean(0))
+            entropy_out = uncertainty.predictive_entropy(ood_samples.mean(0))
+            scores = _uncertainty(ood_samples) | {
+                f"auroc_entropy_{net}": uncertainty.ood_auroc(entropy_in, entropy_out)
+            }
+            if net == "bayesian":
+                unc[kind].update(scores)
+                for score, bnn_in, bnn_out in (
+                    ("predictive entropy", entropy_in, entropy_out),
+                    (
+                        "mutual information",
+                        uncertainty.mutual_information(samples[net]),
+                        uncertainty.mutual_information(ood_samples),
+                    ),
+                ):
+                    fig = calibration.uncertainty_histogram(
+                        np.asarray(bnn_in),
+                        np.asarray(bnn_out),
+                        score_name=score,
+                        labels=("test digits", f"{kind} digits"),
+                        title=f"Bayesian MLP: {score}",
+                        path=os.path.join(output, f"uncertainty_{kind}_{score.split()[0]}.png"),
+                    )
+                    plt.close(fig)
+            else:
+                unc[kind][net] = scores
     report["uncertainty"] = unc
 
     path = os.path.join(output, "report.json")
@@ -408,20 +483,29 @@ def _holdout(x, y, seed):
 
 
 def _print_summary(report: dict) -> None:
-    det, bnn = report["deterministic"], report["bayesian"]
-    print(
-        f"\nTest set (digits)          deterministic   bayesian ({report['config']['posterior']} posterior)"
-    )
+    nets = [net for net in ("deterministic", "bayesian", "rank1") if net in report]
+    names = {"deterministic": "deterministic", "bayesian": "flipout", "rank1": "rank-1"}
+    print("\nTest set (digits)        " + "".join(f"{names[n]:>15}" for n in nets))
+    print(f"  (flipout BNN: {report['config']['posterior']} posterior)")
+
+    def row(label: str, values: list, fmt: str = ".4f") -> None:
+        print(f"  {label:<24}" + "".join(f"{v:>15{fmt}}" for v in values))
+
     for key in ("accuracy", "nll", "brier", "ece"):
-        print(f"  {key:<24} {det[key]:>13.4f} {bnn[key]:>10.4f}")
-    print(f"  temperature (held out)   {det['temperature']:>13.3f} {bnn['temperature']:>10.3f}")
+        row(key, [report[n][key] for n in nets])
+    row("parameters", [report[n]["parameters"] for n in nets], "d")
+    row("temperature (held out)", [report[n]["temperature"] for n in nets], ".3f")
     for key in ("nll", "brier", "ece"):
-        d, b = det["after_temperature_scaling"][key], bnn["after_temperature_scaling"][key]
-        print(f"  {key + ' (temp. scaled)':<24} {d:>13.4f} {b:>10.4f}")
-    print("\nMean predictive entropy (nats) / mutual information (bayesian)")
+        row(f"{key} (temp. scaled)", [report[n]["after_temperature_scaling"][key] for n in nets])
+    print("\nMean predictive entropy (nats) / mutual information; AUROC of the entropy (in vs out)")
     for kind, vals in report["uncertainty"].items():
-        line = f"  {kind:<24} det {vals['deterministic_entropy']:.3f}  bnn {vals['predictive_entropy']:.3f} / MI {vals['mutual_information']:.3f}"
+        line = f"  {kind:<18} det {vals['deterministic_entropy']:.3f}"
+        line += f"  flipout {vals['predictive_entropy']:.3f} / MI {vals['mutual_information']:.3f}"
+        if "rank1" in vals:
+            line += f"  rank-1 {vals['rank1']['predictive_entropy']:.3f} / MI {vals['rank1']['mutual_information']:.3f}"
         if "auroc_entropy_bayesian" in vals:
-            line += f"  AUROC(entropy) det {vals['auroc_entropy_deterministic']:.3f} bnn {vals['auroc_entropy_bayesian']:.3f}"
+            line += f"  AUROC det {vals['auroc_entropy_deterministic']:.3f} flipout {vals['auroc_entropy_bayesian']:.3f}"
+            if "rank1" in vals:
+                line += f" rank-1 {vals['rank1']['auroc_entropy_rank1']:.3f}"
         print(line)
     print(f"\nReport written to {report['report_path']}")

@@ -322,3 +322,26 @@ def test_tiled_batches_send_every_example_through_every_component(rng):
         bayesflip.posteriors.tile_for_components(x, k)
     with pytest.raises(ValueError, match="tile_for_components: `num_components`"):
         bayesflip.posteriors.tile_for_components(ds, 0)
+
+
+def test_export_serves_the_rank1_stream_and_posterior_mean(tmp_path, rng):
+    """No rank-1 code in serving: the exported draws continue the model's stream, component rotation included."""
+    k, t = 2, 4
+    model = keras.Sequential(
+        [
+            keras.Input((5,)),
+            DenseFlipout(6, activation="relu", posterior=Rank1(k), seed=0, init_scale=0.2),
+            DenseFlipout(3, activation="softmax", posterior=Rank1(k), seed=1, init_scale=0.2),
+        ]
+    )
+    x = rng.normal(size=(4, 5)).astype("float32")
+    path = bayesflip.export(model, tmp_path / "r1", num_samples=t)
+    served = tf.saved_model.load(path)
+    got = _np(served.signatures["predict"](x=tf.constant(x))["samples"])
+    want = np.asarray(bayesflip.uncertainty.mc_predict(model, x, num_samples=t, return_samples=True))
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    with bayesflip.posterior_mean(model):
+        mean = model.predict(x, verbose=0)
+    np.testing.assert_allclose(
+        _np(served.signatures["posterior_mean"](x=tf.constant(x))["predictions"]), mean, atol=1e-6
+    )
