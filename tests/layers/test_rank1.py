@@ -345,3 +345,17 @@ def test_export_serves_the_rank1_stream_and_posterior_mean(tmp_path, rng):
     np.testing.assert_allclose(
         _np(served.signatures["posterior_mean"](x=tf.constant(x))["predictions"]), mean, atol=1e-6
     )
+
+
+def test_mixed_precision_rank1(rng):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        layer = DenseFlipout(3, posterior=Rank1(2), seed=0, kl_weight=1e-2)
+        y = layer(rng.normal(size=(4, 5)).astype("float32"))
+        assert y.dtype == tf.float16
+        assert layer.losses[0].dtype == tf.float32
+        assert all(w.dtype == "float32" for w in layer.trainable_weights)
+        with bayesflip.posterior_mean(layer):
+            assert layer(np.ones((2, 5), "float32")).dtype == tf.float16
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
