@@ -30,6 +30,7 @@ for the same weights. The depthwise kernel has Keras' layout
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeAlias
 
 import keras
 import tensorflow as tf
@@ -48,7 +49,7 @@ __all__ = [
     "SeparableConv2DFlipout",
 ]
 
-Initializer = str | keras.initializers.Initializer
+Initializer: TypeAlias = str | keras.initializers.Initializer
 
 
 class _DepthwiseBase(VariationalLayer):
