@@ -1,5 +1,7 @@
 """DepthwiseConv{1,2}DFlipout and SeparableConv{1,2}DFlipout."""
 
+import inspect
+
 import keras
 import numpy as np
 import pytest
@@ -99,7 +101,7 @@ EQUIVALENCE_CASES = [
     (
         DepthwiseConv2DFlipout,
         keras.layers.DepthwiseConv2D,
-        dict(kernel_size=2, dilation_rate=2, use_bias=False),
+        dict(kernel_size=2, strides=2, dilation_rate=2, padding="same", use_bias=False),
         {},
         (2, 6, 6, 3),
     ),
@@ -211,6 +213,29 @@ def test_per_example_moments_match_closed_form(estimator, make, reference):
     dev = samples - ref_mean
     corr = np.mean(dev[:, 0] * dev[:, 1]) / np.sqrt(np.mean(dev[:, 0] ** 2) * np.mean(dev[:, 1] ** 2))
     assert abs(corr) < 0.15, corr
+
+
+@pytest.mark.parametrize(
+    "cls", [DepthwiseConv1DFlipout, DepthwiseConv2DFlipout, SeparableConv1DFlipout, SeparableConv2DFlipout]
+)
+def test_config_holds_exactly_the_constructor_arguments(cls):
+    args = (4, 3) if cls.__name__.startswith("Separable") else (3,)
+    layer = cls(*args, strides=2, depth_multiplier=2, kl_weight=0.1, seed=1, posterior="variational_dropout")
+    config = layer.get_config()
+    params = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
+    assert set(config) - {"name", "trainable", "dtype"} == params
+    rebuilt = cls.from_config(config)
+    assert rebuilt.get_config() == config and rebuilt.posterior == VariationalDropout()
+
+
+def test_unit_noise_is_one_level_per_channel():
+    layer = DepthwiseConv2DFlipout(3, posterior=VariationalDropout(granularity="unit"), seed=0)
+    layer.build((1, 5, 5, 4))
+    post = layer.kernel_posterior
+    assert tuple(post.log_alpha_unit.shape) == (4,)
+    post.log_alpha_unit.assign([-4.0, -2.0, 0.0, 2.0])
+    log_alpha = _np(post.log_alpha())  # (3, 3, channels, 1): constant over each channel's filter
+    np.testing.assert_array_equal(log_alpha, np.broadcast_to([-4.0, -2.0, 0.0, 2.0], (3, 3, 4))[..., None])
 
 
 def test_one_call_draws_both_kernels_once():
