@@ -29,13 +29,13 @@ SHARED_CASES = [
     ),
     (
         lambda **kw: DepthwiseConv2DFlipout(
-            2, estimator="shared", data_format="channels_first", posterior=GaussianDropConnect(rate=0.3), **kw
+            2,
+            estimator="shared",
+            data_format="channels_first",
+            posterior=VariationalDropout(granularity="unit"),
+            **kw,
         ),
         (2, 3, 5, 5),
-    ),
-    (
-        lambda **kw: DepthwiseConv2DFlipout(3, posterior=VariationalDropout(granularity="unit"), **kw),
-        (2, 5, 5, 3),
     ),
     (
         lambda **kw: SeparableConv2DFlipout(
@@ -51,7 +51,12 @@ SHARED_CASES = [
     ),
     (
         lambda **kw: SeparableConv2DFlipout(
-            4, 3, bayesian_depthwise=False, data_format="channels_first", estimator="shared", **kw
+            4,
+            3,
+            bayesian_depthwise=False,
+            data_format="channels_first",
+            posterior=GaussianDropConnect(rate=0.3),
+            **kw,
         ),
         (2, 2, 5, 5),
     ),
@@ -206,9 +211,10 @@ def test_per_example_moments_match_closed_form(estimator, make, reference):
     n = batch * calls
     assert np.all(np.abs(mean - ref_mean) <= 5 * np.sqrt(ref_var / n) + 1e-6)
     # an output at a corner ("same" padding) sees as few as one kernel entry:
-    # relative standard error ≈ sqrt(2/300) ≈ 0.08, so 0.4 is 5 of them
-    np.testing.assert_allclose(var, ref_var, rtol=0.4)
-    np.testing.assert_allclose(var.mean(), ref_var.mean(), rtol=0.06)
+    # relative standard error ≈ sqrt(2/300) ≈ 0.08, so 0.45 is over 5 of them. Over
+    # seeds 0-5 the largest errors were 0.26 (per output) and 0.045 (the average).
+    np.testing.assert_allclose(var, ref_var, rtol=0.45)
+    np.testing.assert_allclose(var.mean(), ref_var.mean(), rtol=0.1)
     # examples of a batch are decorrelated (flipout signs / local noise per example)
     dev = samples - ref_mean
     corr = np.mean(dev[:, 0] * dev[:, 1]) / np.sqrt(np.mean(dev[:, 0] ** 2) * np.mean(dev[:, 1] ** 2))
@@ -236,6 +242,32 @@ def test_unit_noise_is_one_level_per_channel():
     post.log_alpha_unit.assign([-4.0, -2.0, 0.0, 2.0])
     log_alpha = _np(post.log_alpha())  # (3, 3, channels, 1): constant over each channel's filter
     np.testing.assert_array_equal(log_alpha, np.broadcast_to([-4.0, -2.0, 0.0, 2.0], (3, 3, 4))[..., None])
+
+
+def test_per_channel_variational_dropout_moments():
+    """W = θ ∘ (1 + √α_c ε): mean dw(x, θ) + b, variance dw(x², α_c θ²) with α per channel."""
+    batch, calls = 32, 200
+    x1 = random_inputs((1, 4, 4, 3), seed=2)
+    x = np.repeat(x1, batch, axis=0)
+    layer = DepthwiseConv2DFlipout(
+        2, posterior=VariationalDropout(granularity="unit"), seed=5, use_bias=False
+    )
+    layer.build(x.shape)
+    log_alpha = np.array([-3.0, -1.0, 0.5], "float32")
+    layer.kernel_posterior.log_alpha_unit.assign(log_alpha)
+    theta = _np(layer.kernel_posterior.loc)
+    mean, var, _ = monte_carlo_moments(layer, x, calls)
+    ref = keras.layers.DepthwiseConv2D(2, use_bias=False)
+    ref.build(x1.shape)
+    ref.set_weights([theta])
+    ref_mean = _np(ref(x1))[0]
+    ref.set_weights([np.exp(log_alpha)[None, None, :, None] * theta**2])
+    ref_var = _np(ref(np.square(x1)))[0]
+    assert np.all(np.abs(mean - ref_mean) <= 5 * np.sqrt(ref_var / (batch * calls)) + 1e-6)
+    # 200 independent draws: relative standard error ≈ sqrt(2/200) = 0.1 per output. The
+    # channels' α differ by factors of 4.5 and 7, so α on the wrong axis fails by far.
+    np.testing.assert_allclose(var, ref_var, rtol=0.5)
+    np.testing.assert_allclose(var.mean(axis=(0, 1)), ref_var.mean(axis=(0, 1)), rtol=0.3)
 
 
 def test_one_call_draws_both_kernels_once():
