@@ -2,7 +2,8 @@
 
 :func:`to_bayesian` clones a built ``Sequential`` or functional model (nested
 models included), replacing every ``Dense``, ``Conv1D/2D/3D``,
-``Conv1D/2D/3DTranspose``, ``LSTM``, ``GRU`` and ``Embedding`` layer by its
+``Conv1D/2D/3DTranspose``, ``DepthwiseConv1D/2D``, ``SeparableConv1D/2D``,
+``LSTM``, ``GRU`` and ``Embedding`` layer by its
 flipout counterpart and keeping every other layer, and the graph, intact.
 With ``moped_delta`` (the default) the posterior is initialised from the
 trained weights as in MOPED (Krishnan et al., AAAI 2020): posterior mean
@@ -46,6 +47,13 @@ def _conv_args(layer, transpose: bool) -> dict:
     else:
         args["groups"] = c.get("groups", 1)
     return args
+
+
+def _depthwise_args(layer, separable: bool) -> dict:
+    c = layer.get_config()
+    keys = ["kernel_size", "strides", "padding", "depth_multiplier", "data_format", "dilation_rate"]
+    keys += ["activation", "use_bias"] + (["filters"] if separable else [])
+    return {k: c[k] for k in keys}
 
 
 def _dense_args(layer) -> dict:
@@ -112,6 +120,26 @@ CONVERSIONS: dict[type, tuple] = {
     keras.layers.LSTM: (bl.LSTMFlipout, _rnn_args, ("kernel_posterior", "recurrent_posterior", "bias")),
     keras.layers.GRU: (bl.GRUFlipout, _rnn_args, ("kernel_posterior", "recurrent_posterior", "bias")),
     keras.layers.Embedding: (bl.EmbeddingFlipout, _embedding_args, ("embeddings_posterior",)),
+    keras.layers.DepthwiseConv1D: (
+        bl.DepthwiseConv1DFlipout,
+        lambda l: _depthwise_args(l, False),
+        ("kernel_posterior", "bias"),
+    ),
+    keras.layers.DepthwiseConv2D: (
+        bl.DepthwiseConv2DFlipout,
+        lambda l: _depthwise_args(l, False),
+        ("kernel_posterior", "bias"),
+    ),
+    keras.layers.SeparableConv1D: (
+        bl.SeparableConv1DFlipout,
+        lambda l: _depthwise_args(l, True),
+        ("depthwise_kernel", "pointwise_kernel", "bias"),
+    ),
+    keras.layers.SeparableConv2D: (
+        bl.SeparableConv2DFlipout,
+        lambda l: _depthwise_args(l, True),
+        ("depthwise_kernel", "pointwise_kernel", "bias"),
+    ),
 }
 
 
@@ -121,6 +149,36 @@ def _unsupported_reason(layer) -> str | None:
     if isinstance(layer, keras.layers.Dense) and getattr(layer, "lora_enabled", False):
         return "LoRA enabled"
     return None
+
+
+#: Layers that stay deterministic by design: their weights are statistics and
+#: per-channel affine parameters around the linear ops, not a linear op of their own.
+_NORMALIZATION: tuple[type, ...] = tuple(
+    getattr(keras.layers, name)
+    for name in (
+        "BatchNormalization",
+        "LayerNormalization",
+        "GroupNormalization",
+        "RMSNormalization",
+        "UnitNormalization",
+        "Normalization",
+    )
+    if hasattr(keras.layers, name)
+)
+
+
+def _summary(num_converted: int, normalization: list[str], skipped: list[str]) -> str:
+    """What :func:`to_bayesian` left deterministic, and why."""
+    parts = [f"to_bayesian: {num_converted} layer(s) converted to flipout"]
+    if normalization:
+        counts = ", ".join(f"{name}: {normalization.count(name)}" for name in dict.fromkeys(normalization))
+        parts.append(f"{len(normalization)} normalisation layer(s) stay deterministic by design ({counts})")
+    if skipped:
+        parts.append(
+            f"{len(skipped)} layer(s) with weights have no flipout counterpart and stay deterministic: "
+            f"{', '.join(skipped)}"
+        )
+    return "; ".join(parts) + "."
 
 
 def _check_number(name, value, positive=True):
@@ -148,12 +206,17 @@ def to_bayesian(
     """A Bayesian (flipout) copy of a deterministic Keras model.
 
     Supported layers (exact classes): ``Dense``, ``Conv1D/2D/3D``,
-    ``Conv1D/2D/3DTranspose``, ``LSTM``/``GRU`` (without dropout, not
+    ``Conv1D/2D/3DTranspose``, ``DepthwiseConv1D/2D``, ``SeparableConv1D/2D``
+    (both kernels Bayesian), ``LSTM``/``GRU`` (without dropout, not
     stateful, GRU with ``reset_after=True``) and ``Embedding``. Every other
-    layer is cloned unchanged with its weights; those with weights are listed
-    in a ``UserWarning`` (or a ``ValueError`` when ``strict``). The original
-    model is not modified. Weight regularizers of converted layers are
-    dropped (the KL term takes their place).
+    layer is cloned unchanged with its weights. A ``UserWarning`` summarises
+    the layers with weights left deterministic: normalisation layers
+    (``BatchNormalization``, ``LayerNormalization``, ``GroupNormalization``,
+    ``RMSNormalization``, ``Normalization``) by design, counted by class; any
+    other one by name and class, as having no flipout counterpart (with
+    ``strict`` these raise a ``ValueError``). The original model is not
+    modified. Weight regularizers of converted layers are dropped (the KL
+    term takes their place).
 
     Args:
         model: a built ``Sequential`` or functional model.
@@ -173,7 +236,8 @@ def to_bayesian(
         min_scale, kl_weight: passed to every converted layer.
         seed: base seed; converted layer ``i`` gets ``seed + i`` (``None``:
             random seeds).
-        strict: raise instead of warning about layers left deterministic.
+        strict: raise instead of warning when a layer with weights other than
+            a normalisation layer is left deterministic.
 
     Returns:
         A new ``keras.Model`` of the same kind with the same inputs/outputs.
@@ -217,6 +281,7 @@ def to_bayesian(
     converted: dict[int, tuple[keras.layers.Layer, keras.layers.Layer]] = {}
     kept: list[tuple[keras.layers.Layer, keras.layers.Layer]] = []
     skipped: list[str] = []
+    normalization: list[str] = []
     counter = [0]
 
     def clone(layer):
@@ -227,7 +292,9 @@ def to_bayesian(
         if entry is None or reason is not None:
             new = layer.__class__.from_config(layer.get_config())
             kept.append((layer, new))
-            if layer.weights:
+            if layer.weights and entry is None and isinstance(layer, _NORMALIZATION):
+                normalization.append(type(layer).__name__)
+            elif layer.weights:
                 skipped.append(f"'{layer.name}' ({type(layer).__name__}{': ' + reason if reason else ''})")
             return new
         cls, args, _ = entry
@@ -256,12 +323,9 @@ def to_bayesian(
         if copy_weights:
             _copy_weights(old, new, moped_delta, min_scale)
 
-    if skipped:
-        message = (
-            f"to_bayesian: {len(skipped)} layer(s) with weights have no flipout counterpart and stay "
-            f"deterministic: {', '.join(skipped)}."
-        )
-        if strict:
+    if skipped or normalization:
+        message = _summary(len(converted), normalization, skipped)
+        if strict and skipped:
             raise ValueError(message)
         warnings.warn(message, UserWarning, stacklevel=2)
     if not converted:

@@ -28,6 +28,20 @@ def _cnn():
     return keras.Model(inputs, outputs, name="cnn")
 
 
+def _mobile():
+    """Depthwise and separable blocks (1D and 2D) with batch normalisation, as in MobileNets."""
+    inputs = keras.Input((9, 9, 3))
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same", use_bias=False)(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, activation="relu6")(x)
+    x = keras.layers.SeparableConv2D(5, 3, strides=2, padding="same", dilation_rate=1)(x)
+    x = keras.layers.Reshape((9, 5))(x)
+    x = keras.layers.DepthwiseConv1D(2, use_bias=False)(x)
+    x = keras.layers.SeparableConv1D(3, 3, depth_multiplier=2, activation="tanh")(x)
+    outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling1D()(x))
+    return keras.Model(inputs, outputs, name="mobile")
+
+
 def _text():
     inner = keras.Sequential([keras.Input((5, 4)), keras.layers.GRU(3, return_sequences=True)], name="inner")
     tokens = keras.Input((5,), dtype="int32")
@@ -47,6 +61,7 @@ def _randomize(model, rng):
     "make,inputs",
     [
         (_cnn, lambda rng: rng.normal(size=(3, 8, 8, 2)).astype("float32")),
+        (_mobile, lambda rng: rng.normal(size=(3, 9, 9, 3)).astype("float32")),
         (_text, lambda rng: np.array([[1, 5, 3, 0, 0], [2, 11, 4, 7, 9], [6, 0, 0, 0, 0]])),
         (
             lambda: keras.Sequential(
@@ -72,8 +87,14 @@ def test_posterior_mean_of_converted_model_predicts_like_original(make, inputs):
         warnings.simplefilter("always")
         bnn = to_bayesian(model, moped_delta=0.1, seed=1)
     ours = [str(w.message) for w in record if "to_bayesian" in str(w.message)]
-    if make is _cnn:  # BatchNormalization has weights and no Bayesian counterpart
-        assert len(ours) == 1 and "'batch_normalization' (BatchNormalization)" in ours[0], ours
+    if make in (_cnn, _mobile):  # BatchNormalization has weights and stays deterministic by design
+        assert (
+            len(ours) == 1
+            and "1 normalisation layer(s) stay deterministic by design (BatchNormalization: 1)" in ours[0]
+        ), ours
+        assert "no flipout counterpart" not in ours[0]
+        with pytest.warns(UserWarning, match="by design"):
+            to_bayesian(model, strict=True)  # nothing else is left deterministic
     else:
         assert not ours
     assert type(bnn) is type(model)
@@ -92,6 +113,10 @@ def test_posterior_mean_of_converted_model_predicts_like_original(make, inputs):
         "LSTM",
         "GRU",
         "Embedding",
+        "DepthwiseConv1D",
+        "DepthwiseConv2D",
+        "SeparableConv1D",
+        "SeparableConv2D",
     }
 
 
@@ -160,7 +185,8 @@ def test_unsupported_layers_are_listed_or_refused():
     with pytest.warns(UserWarning) as record:
         bnn = to_bayesian(model)
     message = str(record[0].message)
-    assert "'lstm" in message and "dropout" in message and "LayerNormalization" in message
+    assert "'lstm" in message and "dropout" in message and "no flipout counterpart" in message
+    assert "1 normalisation layer(s) stay deterministic by design (LayerNormalization: 1)" in message
     assert [type(l).__name__ for l in bnn.layers] == ["LSTM", "LayerNormalization", "Flatten", "DenseFlipout"]
     np.testing.assert_array_equal(bnn.layers[1].get_weights()[0], model.layers[1].get_weights()[0])
     with pytest.raises(ValueError, match="stay deterministic"):

@@ -8,6 +8,12 @@ from bayesflip.layers._variational import (
     VariationalLayer,
 )
 from bayesflip.layers.conv import Conv1DFlipout, Conv2DFlipout, Conv3DFlipout
+from bayesflip.layers.conv_depthwise import (
+    DepthwiseConv1DFlipout,
+    DepthwiseConv2DFlipout,
+    SeparableConv1DFlipout,
+    SeparableConv2DFlipout,
+)
 from bayesflip.layers.conv_transpose import (
     Conv1DTransposeFlipout,
     Conv2DTransposeFlipout,
@@ -33,6 +39,10 @@ __all__ = [
     "Conv1DTransposeFlipout",
     "Conv2DTransposeFlipout",
     "Conv3DTransposeFlipout",
+    "DepthwiseConv1DFlipout",
+    "DepthwiseConv2DFlipout",
+    "SeparableConv1DFlipout",
+    "SeparableConv2DFlipout",
     "LSTMFlipout",
     "GRUFlipout",
     "LSTMFlipoutCell",
