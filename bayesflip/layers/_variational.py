@@ -132,9 +132,10 @@ class VariationalLayer(keras.layers.Layer):
             )
         if self.posterior.per_example and not self.accepts_per_example_posteriors:
             raise ValueError(
-                f"{owner}: posterior={self.posterior!r} draws per-example factors of a weight applied once "
-                f"per call; {type(self).__name__} applies its weights differently (per time step or by "
-                "lookup) and does not support it. Use a Gaussian or multiplicative family here."
+                f"{owner}: posterior={self.posterior!r} draws per-example factors of one dense or "
+                f"convolution kernel applied once per call; {type(self).__name__} applies its weights "
+                "differently (per time step, by lookup or per channel) and does not support it. Use a "
+                "Gaussian or multiplicative family here."
             )
         self.init_scale, self.min_scale = _check_scale(owner, init_scale, min_scale)
         #: Whether a KL weight was given (constructor, ``set_kl_weight``, annealing).

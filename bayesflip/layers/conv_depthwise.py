@@ -56,6 +56,9 @@ class _DepthwiseBase(VariationalLayer):
     """Arguments, checks and the depthwise op shared by the depthwise and separable layers."""
 
     rank: int = 2
+    # A depthwise kernel is diagonal in the channels: rank-1 factors over its input and
+    # output channels would be one per-channel scale, not the rank-1 family's W ∘ (s rᵀ).
+    accepts_per_example_posteriors = False
 
     def __init__(
         self,

@@ -22,8 +22,10 @@ from bayesflip.layers import (
     Conv2DFlipout,
     Conv2DTransposeFlipout,
     DenseFlipout,
+    DepthwiseConv2DFlipout,
     EmbeddingFlipout,
     GRUFlipout,
+    SeparableConv1DFlipout,
 )
 from bayesflip.posteriors import RandomSignInitializer, Rank1
 from tests.layers.helpers import check_variational_layer
@@ -289,6 +291,10 @@ def test_layers_refuse_what_has_no_meaning():
         GRUFlipout(3, posterior=Rank1(2), name="g")
     with pytest.raises(ValueError, match=r"EmbeddingFlipout 'e'.*does not support it"):
         EmbeddingFlipout(5, 3, posterior=Rank1(2), name="e")
+    with pytest.raises(ValueError, match=r"DepthwiseConv2DFlipout 'd'.*does not support it"):
+        DepthwiseConv2DFlipout(3, posterior=Rank1(2), name="d")
+    with pytest.raises(ValueError, match=r"SeparableConv1DFlipout 's'.*does not support it"):
+        SeparableConv1DFlipout(4, 3, posterior=Rank1(2), name="s")
     with pytest.raises(ValueError, match=r"DenseFlipout 'p'.*`prior` does not apply.*Rank1"):
         DenseFlipout(3, prior="normal", posterior=Rank1(2), name="p")
 
