@@ -41,7 +41,6 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -50,17 +49,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import suite  # noqa: E402
-import uci_data  # noqa: E402
-
 import bayesflip  # noqa: E402
 from bayesflip import conformal as cf  # noqa: E402
 from bayesflip import heads  # noqa: E402
 from bayesflip.layers import DenseFlipout  # noqa: E402
 from bayesflip.uncertainty import mc_predict  # noqa: E402
+from benchmarks import suite, uci_data  # noqa: E402
+from benchmarks._meta import metadata, output_dir  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 REG_METHODS = ("raw", "absolute", "normalized", "cqr")
 CLS_METHODS = ("raw", "lac", "aps", "aps_nonrand", "raps", "raps_nonrand")
 MODELS = ("flipout", "flipout_hetero")
@@ -363,11 +359,13 @@ def parse_args(argv=None):
     p.add_argument("--lam", type=float, default=0.01, help="RAPS penalty λ")
     p.add_argument("--k-reg", type=int, default=1, help="RAPS k_reg")
     p.add_argument("--no-digits", action="store_true")
-    p.add_argument("--output", default=os.path.join(HERE, "results"))
+    p.add_argument("--output", default=None, help="output folder (default: see benchmarks/_meta.py)")
     p.add_argument(
         "--render", action="store_true", help="only rewrite conformal.md from --output's conformal.json"
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    output_dir(p, args, ignore=("render",))
+    return args
 
 
 def main(argv=None) -> dict:
@@ -381,6 +379,7 @@ def main(argv=None) -> dict:
     cfg = suite.make_config(args.quick, sets=args.sets, splits=args.splits)
     t0 = time.perf_counter()
     report = {
+        "meta": metadata(args),
         "config": {
             "alpha": args.alpha,
             "splits": cfg.splits,

@@ -91,8 +91,8 @@ import tensorflow as tf  # noqa: E402
 import bayesflip  # noqa: E402
 from bayesflip import layers as bl  # noqa: E402
 from bayesflip.posteriors import GaussianDropConnect  # noqa: E402
+from benchmarks._meta import metadata, output_dir  # noqa: E402
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 METHODS = ("flipout", "shared", "none")
 NETS = ("mlp", "conv")
 NOT_REACHED = "not reached"
@@ -653,11 +653,12 @@ def main(argv=None) -> dict:
     p.add_argument("--eval-examples", type=int, default=2048)
     p.add_argument("--eval-growth", type=float, default=1.05)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    p.add_argument("--output", default=RESULTS)
+    p.add_argument("--output", default=None, help="output folder (default: see benchmarks/_meta.py)")
     p.add_argument(
         "--replot", action="store_true", help="redraw the figures from --output's speedup.json, no training"
     )
     args = p.parse_args(argv)
+    output_dir(p, args, ignore=("replot",))
     if args.replot:
         with open(os.path.join(args.output, "speedup.json")) as f:
             out = json.load(f)
@@ -679,6 +680,7 @@ def main(argv=None) -> dict:
         )
     print(f"bar met overall: {bar['met']}; wall time {out['wall_seconds']:.0f} s")
     os.makedirs(args.output, exist_ok=True)
+    out = {"meta": metadata(args), **out}
     write_json(out, os.path.join(args.output, "speedup.json"))
     plot(out, os.path.join(args.output, "speedup.png"), os.path.join(args.output, "speedup_curves.png"))
     return out
