@@ -17,10 +17,11 @@ The deterministic net of the demo is trained on the same data as a reference.
 
 Usage::
 
-    KERAS_BACKEND=tensorflow python benchmarks/ablation_defaults.py               # all, seeds 0 1 2
-    KERAS_BACKEND=tensorflow python benchmarks/ablation_defaults.py --configs default temperature_0.1
+    python -m benchmarks run ablation_defaults               # all, seeds 0 1 2
+    python -m benchmarks run ablation_defaults --configs default temperature_0.1
 
-Writes ``results/ablation_defaults.json`` and ``results/ablation_defaults.md``.
+Writes ``ablation_defaults.json`` and ``ablation_defaults.md`` into the output folder (see
+``benchmarks/_meta.py``; runs of other configurations/seeds already there are kept).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    KERAS_BACKEND=tensorflow python benchmarks/bench_conformal.py            # 20 splits (~10 min on 2 cores)
-    KERAS_BACKEND=tensorflow python benchmarks/bench_conformal.py --quick    # smoke run (< 1 min)
+    python -m benchmarks run conformal            # 20 splits (~10 min on 2 cores)
+    python -m benchmarks run conformal --quick    # smoke run (< 1 min)
 
 Protocol (reuses ``suite.py``'s data loaders, networks and compiled training loop):
 

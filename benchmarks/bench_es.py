@@ -19,8 +19,8 @@ on digits (1400 train / 397 test); test accuracy of the mean network is logged
 along the way, next to the same network trained by backpropagation for the
 same number of steps as a reference.
 
-Usage: ``python benchmarks/bench_es.py [--batch 128] [--iterations 1000]``
-Writes ``benchmarks/results/es.json`` and ``benchmarks/results/es.png``.
+Usage: ``python -m benchmarks run es [--batch 128] [--iterations 1000]``
+Writes ``es.json`` and ``es.png`` into the output folder (see ``benchmarks/_meta.py``).
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ script
    batches below 16, whose single-example gradients are heavy-tailed), for ``flipout`` and
    ``shared``;
 3. fits the log-log slope of variance against batch size and writes the slopes
-   and curves to ``benchmarks/results/gradient_variance.json`` and the figure to
-   ``benchmarks/results/gradient_variance.png``.
+   and curves to ``gradient_variance.json`` and the figure to ``gradient_variance.png``
+   in the output folder (see ``benchmarks/_meta.py``).
 
 An estimator whose per-example noise is independent has slope −1. Shared
 perturbation adds a batch-size-independent term (every example sees the same
@@ -28,7 +28,7 @@ gradient noise for the two estimators to differ. ``--init-scale`` sets the
 initial posterior standard deviation (default 0.1, about the size of the
 trained weights' spread on this data).
 
-Usage: ``python benchmarks/bench_gradient_variance.py [--repeats 100] [--max-batch 512] [--models fc conv lstm]``
+Usage: ``python -m benchmarks run gradient_variance [--repeats 100] [--max-batch 512] [--models fc conv lstm]``
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ per-round ratios (more robust when other processes load the machine). Every
 model trains with a compiled ``tf.function`` step (Adam, sparse categorical
 cross-entropy + the KL terms).
 
-Usage: ``python benchmarks/bench_layers_conv_rnn.py [--steps 40] [--batch-size 64] [--updates adam sgd]``
-Writes ``benchmarks/results/layers_conv_rnn.json``.
+Usage: ``python -m benchmarks run layers_conv_rnn [--steps 40] [--batch-size 64] [--updates adam sgd]``
+Writes ``layers_conv_rnn.json`` into the output folder (see ``benchmarks/_meta.py``).
 """
 
 from __future__ import annotations

@@ -52,8 +52,8 @@ distributions: independent posterior draws for flipout, fresh dropout masks
 for dropout, i.e. MC dropout) on validation, and both on ``--test-seqs``
 further sequences that no choice looked at.
 
-Usage: ``python benchmarks/bench_lstm_regularization.py`` (the committed run);
-``--quick`` is a smoke test. Writes ``benchmarks/results/lstm_regularization.json``
+Usage: ``python -m benchmarks run lstm_regularization`` (the committed run);
+``--quick`` is a smoke test. Writes ``lstm_regularization.json`` (output folder: see ``benchmarks/_meta.py``)
 and ``.png``.
 """
 

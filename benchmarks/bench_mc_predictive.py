@@ -16,8 +16,8 @@ in one process, interleaved round-robin, reporting the median over repetitions
 and the ratio ``mc_predict / predict-passes`` (the bar: <= 0.5 for the demo's
 model). Both sides draw T independent posterior samples of every input.
 
-Usage: ``python benchmarks/bench_mc_predictive.py [--samples 32] [--reps 15] [--wide-reps 5]``
-Writes ``benchmarks/results/mc_predictive.json``.
+Usage: ``python -m benchmarks run mc_predictive [--samples 32] [--reps 15] [--wide-reps 5]``
+Writes ``mc_predictive.json`` into the output folder (see ``benchmarks/_meta.py``).
 """
 
 from __future__ import annotations

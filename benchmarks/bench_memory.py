@@ -23,8 +23,8 @@ peak RSS for reference (includes the TF runtime and Python). Explicit
 per-example weights (what flipout avoids) would need ``1024·4096·4096·4 B = 64
 GiB`` for the weights alone — computed, not run.
 
-Usage: ``python benchmarks/bench_memory.py [--units 4096] [--batch 1024]``
-Writes ``benchmarks/results/memory.json``.
+Usage: ``python -m benchmarks run memory [--units 4096] [--batch 1024]``
+Writes ``memory.json`` into the output folder (see ``benchmarks/_meta.py``).
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ Bar (issue 16): at the largest batch, flipout reaches the target in at most
 0.6× the iterations of shared perturbations, and the ratio flipout/shared
 falls as the batch grows (checked on the seed means and reported per seed).
 
-Usage: ``python benchmarks/bench_speedup.py [--quick] [--nets mlp conv]
+Usage: ``python -m benchmarks run speedup [--quick] [--nets mlp conv]
 [--batch-sizes 128 512 2048 4096] [--lrs 3e-3 1e-2 1e-3] [--max-steps 3000]
 [--target 0.8] [--alpha 1] [--seeds 0 1] [--output DIR] [--replot]``.
 ``--quick`` is a seconds-long smoke test (batches 32 and 128, 20 steps, one
@@ -68,7 +68,7 @@ per seed, best lrs, every run's evaluated loss curve and the chosen runs'
 per-step mini-batch losses, the flipout/shared ratios and the bar's verdict),
 ``speedup.png`` (iterations to the target vs batch size) and
 ``speedup_curves.png`` (loss curves at the largest batch) into
-``benchmarks/results/`` (or ``--output``).
+the output folder (``--output``; default: see ``benchmarks/_meta.py``).
 """
 
 from __future__ import annotations

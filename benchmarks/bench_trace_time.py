@@ -19,9 +19,9 @@ sparse cross-entropy from logits, accuracy metric. Data: ``--examples`` random
 batch 128. TFP runs on ``tf_keras`` (Keras 2), as TFP's layers require;
 bayesflip and the deterministic net on Keras 3.
 
-Usage: ``python benchmarks/bench_trace_time.py [--reps 5]``; writes
-``benchmarks/results/trace_time.json``. One worker run:
-``python benchmarks/bench_trace_time.py --worker bayesflip``.
+Usage: ``python -m benchmarks run trace_time [--reps 5]``; writes
+``trace_time.json`` into the output folder (see ``benchmarks/_meta.py``). One worker run:
+``python -m benchmarks.bench_trace_time --worker bayesflip``.
 """
 
 from __future__ import annotations

@@ -134,7 +134,7 @@ def main(argv=None) -> dict:
     if unknown:
         raise SystemExit(f"run_all_speed: unknown benchmark(s) {unknown}; available: {sorted(available)}")
     os.makedirs(args.out, exist_ok=True)
-    rows, failures, seconds = [], {}, {}
+    rows, failures, seconds, sources = [], {}, {}, {}
     for name in names:
         path = os.path.join(args.out, f"{name}.json")
         print(f"== {name} ==", flush=True)
@@ -144,7 +144,9 @@ def main(argv=None) -> dict:
                 quick = ["--quick"] if args.quick else ["--steps", str(args.steps)]
                 _load(name, available[name]).main([*quick, "--output", args.out])
             with open(path) as f:
-                rows += rows_from(name, json.load(f))
+                data = json.load(f)
+            rows += rows_from(name, data)
+            sources[name] = data.get("meta")  # when and on what each measurement ran
         except Exception as err:  # report and continue with the other benchmarks
             failures[name] = f"{type(err).__name__}: {err}"
             print(f"   FAILED: {failures[name]}", flush=True)
@@ -156,7 +158,13 @@ def main(argv=None) -> dict:
     )
     with open(os.path.join(args.out, "speed.md"), "w") as f:
         f.write(header + table)
-    out = {"steps": args.steps, "rows": rows, "failures": failures, "seconds": seconds}
+    out = {
+        "steps": args.steps,
+        "rows": rows,
+        "failures": failures,
+        "seconds": seconds,
+        "source_meta": sources,
+    }
     out = write_json(os.path.join(args.out, "speed.json"), out, args)
     print()
     print(table)

@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    KERAS_BACKEND=tensorflow python benchmarks/suite.py            # full suite (~30 min on 2 cores)
-    KERAS_BACKEND=tensorflow python benchmarks/suite.py --quick    # smoke run (< 1 min)
+    python -m benchmarks run suite            # full suite (~30 min on 2 cores)
+    python -m benchmarks run suite --quick    # smoke run (< 1 min)
 
 1. **Regression** (protocol of Hernández-Lobato & Adams 2015, as used by Gal &
    Ghahramani 2016 and Lakshminarayanan et al. 2017): random 90/10 splits, one

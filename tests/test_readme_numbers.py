@@ -286,6 +286,9 @@ def test_lstm_regularization_claims_hold():
         assert all(r["strength"] == report["chosen"][kind] for r in report["runs"][kind])
     assert cfg["seeds"] == [1, 2, 3] and cfg["sweep_seed"] == 0 and set(report["runs"]) == set(bench.KINDS)
     assert all(len(r["val_nll"]) == cfg["epochs"] for rs in report["runs"].values() for r in rs)
+    # the setup the section's static text describes
+    described = {"vocab": 10, "alpha": 0.3, "units": 128, "lr": 1e-2, "batch": 8, "epochs": 40, "mc": 16}
+    assert {k: cfg[k] for k in described} == described
 
     def m(kind, metric):
         return S[kind][metric]["mean"]
@@ -310,6 +313,10 @@ def test_speedup_claims_hold():
     report = _result("speedup.json")
     cfg, bar = report["config"], report["bar"]
     cells = {net: report["nets"][net]["batch_sizes"] for net in ("mlp", "conv")}
+    # the setup the section's static text describes
+    assert cfg["batch_sizes"] == [128, 512, 2048, 4096] and sorted(cfg["lrs"]) == [1e-3, 3e-3, 1e-2]
+    described = {"alpha": 1.0, "target": 0.8, "max_steps": 3000, "eval_examples": 2048, "eval_growth": 1.05}
+    assert {k: cfg[k] for k in described} == described and cfg["train_examples"] == 1797 * 9 * 2
     # the stored verdict is the script's own on these numbers
     assert bench.bar_verdict(report, argparse.Namespace(**cfg)) == bar
     assert bar["met"] and all(bar["nets"][n]["ratio_falls_with_batch"] for n in cells)
