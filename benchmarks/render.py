@@ -622,9 +622,9 @@ def lstm_task() -> str:
     r = _lstm()
     cfg = r["config"]
     return (
-        f"{cfg['train_seqs']} training sequences of {cfg['length']} symbols ({r['train_tokens']:,}\ntokens) so that "
+        f"{cfg['train_seqs']} training sequences of {cfg['length']} symbols ({r['train_tokens']:,} tokens) so that "
         f"an unregularized {cfg['units']}-unit LSTM overfits; {cfg['val_seqs']} validation and {cfg['test_seqs']} "
-        f"test sequences; the source's exact entropy rate ({r['entropy_rate_nats']:.3f} nats/token) is the\nfloor. "
+        f"test sequences; the source's exact entropy rate ({r['entropy_rate_nats']:.3f} nats/token) is the floor. "
         f"The whole run took {r['seconds_total'] / 60:.0f} minutes here."
     )
 
