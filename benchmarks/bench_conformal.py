@@ -190,7 +190,7 @@ def run_digits(cfg, args, log=print) -> dict:
     x, y = (data.data / 16.0).astype("float32"), data.target.astype("int64")
     n = len(x)
     n_train = len(split_indices(n, np.random.default_rng(0))[0])
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction=None)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)  # logit outputs
     learner = suite.Learner(
         lambda seed=0: suite.build_classifier("flipout", n_train, cfg, seed), loss_fn, cfg.cls_lr
     )
@@ -204,8 +204,8 @@ def run_digits(cfg, args, log=print) -> dict:
         if not learner.fit(x[tr], y[tr], suite.batch_indices(len(tr), cfg.cls_batch, cfg.cls_epochs, rng)):
             diverged += 1
             continue
-        p_cal = mc_predict(learner.model, x[ca], num_samples=cfg.cls_samples)
-        p_te = mc_predict(learner.model, x[te], num_samples=cfg.cls_samples)
+        p_cal = mc_predict(learner.model, x[ca], num_samples=cfg.cls_samples, from_logits=True)
+        p_te = mc_predict(learner.model, x[te], num_samples=cfg.cls_samples, from_logits=True)
         accuracy.append(float(np.mean(p_te.argmax(1) == y[te])))
         raw = cf.class_scores(p_te, "aps", randomized=False)
         sets = {"raw": cf.prediction_sets(raw, 1 - args.alpha, include_last=True)}
