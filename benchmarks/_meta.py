@@ -70,6 +70,13 @@ def _git(*cmd: str) -> str | None:
     return done.stdout.strip()
 
 
+def _relative(value: Any) -> Any:
+    """A path inside the checkout, relative to its root (results do not record where a checkout lives)."""
+    if isinstance(value, str) and os.path.isabs(value) and os.path.commonpath([value, ROOT]) == ROOT:
+        return os.path.relpath(value, ROOT)
+    return value
+
+
 def versions() -> dict[str, str | None]:
     """Installed versions of the libraries a result depends on (``None`` when not importable)."""
     out: dict[str, str | None] = {}
@@ -87,12 +94,14 @@ def metadata(args: argparse.Namespace | dict[str, Any] | None = None) -> dict[st
 
     Keys: ``recorded`` (True), ``versions`` (bayesflip, tensorflow, keras, tfp, numpy, python),
     ``git`` (``commit``, ``dirty``; ``None`` outside a git checkout), ``machine`` (``cpu_count``,
-    ``platform``, ``processor``), ``arguments`` (the run's parsed arguments), ``command``
+    ``platform``, ``processor``), ``arguments`` (the run's parsed arguments; paths inside the
+    checkout relative to its root), ``command``
     (``sys.argv``) and ``date`` (UTC, ISO 8601).
     """
     commit = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
     arguments = vars(args) if isinstance(args, argparse.Namespace) else dict(args or {})
+    arguments = {k: _relative(v) for k, v in arguments.items()}
     return {
         "recorded": True,
         "versions": versions(),

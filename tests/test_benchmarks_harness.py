@@ -77,6 +77,8 @@ def test_metadata_records_versions_commit_machine_arguments_and_date():
     assert meta["machine"]["cpu_count"] == os.cpu_count()
     assert meta["arguments"] == {"quick": True, "output": "/tmp/x", "steps": 3}
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", meta["date"])
+    inside = _meta.metadata({"output": _meta.SCRATCH})["arguments"]["output"]
+    assert inside == os.path.join("benchmarks", "results", "scratch")
 
 
 def test_write_json_puts_the_record_first_and_keeps_the_result(tmp_path):
