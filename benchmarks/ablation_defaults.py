@@ -17,10 +17,11 @@ The deterministic net of the demo is trained on the same data as a reference.
 
 Usage::
 
-    KERAS_BACKEND=tensorflow python benchmarks/ablation_defaults.py               # all, seeds 0 1 2
-    KERAS_BACKEND=tensorflow python benchmarks/ablation_defaults.py --configs default temperature_0.1
+    python -m benchmarks run ablation_defaults               # all, seeds 0 1 2
+    python -m benchmarks run ablation_defaults --configs default temperature_0.1
 
-Writes ``results/ablation_defaults.json`` and ``results/ablation_defaults.md``.
+Writes ``ablation_defaults.json`` and ``ablation_defaults.md`` into the output folder (see
+``benchmarks/_meta.py``; runs of other configurations/seeds already there are kept).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -47,8 +49,7 @@ from bayesflip.demo import (  # noqa: E402
     fit_bayesian_mlp,
     fit_deterministic_mlp,
 )
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+from benchmarks._meta import output_dir, write_json  # noqa: E402
 
 
 class FanInNormal(priors.Prior):
@@ -207,8 +208,18 @@ def main(argv=None) -> dict:
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--output", default=os.path.join(HERE, "results"))
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 configurations, 1 seed, 2 epochs")
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="output folder (default: see benchmarks/_meta.py); runs already in its ablation_defaults.json "
+        "for other configurations/seeds are kept, so extra seeds join the committed results with "
+        "--output benchmarks/results",
+    )
     args = parser.parse_args(argv)
+    output_dir(parser, args)
+    if args.quick:
+        args.configs, args.seeds, args.epochs = ["default", "temperature_0.1"], [0], 2
     path = os.path.join(args.output, "ablation_defaults.json")
     runs = []
     if os.path.exists(path):  # keep the runs of configurations/seeds not rerun now
@@ -224,8 +235,7 @@ def main(argv=None) -> dict:
             )
     summary = summarize(runs)
     os.makedirs(args.output, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump({"epochs": args.epochs, "runs": runs, "summary": summary}, f, indent=1)
+    write_json(path, {"epochs": args.epochs, "runs": runs, "summary": summary}, args)
     table = markdown(summary)
     with open(os.path.join(args.output, "ablation_defaults.md"), "w") as f:
         f.write(table)
@@ -234,4 +244,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    KERAS_BACKEND=tensorflow python benchmarks/bench_conformal.py            # 20 splits (~10 min on 2 cores)
-    KERAS_BACKEND=tensorflow python benchmarks/bench_conformal.py --quick    # smoke run (< 1 min)
+    python -m benchmarks run conformal            # 20 splits (~10 min on 2 cores)
+    python -m benchmarks run conformal --quick    # smoke run (< 1 min)
 
 Protocol (reuses ``suite.py``'s data loaders, networks and compiled training loop):
 
@@ -41,7 +41,6 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -50,17 +49,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import suite  # noqa: E402
-import uci_data  # noqa: E402
-
 import bayesflip  # noqa: E402
 from bayesflip import conformal as cf  # noqa: E402
 from bayesflip import heads  # noqa: E402
 from bayesflip.layers import DenseFlipout  # noqa: E402
 from bayesflip.uncertainty import mc_predict  # noqa: E402
+from benchmarks import suite, uci_data  # noqa: E402
+from benchmarks._meta import metadata, output_dir  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 REG_METHODS = ("raw", "absolute", "normalized", "cqr")
 CLS_METHODS = ("raw", "lac", "aps", "aps_nonrand", "raps", "raps_nonrand")
 MODELS = ("flipout", "flipout_hetero")
@@ -194,7 +190,7 @@ def run_digits(cfg, args, log=print) -> dict:
     x, y = (data.data / 16.0).astype("float32"), data.target.astype("int64")
     n = len(x)
     n_train = len(split_indices(n, np.random.default_rng(0))[0])
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction=None)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)  # logit outputs
     learner = suite.Learner(
         lambda seed=0: suite.build_classifier("flipout", n_train, cfg, seed), loss_fn, cfg.cls_lr
     )
@@ -208,8 +204,8 @@ def run_digits(cfg, args, log=print) -> dict:
         if not learner.fit(x[tr], y[tr], suite.batch_indices(len(tr), cfg.cls_batch, cfg.cls_epochs, rng)):
             diverged += 1
             continue
-        p_cal = mc_predict(learner.model, x[ca], num_samples=cfg.cls_samples)
-        p_te = mc_predict(learner.model, x[te], num_samples=cfg.cls_samples)
+        p_cal = mc_predict(learner.model, x[ca], num_samples=cfg.cls_samples, from_logits=True)
+        p_te = mc_predict(learner.model, x[te], num_samples=cfg.cls_samples, from_logits=True)
         accuracy.append(float(np.mean(p_te.argmax(1) == y[te])))
         raw = cf.class_scores(p_te, "aps", randomized=False)
         sets = {"raw": cf.prediction_sets(raw, 1 - args.alpha, include_last=True)}
@@ -363,11 +359,13 @@ def parse_args(argv=None):
     p.add_argument("--lam", type=float, default=0.01, help="RAPS penalty λ")
     p.add_argument("--k-reg", type=int, default=1, help="RAPS k_reg")
     p.add_argument("--no-digits", action="store_true")
-    p.add_argument("--output", default=os.path.join(HERE, "results"))
+    p.add_argument("--output", default=None, help="output folder (default: see benchmarks/_meta.py)")
     p.add_argument(
         "--render", action="store_true", help="only rewrite conformal.md from --output's conformal.json"
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    output_dir(p, args, ignore=("render",))
+    return args
 
 
 def main(argv=None) -> dict:
@@ -381,6 +379,7 @@ def main(argv=None) -> dict:
     cfg = suite.make_config(args.quick, sets=args.sets, splits=args.splits)
     t0 = time.perf_counter()
     report = {
+        "meta": metadata(args),
         "config": {
             "alpha": args.alpha,
             "splits": cfg.splits,

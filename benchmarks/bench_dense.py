@@ -7,15 +7,15 @@ TFP's ``tfp.layers.DenseFlipout`` only runs on ``tf_keras`` (Keras 2), so its
 model is a ``tf_keras`` model; every model trains with a compiled
 ``tf.function`` step (Adam, sparse categorical cross-entropy).
 
-Usage: ``python benchmarks/bench_dense.py [--steps 40] [--batch-sizes 256 1024]``
-Writes ``benchmarks/results/dense.json``.
+Usage: ``python -m benchmarks run dense [--quick] [--output DIR] [--steps 40] [--batch-sizes 256 1024]``
+Writes ``dense.json`` into the output folder (see ``benchmarks/_meta.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import sys
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -24,9 +24,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from _steps import train_step  # noqa: E402
 
 from bayesflip.layers import DenseFlipout  # noqa: E402
+from benchmarks._meta import output_dir, write_json  # noqa: E402
+from benchmarks._steps import train_step  # noqa: E402
 
 IN, HIDDEN, OUT = 512, 512, 10
 
@@ -107,8 +108,12 @@ def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 1024])
-    parser.add_argument("--output", default=os.path.join(os.path.dirname(__file__), "results", "dense.json"))
+    parser.add_argument("--quick", action="store_true", help="smoke run: 3 steps, batch 32")
+    parser.add_argument("--output", default=None, help="output folder (default: see benchmarks/_meta.py)")
     args = parser.parse_args(argv)
+    output_dir(parser, args)
+    if args.quick:
+        args.steps, args.batch_sizes = 3, [32]
     results = []
     for bs in args.batch_sizes:
         r = measure(bs, args.steps)
@@ -120,11 +125,14 @@ def main(argv=None) -> list[dict]:
         )
         if "tfp_over_bayesflip_flipout" in r:
             print(f"  TFP flipout / bayesflip flipout: {r['tfp_over_bayesflip_flipout']:.2f}x")
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w") as f:
-        json.dump({"benchmark": "dense_512_512_10", "results": results}, f, indent=2)
+    write_json(
+        os.path.join(args.output, "dense.json"),
+        {"benchmark": "dense_512_512_10", "results": results},
+        args,
+        indent=2,
+    )
     return results
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

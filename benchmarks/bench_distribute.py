@@ -23,21 +23,19 @@ stays opt-in on CPU.)
 All configurations are interleaved round-robin in one process; medians of
 ``--steps`` timed steps are reported.
 
-Usage: ``python benchmarks/bench_distribute.py [--steps 30] [--batch 512]``
-Writes ``benchmarks/results/distribute.json``.
+Usage: ``python -m benchmarks run distribute [--quick] [--output DIR] [--steps 30] [--batch 512]``
+Writes ``distribute.json`` into the output folder (see ``benchmarks/_meta.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bayesflip import distribute as bd  # noqa: E402
 
@@ -48,6 +46,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bayesflip.layers import DenseFlipout  # noqa: E402
+from benchmarks._meta import output_dir, write_json  # noqa: E402
 
 IN, HIDDEN, OUT = 128, 512, 10
 
@@ -126,9 +125,12 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch", type=int, default=512)
-    default_output = os.path.join(os.path.dirname(__file__), "results", "distribute.json")
-    parser.add_argument("--output", default=default_output)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 3 steps, batch 64")
+    parser.add_argument("--output", default=None, help="output folder (default: see benchmarks/_meta.py)")
     args = parser.parse_args(argv)
+    output_dir(parser, args)
+    if args.quick:
+        args.steps, args.batch = 3, 64
     r = measure(args.batch, args.steps)
     r["rng_512x512_normal"] = rng_draw_ms(args.steps)
     r["physical_cpu_cores"] = os.cpu_count()
@@ -146,11 +148,14 @@ def main(argv=None) -> dict:
         f"({rng['xla_over_tf']:.1f}x)"
     )
     print(f"  caveat: {r['caveat']}")
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w") as f:
-        json.dump({"benchmark": "distribute_throughput", "results": r}, f, indent=2)
+    write_json(
+        os.path.join(args.output, "distribute.json"),
+        {"benchmark": "distribute_throughput", "results": r},
+        args,
+        indent=2,
+    )
     return r
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

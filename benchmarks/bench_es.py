@@ -19,14 +19,13 @@ on digits (1400 train / 397 test); test accuracy of the mean network is logged
 along the way, next to the same network trained by backpropagation for the
 same number of steps as a reference.
 
-Usage: ``python benchmarks/bench_es.py [--batch 128] [--iterations 1000]``
-Writes ``benchmarks/results/es.json`` and ``benchmarks/results/es.png``.
+Usage: ``python -m benchmarks run es [--batch 128] [--iterations 1000]``
+Writes ``es.json`` and ``es.png`` into the output folder (see ``benchmarks/_meta.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -38,8 +37,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bayesflip.es import FlipoutES  # noqa: E402
-
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+from benchmarks._meta import output_dir, write_json  # noqa: E402
 
 
 def digits_split(seed=0):
@@ -140,8 +138,14 @@ def main(argv=None) -> dict:
     p.add_argument("--sigma", type=float, default=0.05)
     p.add_argument("--lr", type=float, default=0.03)
     p.add_argument("--skip-learning", action="store_true")
-    p.add_argument("--out", default=RESULTS)
+    p.add_argument("--quick", action="store_true", help="smoke run: 2 repetitions, 20 ES steps")
+    p.add_argument(
+        "--output", "--out", dest="out", default=None, help="output folder (default: see benchmarks/_meta.py)"
+    )
     args = p.parse_args(argv)
+    output_dir(p, args, dest="out")
+    if args.quick:
+        args.reps, args.iterations, args.log_every = 2, 20, 10
     out = {"speed": speed(args.batch, args.reps, [64, 256, 256, 10])}
     s = out["speed"]
     print(
@@ -153,9 +157,7 @@ def main(argv=None) -> dict:
     if not args.skip_learning:
         out["learning"] = learn(args.iterations, args.batch, args.log_every, args.sigma, args.lr)
         plot(out["learning"], os.path.join(args.out, "es.png"))
-    with open(os.path.join(args.out, "es.json"), "w") as f:
-        json.dump(out, f, indent=1)
-    return out
+    return write_json(os.path.join(args.out, "es.json"), out, args)
 
 
 if __name__ == "__main__":

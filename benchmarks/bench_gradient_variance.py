@@ -15,8 +15,8 @@ script
    batches below 16, whose single-example gradients are heavy-tailed), for ``flipout`` and
    ``shared``;
 3. fits the log-log slope of variance against batch size and writes the slopes
-   and curves to ``benchmarks/results/gradient_variance.json`` and the figure to
-   ``benchmarks/results/gradient_variance.png``.
+   and curves to ``gradient_variance.json`` and the figure to ``gradient_variance.png``
+   in the output folder (see ``benchmarks/_meta.py``).
 
 An estimator whose per-example noise is independent has slope −1. Shared
 perturbation adds a batch-size-independent term (every example sees the same
@@ -28,13 +28,12 @@ gradient noise for the two estimators to differ. ``--init-scale`` sets the
 initial posterior standard deviation (default 0.1, about the size of the
 trained weights' spread on this data).
 
-Usage: ``python benchmarks/bench_gradient_variance.py [--repeats 100] [--max-batch 512] [--models fc conv lstm]``
+Usage: ``python -m benchmarks run gradient_variance [--repeats 100] [--max-batch 512] [--models fc conv lstm]``
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -48,8 +47,7 @@ import numpy as np  # noqa: E402
 import bayesflip  # noqa: E402
 from bayesflip import layers as bl  # noqa: E402
 from bayesflip.diagnostics import loglog_slope, variance_vs_batch_size  # noqa: E402
-
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+from benchmarks._meta import output_dir, write_json  # noqa: E402
 
 
 def load_digits():
@@ -195,12 +193,19 @@ def main(argv=None) -> dict:
     p.add_argument("--max-batch", type=int, default=512)
     p.add_argument("--init-scale", type=float, default=0.1)
     p.add_argument("--train-epochs", type=int, default=5)
-    p.add_argument("--out", default=RESULTS)
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run: FC only, 4 repeats, batches up to 8, 1 epoch"
+    )
+    p.add_argument(
+        "--output", "--out", dest="out", default=None, help="output folder (default: see benchmarks/_meta.py)"
+    )
     args = p.parse_args(argv)
+    output_dir(p, args, dest="out")
+    if args.quick:
+        args.models, args.repeats, args.max_batch, args.train_epochs = ["fc"], 4, 8, 1
     os.makedirs(args.out, exist_ok=True)
     out = run(args.models, args.repeats, args.max_batch, args.init_scale, args.train_epochs)
-    with open(os.path.join(args.out, "gradient_variance.json"), "w") as f:
-        json.dump(out, f, indent=1)
+    out = write_json(os.path.join(args.out, "gradient_variance.json"), out, args)
     plot(out, os.path.join(args.out, "gradient_variance.png"))
     print(f"wrote {args.out}/gradient_variance.json and gradient_variance.png")
     return out

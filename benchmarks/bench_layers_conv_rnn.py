@@ -18,16 +18,16 @@ per-round ratios (more robust when other processes load the machine). Every
 model trains with a compiled ``tf.function`` step (Adam, sparse categorical
 cross-entropy + the KL terms).
 
-Usage: ``python benchmarks/bench_layers_conv_rnn.py [--steps 40] [--batch-size 64] [--updates adam sgd]``
-Writes ``benchmarks/results/layers_conv_rnn.json``.
+Usage: ``python -m benchmarks run layers_conv_rnn [--steps 40] [--batch-size 64] [--updates adam sgd]``
+Writes ``layers_conv_rnn.json`` into the output folder (see ``benchmarks/_meta.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
+import sys
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -36,9 +36,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from _steps import train_step  # noqa: E402
 
 from bayesflip.layers import Conv2DFlipout, GRUFlipout, LSTMFlipout  # noqa: E402
+from benchmarks._meta import output_dir, write_json  # noqa: E402
+from benchmarks._steps import train_step  # noqa: E402
 
 IMAGE = (32, 32, 3)
 SEQUENCE = (32, 32)
@@ -161,10 +162,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--updates", nargs="+", default=["adam", "sgd"], choices=["adam", "sgd"])
-    parser.add_argument(
-        "--output", default=os.path.join(os.path.dirname(__file__), "results", "layers_conv_rnn.json")
-    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 3 steps, batch 8, Adam only")
+    parser.add_argument("--output", default=None, help="output folder (default: see benchmarks/_meta.py)")
     args = parser.parse_args(argv)
+    output_dir(parser, args)
+    if args.quick:
+        args.steps, args.batch_size, args.updates = 3, 8, ["adam"]
     runs = []
     for update in args.updates:
         result = measure(args.batch_size, args.steps, update)
@@ -187,11 +190,9 @@ def main(argv=None) -> dict:
         "config": {"image": IMAGE, "sequence": SEQUENCE, "units": UNITS},
         "runs": runs,
     }
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w") as f:
-        json.dump(output, f, indent=2)
+    write_json(os.path.join(args.output, "layers_conv_rnn.json"), output, args, indent=2)
     return output
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -52,15 +52,14 @@ distributions: independent posterior draws for flipout, fresh dropout masks
 for dropout, i.e. MC dropout) on validation, and both on ``--test-seqs``
 further sequences that no choice looked at.
 
-Usage: ``python benchmarks/bench_lstm_regularization.py`` (the committed run);
-``--quick`` is a smoke test. Writes ``benchmarks/results/lstm_regularization.json``
+Usage: ``python -m benchmarks run lstm_regularization`` (the committed run);
+``--quick`` is a smoke test. Writes ``lstm_regularization.json`` (output folder: see ``benchmarks/_meta.py``)
 and ``.png``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -75,8 +74,7 @@ import tensorflow as tf  # noqa: E402
 import bayesflip  # noqa: E402
 from bayesflip.layers import LSTMFlipout  # noqa: E402
 from bayesflip.posteriors import GaussianDropConnect, VariationalDropout, sparsity  # noqa: E402
-
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+from benchmarks._meta import output_dir, write_json  # noqa: E402
 
 KINDS = ["none", "dropout", "flipout_mult", "flipout_noise", "flipout_elbo", "flipout_vd"]
 #: models with a strength to choose, and the argparse attribute holding their candidates
@@ -419,16 +417,17 @@ def main(argv=None) -> dict:
     p.add_argument("--sweep-seed", type=int, default=0)
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     p.add_argument("--quick", action="store_true", help="smoke test: tiny model, 2 epochs, 2 seeds")
-    p.add_argument("--out", default=RESULTS)
+    p.add_argument(
+        "--output", "--out", dest="out", default=None, help="output folder (default: see benchmarks/_meta.py)"
+    )
     args = p.parse_args(argv)
+    output_dir(p, args, dest="out")
     if args.quick:
         args.units, args.epochs, args.train_seqs, args.val_seqs, args.test_seqs = 8, 2, 8, 8, 8
         args.length, args.mc, args.seeds = 6, 2, args.seeds[:2]
         args.dropout_rates, args.mult_rates, args.noise_scales = [0.3, 0.5], [0.3, 0.5], [0.05, 0.15]
     out = run(args)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "lstm_regularization.json"), "w") as f:
-        json.dump(out, f, indent=1)
+    out = write_json(os.path.join(args.out, "lstm_regularization.json"), out, args)
     plot(out, os.path.join(args.out, "lstm_regularization.png"))
     print(summary_markdown(out))
     print(sweep_markdown(out))

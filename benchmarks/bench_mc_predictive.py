@@ -16,16 +16,16 @@ in one process, interleaved round-robin, reporting the median over repetitions
 and the ratio ``mc_predict / predict-passes`` (the bar: <= 0.5 for the demo's
 model). Both sides draw T independent posterior samples of every input.
 
-Usage: ``python benchmarks/bench_mc_predictive.py [--samples 32] [--reps 15] [--wide-reps 5]``
-Writes ``benchmarks/results/mc_predictive.json``.
+Usage: ``python -m benchmarks run mc_predictive [--samples 32] [--reps 15] [--wide-reps 5]``
+Writes ``mc_predictive.json`` into the output folder (see ``benchmarks/_meta.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
+import sys
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -38,8 +38,7 @@ import tensorflow as tf  # noqa: E402
 from bayesflip.datasets import load_digits  # noqa: E402
 from bayesflip.demo import build_bayesian_mlp  # noqa: E402
 from bayesflip.uncertainty import mc_predict  # noqa: E402
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+from benchmarks._meta import output_dir, write_json  # noqa: E402
 
 
 def timed(fn) -> float:
@@ -82,14 +81,20 @@ def wide_mlp(input_dim: int, num_classes: int, width: int, seed: int = 0) -> ker
     return build_bayesian_mlp(input_dim, num_classes, hidden=(width, width), seed=seed)
 
 
-def main() -> dict:
+def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--wide-reps", type=int, default=5)
     parser.add_argument("--width", type=int, default=2048)
-    parser.add_argument("--out", default=os.path.join(HERE, "results", "mc_predictive.json"))
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="smoke run: 4 samples, 2 repetitions, width 64")
+    parser.add_argument(
+        "--output", "--out", dest="out", default=None, help="output folder (default: see benchmarks/_meta.py)"
+    )
+    args = parser.parse_args(argv)
+    output_dir(parser, args, dest="out")
+    if args.quick:
+        args.samples, args.reps, args.wide_reps, args.width = 4, 2, 1, 64
 
     data = load_digits()
     x = data.x_test
@@ -111,11 +116,10 @@ def main() -> dict:
     # (Keras' default batch_size=32 takes minutes per repetition here; left out for the wide model.)
     results[f"wide_mlp_64_{args.width}_{args.width}_10"] = bench(wide, x, args.samples, args.wide_reps, False)
 
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(results, f, indent=2)
+    path = os.path.join(args.out, "mc_predictive.json")
+    results = write_json(path, results, args, indent=2)
     for key, res in results.items():
-        if key == "setup":
+        if key in ("setup", "meta"):
             continue
         med = res["median_seconds"]
         print(f"{key}: T={args.samples}, N={len(x)}")
@@ -124,9 +128,9 @@ def main() -> dict:
         for name, ratio in res.items():
             if name.startswith("ratio_"):
                 print(f"  {name:50s} {ratio:.3f}")
-    print(f"wrote {args.out}")
+    print(f"wrote {path}")
     return results
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -23,8 +23,8 @@ peak RSS for reference (includes the TF runtime and Python). Explicit
 per-example weights (what flipout avoids) would need ``1024·4096·4096·4 B = 64
 GiB`` for the weights alone — computed, not run.
 
-Usage: ``python benchmarks/bench_memory.py [--units 4096] [--batch 1024]``
-Writes ``benchmarks/results/memory.json``.
+Usage: ``python -m benchmarks run memory [--units 4096] [--batch 1024]``
+Writes ``memory.json`` into the output folder (see ``benchmarks/_meta.py``).
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ import os
 import subprocess
 import sys
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+from benchmarks._meta import output_dir, write_json
+
 VARIANTS = ["dense", "flipout", "shared", "local"]
 
 CHILD = r"""
@@ -106,8 +107,16 @@ def main(argv=None) -> dict:
         choices=["graph", "xla"],
         help="tf.function step without / with jit_compile=True",
     )
-    p.add_argument("--out", default=RESULTS)
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run: 256 units, batch 64, 1 step, graph mode only"
+    )
+    p.add_argument(
+        "--output", "--out", dest="out", default=None, help="output folder (default: see benchmarks/_meta.py)"
+    )
     args = p.parse_args(argv)
+    output_dir(p, args, dest="out")
+    if args.quick:
+        args.units, args.batch, args.steps, args.modes = 256, 64, 1, ["graph"]
     mib = 2.0**20
     res = {}
     print(
@@ -141,10 +150,7 @@ def main(argv=None) -> dict:
         "results": res,
         "explicit_per_example_weight_bytes": explicit,
     }
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "memory.json"), "w") as f:
-        json.dump(out, f, indent=1)
-    return out
+    return write_json(os.path.join(args.out, "memory.json"), out, args)
 
 
 if __name__ == "__main__":

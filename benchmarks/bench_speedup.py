@@ -58,7 +58,7 @@ Bar (issue 16): at the largest batch, flipout reaches the target in at most
 0.6× the iterations of shared perturbations, and the ratio flipout/shared
 falls as the batch grows (checked on the seed means and reported per seed).
 
-Usage: ``python benchmarks/bench_speedup.py [--quick] [--nets mlp conv]
+Usage: ``python -m benchmarks run speedup [--quick] [--nets mlp conv]
 [--batch-sizes 128 512 2048 4096] [--lrs 3e-3 1e-2 1e-3] [--max-steps 3000]
 [--target 0.8] [--alpha 1] [--seeds 0 1] [--output DIR] [--replot]``.
 ``--quick`` is a seconds-long smoke test (batches 32 and 128, 20 steps, one
@@ -68,7 +68,7 @@ per seed, best lrs, every run's evaluated loss curve and the chosen runs'
 per-step mini-batch losses, the flipout/shared ratios and the bar's verdict),
 ``speedup.png`` (iterations to the target vs batch size) and
 ``speedup_curves.png`` (loss curves at the largest batch) into
-``benchmarks/results/`` (or ``--output``).
+the output folder (``--output``; default: see ``benchmarks/_meta.py``).
 """
 
 from __future__ import annotations
@@ -91,8 +91,8 @@ import tensorflow as tf  # noqa: E402
 import bayesflip  # noqa: E402
 from bayesflip import layers as bl  # noqa: E402
 from bayesflip.posteriors import GaussianDropConnect  # noqa: E402
+from benchmarks._meta import metadata, output_dir  # noqa: E402
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 METHODS = ("flipout", "shared", "none")
 NETS = ("mlp", "conv")
 NOT_REACHED = "not reached"
@@ -653,11 +653,12 @@ def main(argv=None) -> dict:
     p.add_argument("--eval-examples", type=int, default=2048)
     p.add_argument("--eval-growth", type=float, default=1.05)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    p.add_argument("--output", default=RESULTS)
+    p.add_argument("--output", default=None, help="output folder (default: see benchmarks/_meta.py)")
     p.add_argument(
         "--replot", action="store_true", help="redraw the figures from --output's speedup.json, no training"
     )
     args = p.parse_args(argv)
+    output_dir(p, args, ignore=("replot",))
     if args.replot:
         with open(os.path.join(args.output, "speedup.json")) as f:
             out = json.load(f)
@@ -679,6 +680,7 @@ def main(argv=None) -> dict:
         )
     print(f"bar met overall: {bar['met']}; wall time {out['wall_seconds']:.0f} s")
     os.makedirs(args.output, exist_ok=True)
+    out = {"meta": metadata(args), **out}
     write_json(out, os.path.join(args.output, "speedup.json"))
     plot(out, os.path.join(args.output, "speedup.png"), os.path.join(args.output, "speedup_curves.png"))
     return out

@@ -19,9 +19,9 @@ sparse cross-entropy from logits, accuracy metric. Data: ``--examples`` random
 batch 128. TFP runs on ``tf_keras`` (Keras 2), as TFP's layers require;
 bayesflip and the deterministic net on Keras 3.
 
-Usage: ``python benchmarks/bench_trace_time.py [--reps 5]``; writes
-``benchmarks/results/trace_time.json``. One worker run:
-``python benchmarks/bench_trace_time.py --worker bayesflip``.
+Usage: ``python -m benchmarks run trace_time [--reps 5]``; writes
+``trace_time.json`` into the output folder (see ``benchmarks/_meta.py``). One worker run:
+``python -m benchmarks.bench_trace_time --worker bayesflip``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ import subprocess
 import sys
 import time
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+from benchmarks._meta import ROOT, output_dir, write_json
+
 FRAMEWORKS = ("keras", "bayesflip", "tf_keras", "tfp")
 
 
@@ -124,11 +125,15 @@ def main(argv=None) -> dict:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--examples", type=int, default=512)
     parser.add_argument("--worker", choices=FRAMEWORKS)
-    parser.add_argument("--output", default=RESULTS)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 round, 128 examples")
+    parser.add_argument("--output", default=None, help="output folder (default: see benchmarks/_meta.py)")
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args.worker, args.examples)))
         return {}
+    output_dir(parser, args)
+    if args.quick:
+        args.reps, args.examples = 1, 128
     runs = {f: [] for f in FRAMEWORKS}
     for rep in range(args.reps):
         for framework in FRAMEWORKS:  # interleaved: load changes hit every framework alike
@@ -136,13 +141,15 @@ def main(argv=None) -> dict:
                 subprocess.run(
                     [
                         sys.executable,
-                        os.path.abspath(__file__),
+                        "-m",
+                        "benchmarks.bench_trace_time",
                         "--worker",
                         framework,
                         "--examples",
                         str(args.examples),
                     ],
                     check=True,
+                    cwd=ROOT,
                     capture_output=True,
                     text=True,
                 )
@@ -178,9 +185,7 @@ def main(argv=None) -> dict:
         },
         "runs": runs,
     }
-    os.makedirs(args.output, exist_ok=True)
-    with open(os.path.join(args.output, "trace_time.json"), "w") as f:
-        json.dump(result, f, indent=1)
+    result = write_json(os.path.join(args.output, "trace_time.json"), result, args)
     print(
         json.dumps(
             {
@@ -193,4 +198,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

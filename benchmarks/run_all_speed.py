@@ -3,8 +3,8 @@
 Discovers the ``benchmarks/bench_*.py`` modules that are layer-speed
 comparisons (``bench_dense``, ``bench_layers_conv_rnn``, and any module that
 sets ``LAYER_SPEED_BENCHMARK = True``), runs
-each one's ``main(["--steps", N, "--output", <json>])`` in this process, and
-reads back the JSON it wrote. Each such JSON holds one or more measurements
+each one's ``main(["--steps", N, "--output", <folder>])`` in this process, and
+reads back the ``<short name>.json`` it wrote there. Each such JSON holds one or more measurements
 ``{"batch_size": …, "median_ms": {name: ms}}`` (under ``"results"`` when there
 are several). A name is ``<implementation>_<layer>[_<variant>]`` (e.g.
 ``keras_lstm``, ``bayesflip_conv2d_flipout``, ``tfp_conv2d_flipout``); when the
@@ -12,27 +12,27 @@ second token is an estimator (``bayesflip_flipout`` in ``bench_dense``) the
 layer is the benchmark's name (``dense``). The baseline of a layer is
 ``keras_<layer>`` from the same measurement.
 
-Writes ``benchmarks/results/speed.json`` (all rows) and
-``benchmarks/results/speed.md`` (a Markdown table for the README) and prints
+Writes ``speed.json`` (all rows) and ``speed.md`` (a Markdown table) into the output
+folder (see ``benchmarks/_meta.py``) and prints
 the table. Ratios are step time over the deterministic Keras layer's step time,
 measured in the same process with interleaved steps (median of many).
 
-Usage: ``python benchmarks/run_all_speed.py [--steps 40] [--only dense layers_conv_rnn]``
+Usage: ``python -m benchmarks run speed [--quick] [--output DIR] [--steps 40] [--only dense layers_conv_rnn]``
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
-import importlib.util
+import importlib
 import json
 import os
 import platform
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-RESULTS = os.path.join(HERE, "results")
+from benchmarks._meta import HERE, output_dir, write_json
+
 #: Layer-speed comparisons known to this runner; any other ``bench_*.py`` joins by
 #: defining ``LAYER_SPEED_BENCHMARK = True`` at module level.
 KNOWN_SPEED = ("bench_dense", "bench_layers_conv_rnn")
@@ -52,9 +52,7 @@ def discover() -> dict[str, str]:
 
 
 def _load(name: str, path: str):
-    spec = importlib.util.spec_from_file_location(f"bayesflip_bench_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = importlib.import_module(f"benchmarks.{os.path.splitext(os.path.basename(path))[0]}")
     if not hasattr(module, "main"):
         raise AttributeError(f"run_all_speed: benchmark {path} has no main(argv) function.")
     return module
@@ -121,27 +119,34 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=40, help="timed steps per model (passed to every benchmark)")
     p.add_argument("--only", nargs="+", default=None, help="short names, e.g. dense layers_conv_rnn")
-    p.add_argument("--out", default=RESULTS)
+    p.add_argument("--quick", action="store_true", help="smoke run: every benchmark in its --quick mode")
     p.add_argument(
-        "--from-json", action="store_true", help="only rebuild the table from the JSON files in --out"
+        "--output", "--out", dest="out", default=None, help="output folder (default: see benchmarks/_meta.py)"
+    )
+    p.add_argument(
+        "--from-json", action="store_true", help="only rebuild the table from the JSON files in --output"
     )
     args = p.parse_args(argv)
+    output_dir(p, args, dest="out", ignore=("from_json",))
     available = discover()
     names = args.only or list(available)
     unknown = [n for n in names if n not in available]
     if unknown:
         raise SystemExit(f"run_all_speed: unknown benchmark(s) {unknown}; available: {sorted(available)}")
     os.makedirs(args.out, exist_ok=True)
-    rows, failures, seconds = [], {}, {}
+    rows, failures, seconds, sources = [], {}, {}, {}
     for name in names:
         path = os.path.join(args.out, f"{name}.json")
         print(f"== {name} ==", flush=True)
         t0 = time.time()
         try:
             if not args.from_json:
-                _load(name, available[name]).main(["--steps", str(args.steps), "--output", path])
+                quick = ["--quick"] if args.quick else ["--steps", str(args.steps)]
+                _load(name, available[name]).main([*quick, "--output", args.out])
             with open(path) as f:
-                rows += rows_from(name, json.load(f))
+                data = json.load(f)
+            rows += rows_from(name, data)
+            sources[name] = data.get("meta")  # when and on what each measurement ran
         except Exception as err:  # report and continue with the other benchmarks
             failures[name] = f"{type(err).__name__}: {err}"
             print(f"   FAILED: {failures[name]}", flush=True)
@@ -153,9 +158,14 @@ def main(argv=None) -> dict:
     )
     with open(os.path.join(args.out, "speed.md"), "w") as f:
         f.write(header + table)
-    out = {"steps": args.steps, "rows": rows, "failures": failures, "seconds": seconds}
-    with open(os.path.join(args.out, "speed.json"), "w") as f:
-        json.dump(out, f, indent=1)
+    out = {
+        "steps": args.steps,
+        "rows": rows,
+        "failures": failures,
+        "seconds": seconds,
+        "source_meta": sources,
+    }
+    out = write_json(os.path.join(args.out, "speed.json"), out, args)
     print()
     print(table)
     if failures:

@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    KERAS_BACKEND=tensorflow python benchmarks/suite.py            # full suite (~30 min on 2 cores)
-    KERAS_BACKEND=tensorflow python benchmarks/suite.py --quick    # smoke run (< 1 min)
+    python -m benchmarks run suite            # full suite (~30 min on 2 cores)
+    python -m benchmarks run suite --quick    # smoke run (< 1 min)
 
 1. **Regression** (protocol of Hernández-Lobato & Adams 2015, as used by Gal &
    Ghahramani 2016 and Lakshminarayanan et al. 2017): random 90/10 splits, one
@@ -37,7 +37,6 @@ import inspect
 import json
 import math
 import os
-import sys
 import time
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -50,9 +49,6 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from scipy import ndimage, special  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import uci_data  # noqa: E402
-
 import bayesflip  # noqa: E402
 from bayesflip import calibration, uncertainty  # noqa: E402
 from bayesflip.datasets import corrupt_images, load_digits  # noqa: E402
@@ -64,8 +60,9 @@ from bayesflip.demo import (
     run_demo,
 )  # noqa: E402
 from bayesflip.layers import DenseFlipout  # noqa: E402
+from benchmarks import uci_data  # noqa: E402
+from benchmarks._meta import metadata, output_dir  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 METHODS = ("map", "mc_dropout", "ensemble", "flipout", "flipout_cold", "local", "shared")
 # method -> estimator; all DenseFlipout with the library's default arguments otherwise.
 BAYESIAN = {"flipout": "flipout", "flipout_cold": "flipout", "local": "local", "shared": "shared"}
@@ -193,47 +190,14 @@ def make_config(quick: bool, sets=None, methods=None, splits=None, seed: int = 0
 
 
 # --------------------------------------------------------------------------- likelihood head
-class HomoscedasticGaussian(keras.layers.Layer):
-    """``loc (batch, units)`` -> ``(batch, units, 2)`` = [loc, scale] with one learned scale per unit.
-
-    Stand-in for ``bayesflip.heads.GaussianHead(noise="homoscedastic")`` (same output layout)
-    until that module exists; :func:`gaussian_head` picks whichever is available.
-    """
-
-    def build(self, input_shape):
-        # softplus(0.5413) = 1: unit noise scale in standardised target units.
-        self.raw_scale = self.add_weight(
-            shape=(input_shape[-1],), initializer=keras.initializers.Constant(0.5413), name="raw_scale"
-        )
-
-    def call(self, loc):
-        scale = keras.ops.softplus(self.raw_scale) + 1e-3
-        return keras.ops.stack([loc, keras.ops.broadcast_to(scale, keras.ops.shape(loc))], axis=-1)
-
-
-def gaussian_nll(y_true, params):
-    """Per-example Gaussian NLL of ``params (batch, units, 2)`` = [loc, scale]; ``y_true (batch, units)``."""
-    y_true = tf.reshape(tf.cast(y_true, params.dtype), tf.shape(params)[:-1])
-    loc, scale = params[..., 0], params[..., 1]
-    z = (y_true - loc) / scale
-    return tf.reduce_sum(tf.math.log(scale) + 0.5 * math.log(2 * math.pi) + 0.5 * z * z, axis=-1)
-
-
 def gaussian_head():
     """The likelihood head: ``(layers, per-example loss, description)``.
 
-    ``bayesflip.heads.GaussianHead(units=1, noise="homoscedastic")`` and its ``loss()`` when the
-    library has that module, else the stand-in above (same output layout, same initial scale 1
-    and floor 1e-3). The single place that decides.
+    ``bayesflip.heads.GaussianHead(units=1, noise="homoscedastic")`` (one learned noise scale) and
+    its ``loss()``. The single place that decides.
     """
-    try:
-        from bayesflip.heads import GaussianHead
-    except ImportError:
-        return (
-            [HomoscedasticGaussian(name="gaussian_head")],
-            gaussian_nll,
-            "suite stand-in (HomoscedasticGaussian)",
-        )
+    from bayesflip.heads import GaussianHead
+
     head = GaussianHead(units=1, noise="homoscedastic", name="gaussian_head")
     return [head], head.loss(), "bayesflip.heads.GaussianHead(units=1, noise='homoscedastic')"
 
@@ -791,13 +755,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--methods", nargs="+", choices=METHODS, help="methods (default: all)")
     p.add_argument("--splits", type=int, help="random 90/10 splits (default 20, quick 2)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--output", default=os.path.join(HERE, "results"), help="output folder (default: %(default)s)"
-    )
+    p.add_argument("--output", default=None, help="output folder (default: see benchmarks/_meta.py)")
     p.add_argument("--no-classification", action="store_true", help="skip the digits shift benchmark")
     args = p.parse_args(argv)
     if args.splits is not None and args.splits < 1:
         p.error(f"--splits must be >= 1, got {args.splits}")
+    output_dir(p, args)
     return args
 
 
@@ -810,6 +773,7 @@ def main(argv=None) -> dict:
     os.makedirs(args.output, exist_ok=True)
     t_start = time.perf_counter()
     report = {
+        "meta": metadata(args),
         "config": cfg._asdict() | {"quick": args.quick, "temperature": TEMPERATURE},
         "data_sources": {},
         "skipped_sets": {},

@@ -41,17 +41,7 @@ def rng():
 
 
 def load_benchmark(name: str):
-    """Import ``benchmarks/<name>.py`` (not a package) as a module, once per process."""
-    import importlib.util
-    import sys
+    """Import the benchmark module ``benchmarks/<name>.py`` (the ``benchmarks`` package)."""
+    import importlib
 
-    module_name = f"bayesflip_benchmark_{name}"
-    if module_name not in sys.modules:
-        path = os.path.join(
-            os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", f"{name}.py"
-        )
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
+    return importlib.import_module(f"benchmarks.{name}")

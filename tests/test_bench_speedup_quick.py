@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 
+from benchmarks import _meta
 from tests.conftest import load_benchmark
 
 
@@ -22,14 +23,18 @@ def _iterations_ok(value, cap):
 
 
 @pytest.mark.slow
-def test_quick_mode_writes_iterations_ratios_curves_and_figures(bench, tmp_path):
-    out_dir = str(tmp_path / "results")
-    bench.main(["--quick", "--output", out_dir])
+def test_quick_mode_writes_iterations_ratios_curves_and_figures(bench, tmp_path, monkeypatch):
+    committed = open(os.path.join(_meta.RESULTS, "speedup.json"), "rb").read()
+    monkeypatch.setattr(_meta, "SCRATCH", str(tmp_path / "scratch"))
+    bench.main(["--quick"])  # no --output: the scratch folder, never the committed run
+    assert open(os.path.join(_meta.RESULTS, "speedup.json"), "rb").read() == committed
+    out_dir = str(tmp_path / "scratch")
     with open(os.path.join(out_dir, "speedup.json")) as f:
         report = json.load(f)
     cfg = report["config"]
     assert cfg["quick"] and cfg["nets"] == list(bench.NETS) and cfg["methods"] == list(bench.METHODS)
     assert set(report["versions"]) >= {"bayesflip", "keras", "tensorflow"}
+    assert report["meta"]["recorded"] and report["meta"]["arguments"]["quick"]
     assert report["wall_seconds"] > 0 and report["config"]["train_examples"] == 1797 * 9 * 2
     cap = cfg["max_steps"]
     for net in cfg["nets"]:

@@ -1,4 +1,4 @@
-"""benchmarks/suite.py: quick end-to-end run and its numerical building blocks."""
+"""benchmarks/suite.py: quick end-to-end run (into the scratch folder) and its numerical building blocks."""
 
 import json
 import math
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from benchmarks import _meta
 from tests.conftest import load_benchmark
 
 
@@ -20,11 +21,22 @@ def _finite(x):
     return isinstance(x, (int, float)) and math.isfinite(x)
 
 
-def test_quick_mode_writes_every_method_set_and_metric(suite, tmp_path):
-    out = str(tmp_path / "results")
-    suite.main(["--quick", "--output", out])
+def _committed(*names):
+    return {n: open(os.path.join(_meta.RESULTS, n), "rb").read() for n in names}
+
+
+def test_quick_mode_writes_every_method_set_and_metric_to_scratch(suite, tmp_path, monkeypatch):
+    # No --output: a quick run goes to the scratch folder, never over the committed full run.
+    committed = _committed("suite.json", "suite.md")
+    monkeypatch.setattr(_meta, "SCRATCH", str(tmp_path / "scratch"))
+    suite.main(["--quick"])
+    assert _committed("suite.json", "suite.md") == committed
+    out = str(tmp_path / "scratch")
     with open(os.path.join(out, "suite.json")) as f:
         report = json.load(f)
+    meta = report["meta"]
+    assert meta["recorded"] and meta["arguments"]["quick"] and meta["arguments"]["output"] == out
+    assert set(meta["versions"]) >= {"bayesflip", "tensorflow", "keras", "tfp", "numpy", "python"}
     cfg = report["config"]
     assert cfg["quick"] and cfg["splits"] == 2 and cfg["ensemble_size"] == 2
     assert set(cfg["methods"]) == set(suite.METHODS)
