@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--rank1-components",
         type=_non_negative_int,
-        default=4,
+        default=2,
         help="mixture components of the rank-1 BNN, 0 for no rank-1 net (default: %(default)s)",
     )
     demo.add_argument(

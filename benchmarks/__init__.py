@@ -31,6 +31,8 @@ BENCHMARKS: dict[str, str] = {
     "ablation_defaults": "ablation_defaults",
     "suite": "suite",
     "conformal": "bench_conformal",
+    "rank1": "bench_rank1",
+    "ablation_rank1": "ablation_rank1",
 }
 
 

@@ -32,6 +32,7 @@ from bayesflip.demo import (
     fit_deterministic_mlp,
 )
 from bayesflip.posteriors import Rank1
+from benchmarks._meta import output_dir, write_json
 
 #: name -> (Rank1 keyword arguments, posterior temperature, tiled)
 GRID = {
@@ -89,16 +90,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--quick", action="store_true", help="one seed, 2 epochs, to a scratch folder")
-    parser.add_argument("--output", default=None, help="folder of the JSON (default: scratch)")
+    parser.add_argument("--quick", action="store_true", help="one seed, 2 epochs (results go to scratch)")
+    parser.add_argument("--output", default=None, help="folder of the JSON (default: see benchmarks/_meta)")
     args = parser.parse_args(argv)
+    output = output_dir(parser, args)
     seeds, epochs = ([0], 2) if args.quick else (args.seeds, args.epochs)
-    output = args.output or os.path.join(os.path.dirname(__file__), "results", "scratch")
     result = {"config": {"seeds": seeds, "epochs": epochs, "grid": {k: list(v) for k, v in GRID.items()}}}
     result |= run(seeds, epochs, GRID)
-    os.makedirs(output, exist_ok=True)
-    with open(os.path.join(output, "demo_rank1_settings.json"), "w") as f:
-        json.dump(result, f, indent=2)
+    result = write_json(os.path.join(output, "demo_rank1_settings.json"), result, args)
     print(json.dumps(result["mean"], indent=1), "\nbest:", result["best_held_out_nll"])
     return result
 

@@ -20,7 +20,6 @@ per-component bias.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -29,9 +28,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from benchmarks._steps import train_step
 from bayesflip.layers import DenseFlipout
 from bayesflip.posteriors import Rank1
+from benchmarks._meta import output_dir, write_json
+from benchmarks._steps import train_step
 
 IN, HIDDEN, OUT = 512, 512, 10
 
@@ -94,11 +94,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--components", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--quick", action="store_true", help="a few steps, to a scratch folder")
-    parser.add_argument("--output", default=None, help="folder of rank1.json (default: scratch)")
+    parser.add_argument("--quick", action="store_true", help="a few steps (results go to scratch)")
+    parser.add_argument("--output", default=None, help="folder of rank1.json (default: see benchmarks/_meta)")
     args = parser.parse_args(argv)
+    output = output_dir(parser, args)
     steps = 5 if args.quick else args.steps
-    output = args.output or os.path.join(os.path.dirname(__file__), "results", "scratch")
     result: dict = {
         "config": {"batch_size": args.batch_size, "steps": steps, "shape": [IN, HIDDEN, OUT]},
         "step_seconds": {},
@@ -112,10 +112,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         } | {"rank1_tiled_per_component": times["rank1_tiled"] / (k * times["keras"])}
         print(f"K={k}: " + ", ".join(f"{n} {r:.2f}x" for n, r in result["ratios"][str(k)].items()))
     result["parameters"] = parameter_counts(args.components)
-    os.makedirs(output, exist_ok=True)
-    with open(os.path.join(output, "rank1.json"), "w") as f:
-        json.dump(result, f, indent=2)
-    return result
+    return write_json(os.path.join(output, "rank1.json"), result, args)
 
 
 if __name__ == "__main__":

@@ -349,3 +349,20 @@ def test_es_and_memory_claims_hold():
     assert es["es_test_accuracy"][-1] > 5 * es["es_test_accuracy"][0]
     mem = _result("memory.json")
     assert mem["explicit_per_example_weight_bytes"] == mem["batch"] * mem["units"] ** 2 * 4
+
+
+def test_the_demo_rank1_settings_are_the_ablations_best_held_out_nll():
+    from bayesflip import demo
+    from bayesflip.posteriors import Rank1
+
+    result = json.loads(_read("benchmarks", "results", "demo_rank1_settings.json"))
+    grid = result["config"]["grid"]
+    best = min(grid, key=lambda name: result["mean"][name]["nll"])
+    assert result["best_held_out_nll"] == best
+    family, temperature, tiled = grid[best]
+    assert tiled and temperature == demo.DEFAULT_RANK1_TEMPERATURE
+    assert Rank1(**family) == Rank1(num_components=demo.DEFAULT_RANK1_COMPONENTS)
+    for name, per_seed in result["per_seed"].items():  # the means are the seeds' means
+        for key in ("nll", "ece"):
+            mean = np.mean([scores[key] for scores in per_seed.values()])
+            assert result["mean"][name][key] == pytest.approx(mean)
