@@ -132,10 +132,29 @@ def demo_setup() -> str:
 @block("demo-table")
 def demo_table() -> str:
     report = _demo()
-    nets = ("deterministic", "bayesian")
+    nets = [n for n in ("deterministic", "bayesian", "rank1") if n in report]
     unc = report["uncertainty"]
+    cfg = report["config"]
+
+    def unc_of(net: str, key: str) -> dict:
+        """A net's uncertainty entries: the flipout BNN's at the top level, others under their name."""
+        if net == "rank1":
+            return unc[key]["rank1"]
+        if net == "deterministic":
+            return unc[key] | {"predictive_entropy": unc[key]["deterministic_entropy"]}
+        return unc[key]
+
+    posterior = {
+        "deterministic": "—",
+        "bayesian": cfg["posterior"],
+        "rank1": f"rank-1, K = {cfg.get('rank1_components')}, T = {cfg.get('rank1_temperature', 1):g}",
+    }
     rows = [
-        ("posterior", ["—", report["config"]["posterior"]]),
+        ("posterior", [posterior[n] for n in nets]),
+        (
+            "trainable parameters",
+            [f"{report[n]['parameters']:,}" if "parameters" in report[n] else "—" for n in nets],
+        ),
         *((k, [f"{report[n][k]:.3f}" for n in nets]) for k in ("accuracy", "nll", "brier", "ece")),
         ("fitted temperature", [f"{report[n]['temperature']:.2f}" for n in nets]),
         (
@@ -149,7 +168,7 @@ def demo_table() -> str:
         *(
             (
                 f"mean predictive entropy: {label}",
-                [f"{unc[key]['deterministic_entropy']:.3f}", f"{unc[key]['predictive_entropy']:.3f}"],
+                [f"{unc_of(n, key)['predictive_entropy']:.3f}" for n in nets],
             )
             for label, key in (
                 ("test digits", "in_distribution"),
@@ -160,13 +179,14 @@ def demo_table() -> str:
         (
             "AUROC (entropy) test vs permuted / noise",
             [
-                f"{unc['permuted'][f'auroc_entropy_{n}']:.3f} / {unc['noise'][f'auroc_entropy_{n}']:.3f}"
+                f"{unc_of(n, 'permuted')[f'auroc_entropy_{n}']:.3f} / {unc_of(n, 'noise')[f'auroc_entropy_{n}']:.3f}"
                 for n in nets
             ],
         ),
     ]
-    lines = ["| test set | deterministic | flipout BNN |", "|---|---:|---:|"]
-    lines += [f"| {k} | {a} | {b} |" for k, (a, b) in rows]
+    names = {"deterministic": "deterministic", "bayesian": "flipout BNN", "rank1": "rank-1 BNN"}
+    lines = ["| test set | " + " | ".join(names[n] for n in nets) + " |", "|---|" + "---:|" * len(nets)]
+    lines += [f"| {k} | " + " | ".join(values) + " |" for k, values in rows]
     return "\n".join(lines)
 
 
