@@ -15,11 +15,11 @@ signature           outputs (``N`` inputs, ``T = num_samples`` independent poste
 ``predict``         ``predictions``: the MC predictive, the mean over ``T`` draws (of the
                     per-draw probabilities for classifiers; of ``loc`` for Gaussian/
                     Student-t heads); ``samples``: the ``T`` draws ``(T, N, ...)``
-``uncertainty``     classifiers: ``probabilities``, ``predictive_entropy``,
-                    ``expected_entropy``, ``mutual_information`` (nats; per unit for
-                    sigmoid/Bernoulli outputs). Gaussian/Student-t heads: ``mean``,
+``uncertainty``     ``task="classification"``/``"binary"``: ``probabilities``,
+                    ``predictive_entropy``, ``expected_entropy``, ``mutual_information``
+                    (nats; per unit for ``"binary"``). Gaussian/Student-t heads: ``mean``,
                     ``total_variance``, ``aleatoric_variance``, ``epistemic_variance``.
-                    Other regression outputs: ``mean``, ``epistemic_variance``.
+                    Other ``task="regression"`` outputs: ``mean``, ``epistemic_variance``.
 ``posterior_mean``  ``predictions``: the deterministic prediction at the posterior mean
                     (probabilities for classifiers, the head's ``[loc, scale(, df)]``
                     for regression heads)
@@ -33,6 +33,10 @@ Python model would make from the state it had at export, so the first
 exported (tested). Each call reserves its block of draws with TensorFlow's
 atomic ``RngReadAndSkip`` on the export's own counter: concurrent requests
 never share a draw.
+
+The task comes from ``task=`` or the model's :mod:`bayesflip.heads` output head
+(its :class:`~bayesflip.heads.PredictiveSpec`), never from an activation's name;
+the formulas are those of :mod:`bayesflip.uncertainty` (one shared predictive core).
 
 TFLite: the ``posterior_mean`` signature converts with builtin ops only; the
 sampling signatures need ``tf.lite.OpsSet.SELECT_TF_OPS`` (see the README's
@@ -60,8 +64,7 @@ from bayesflip._predictive_core import (
     entropy_decomposition,
     mixture_moments,
 )
-from bayesflip.heads import PredictiveSpec, output_head
-from bayesflip.heads._heads import TASKS
+from bayesflip.heads import TASKS, PredictiveSpec, output_head
 from bayesflip.inference import posterior_mean, variational_layers
 
 __all__ = ["export"]

@@ -52,13 +52,13 @@ Only the names in ``__all__`` are public.
 
 from bayesflip._predictive_core import RegressionPredictive
 from bayesflip.heads._heads import (
+    TASKS,
     BernoulliHead,
     CategoricalHead,
     GaussianHead,
     Head,
     PredictiveSpec,
     StudentTHead,
-    Task,
 )
 from bayesflip.heads._losses import BernoulliNLL, CategoricalNLL, GaussianNLL, StudentTNLL
 from bayesflip.heads._predictive import output_head, predictive
@@ -74,7 +74,7 @@ __all__ = [
     "CategoricalNLL",
     "BernoulliNLL",
     "PredictiveSpec",
-    "Task",
+    "TASKS",
     "RegressionPredictive",
     "predictive",
     "output_head",

@@ -41,9 +41,10 @@ def _softplus_inverse(y: float) -> float:
 
 
 # --------------------------------------------------------------------------- protocol
-#: What a model's output predicts: ``"classification"`` (categorical probabilities over the
-#: last axis), ``"binary"`` (independent Bernoulli probabilities per unit) or ``"regression"``.
 Task = Literal["classification", "binary", "regression"]
+#: What a model's output can predict (:attr:`PredictiveSpec.task`, ``bayesflip.export(task=)``):
+#: ``"classification"`` (categorical probabilities over the last axis), ``"binary"``
+#: (independent Bernoulli probabilities per unit) or ``"regression"``.
 TASKS: tuple[str, ...] = ("classification", "binary", "regression")
 
 
@@ -56,7 +57,7 @@ class PredictiveSpec(NamedTuple):
     with :meth:`Head.predictive`; the samplers read nothing else of it.
 
     Attributes:
-        task: ``"classification"``, ``"binary"`` or ``"regression"`` (see :data:`Task`).
+        task: ``"classification"``, ``"binary"`` or ``"regression"`` (see :data:`TASKS`).
         link: inverse link applied to each draw before averaging (``"softmax"``,
             ``"sigmoid"``), or ``None`` (the draws are averaged as they are).
         num_params: for a distributional regression output, the parameters per
