@@ -1,12 +1,12 @@
 """Inference modes: posterior samples (the default) or the posterior mean.
 
-Every mode switch goes through one helper, :func:`_switch_mode` (and its
-context-manager form :func:`_mode`): it sets an attribute of the variational
-layers and then calls :func:`_invalidate_compiled`, which drops every compiled
+Every mode switch goes through one helper, ``_switch_mode`` (and its
+context-manager form ``_mode``): it sets an attribute of the variational
+layers and then calls ``_invalidate_compiled``, which drops every compiled
 function that may have baked the old value into a trace: Keras'
 ``train_function`` / ``test_function`` / ``predict_function`` of the model and
 of every model nested in it, and every cache registered with
-:func:`_register_compiled_cache` (the samplers of
+``_register_compiled_cache`` (the samplers of
 :func:`bayesflip.uncertainty.mc_predict`). The modes today are
 ``use_posterior_mean`` (:func:`set_posterior_mean`, :func:`posterior_mean`) and
 ``estimator`` (:func:`bayesflip.diagnostics.use_estimator`). A new mode (e.g. a
@@ -46,7 +46,7 @@ def variational_layers(model: keras.layers.Layer) -> list[VariationalLayer]:
 
 
 def _register_compiled_cache(cache: weakref.WeakKeyDictionary) -> weakref.WeakKeyDictionary:
-    """Make :func:`_invalidate_compiled` empty ``cache``'s entry of a model (and its nested layers)."""
+    """Make ``_invalidate_compiled`` empty ``cache``'s entry of a model (and its nested layers)."""
     _COMPILED_CACHES.append(cache)
     return cache
 
@@ -79,7 +79,7 @@ def _mode(
 ) -> Iterator[keras.layers.Layer]:
     """Context manager: ``attribute = value`` on ``layers`` inside, the previous values restored after.
 
-    Both the switch and the restore go through :func:`_switch_mode`.
+    Both the switch and the restore go through ``_switch_mode``.
     """
     previous = [getattr(layer, attribute) for layer in layers]
     _switch_mode(model, layers, attribute, [value] * len(layers))

@@ -41,7 +41,6 @@ def _softplus_inverse(y: float) -> float:
 
 
 # --------------------------------------------------------------------------- protocol
-Task = Literal["classification", "binary", "regression"]
 #: What a model's output can predict (:attr:`PredictiveSpec.task`, ``bayesflip.export(task=)``):
 #: ``"classification"`` (categorical probabilities over the last axis), ``"binary"``
 #: (independent Bernoulli probabilities per unit) or ``"regression"``.
@@ -56,14 +55,6 @@ class PredictiveSpec(NamedTuple):
     head describes itself with :attr:`Head.predictive_spec` and reduces draws
     with :meth:`Head.predictive`; the samplers read nothing else of it.
 
-    Attributes:
-        task: ``"classification"``, ``"binary"`` or ``"regression"`` (see :data:`TASKS`).
-        link: inverse link applied to each draw before averaging (``"softmax"``,
-            ``"sigmoid"``), or ``None`` (the draws are averaged as they are).
-        num_params: for a distributional regression output, the parameters per
-            unit on its last axis (``[loc, scale]`` = 2, ``[loc, scale, df]`` = 3);
-            ``None`` for any other output.
-
     Example:
     >>> GaussianHead().predictive_spec
     PredictiveSpec(task='regression', link=None, num_params=2)
@@ -71,8 +62,13 @@ class PredictiveSpec(NamedTuple):
     PredictiveSpec(task='classification', link='softmax', num_params=None)
     """
 
-    task: Task
+    #: ``"classification"``, ``"binary"`` or ``"regression"`` (one of :data:`TASKS`).
+    task: Literal["classification", "binary", "regression"]
+    #: Inverse link applied to each draw before averaging (``"softmax"``, ``"sigmoid"``),
+    #: or ``None`` (the draws are averaged as they are).
     link: Literal["softmax", "sigmoid"] | None = None
+    #: For a distributional regression output, the parameters per unit on its last axis
+    #: (``[loc, scale]``: 2, ``[loc, scale, df]``: 3); ``None`` for any other output.
     num_params: int | None = None
 
 
@@ -351,7 +347,7 @@ class StudentTHead(_RegressionHead):
 class _LogitsHead(Head):
     """Heads whose output is the input logits, unchanged."""
 
-    _task: Task  # "classification" or "binary", set by each subclass
+    _task: Literal["classification", "binary"]  # set by each subclass
     _link: Literal["softmax", "sigmoid"]  # the inverse link of each subclass
     _min_last_dim = 1
 
