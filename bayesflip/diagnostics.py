@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from bayesflip._checks import check_int, check_positive_int
 from bayesflip._typing import ArrayLike
-from bayesflip.inference import variational_layers
+from bayesflip.inference import _mode, variational_layers
 from bayesflip.layers._variational import ESTIMATORS
 
 __all__ = ["GradientVariance", "gradient_variance", "variance_vs_batch_size", "use_estimator", "loglog_slope"]
@@ -64,6 +64,10 @@ def use_estimator(model: keras.layers.Layer, estimator: str | None) -> Iterator[
 
     ``None`` leaves the layers as they are. Layers whose class does not support
     the estimator (e.g. ``"local"`` on a recurrent layer) raise a ValueError.
+    Entering and leaving reset the compiled ``fit``/``evaluate``/``predict``
+    functions and the cached :func:`~bayesflip.uncertainty.mc_predict` samplers
+    (as :func:`bayesflip.posterior_mean` does), so the estimator takes effect in
+    every entry point even after the model has run.
 
     Example:
     >>> import keras
@@ -91,14 +95,8 @@ def use_estimator(model: keras.layers.Layer, estimator: str | None) -> Iterator[
                 f"use_estimator: layer '{layer.name}' ({type(layer).__name__}) supports estimators "
                 f"{list(layer.supported_estimators)}, got {estimator!r}."
             )
-    previous = [layer.estimator for layer in layers]
-    try:
-        for layer in layers:
-            layer.estimator = estimator
+    with _mode(model, layers, "estimator", estimator):
         yield model
-    finally:
-        for layer, value in zip(layers, previous):
-            layer.estimator = value
 
 
 def _loc_variables(model) -> list[tuple[str, list]]:

@@ -23,6 +23,19 @@ The random draws use :mod:`bayesflip.random` (stateless Philox, signs exactly
 ±1). :class:`FlipoutES` optimizes a multilayer perceptron; the explicit
 one-perturbation-at-a-time estimator :meth:`FlipoutES.explicit_gradient` is the
 reference (and the speed baseline in ``benchmarks/bench_es.py``).
+
+Relation to the variational core: the flipout forward pass ``x W + ((x ∘ s) E) ∘ r + b``
+is the core's own :class:`~bayesflip.layers._estimators.LinearSample` (the
+arithmetic every variational layer applies), and the draws come from
+:mod:`bayesflip.random` as the layers' do. The *draw* cannot go through a
+:class:`~bayesflip.layers.VariationalLayer`, because ES needs three things the
+layers do not offer: (1) the search distribution is a fixed isotropic
+``N(θ, σ² I)`` over plain variables, with no learned scale ``ρ``, prior or KL;
+(2) each bias is perturbed independently per example (``σ η_i``), where a
+layer perturbs a bias once per batch and flips its sign with ``r_i``; (3) the
+gradient estimate needs the drawn ``E``, ``S`` and ``R`` themselves
+(``ĝ = E ∘ Sᵀ(F ∘ R)``), which a layer consumes inside its call. Its own
+stream is one ``[seed, counter]`` state variable, as a layer's is.
 """
 
 from __future__ import annotations
@@ -36,6 +49,7 @@ import tensorflow as tf
 from bayesflip import random as rnd
 from bayesflip._checks import check_real, is_int
 from bayesflip._typing import ArrayLike
+from bayesflip.layers._estimators import LinearSample
 
 __all__ = ["centered_ranks", "FlipoutES"]
 
@@ -164,7 +178,8 @@ class FlipoutES:
             eta = sigma * rnd.standard_normal(tf.stack([half, fan_out]), seeds[4 * i + 3])
             if self.antithetic:  # the mirrored half sees -ΔW_i: same s, negated r and η
                 s, r, eta = tf.concat([s, s], 0), tf.concat([r, -r], 0), tf.concat([eta, -eta], 0)
-            h = h @ kernel + bias + ((h * s) @ e) * r + eta
+            # x W + ((x ∘ s) E) ∘ r + b (the core's flipout form), plus the per-example bias noise
+            h = LinearSample(weight=kernel, bias=bias, delta=e, sign_in=s, sign_out=r)(tf.matmul, h) + eta
             if i < n - 1:
                 h = self.activation(h)
             noise.append((e, s, r, eta))

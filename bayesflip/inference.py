@@ -1,9 +1,29 @@
-"""Inference modes: posterior samples (the default) or the posterior mean."""
+"""Inference modes: posterior samples (the default) or the posterior mean.
+
+Every mode switch goes through one helper, ``_switch_mode`` (and its
+context-manager form ``_mode``): it sets an attribute of the variational
+layers and then calls ``_invalidate_compiled``, which drops every compiled
+function that may have baked the old value into a trace: Keras'
+``train_function`` / ``test_function`` / ``predict_function`` of the model and
+of every model nested in it, and every cache registered with
+``_register_compiled_cache`` (the samplers of
+:func:`bayesflip.uncertainty.mc_predict`). The modes today are
+``use_posterior_mean`` (:func:`set_posterior_mean`, :func:`posterior_mean`) and
+``estimator`` (:func:`bayesflip.diagnostics.use_estimator`). A new mode (e.g. a
+per-component mode of a mixture posterior) is a layer attribute read in
+``call``; switch it with ``_switch_mode(model, layers, "attribute", values)``
+or ``with _mode(model, layers, "attribute", value):`` and never by assigning the
+attribute directly, and register any new cache of compiled functions that
+depend on it. (A ``tf.function`` of your own that calls the model must be
+retraced by you.)
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import weakref
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import keras
 
@@ -11,6 +31,9 @@ from bayesflip._keras_compat import flatten_layers, reset_compiled_functions
 from bayesflip.layers._variational import VariationalLayer
 
 __all__ = ["variational_layers", "set_posterior_mean", "posterior_mean"]
+
+#: Caches of compiled functions keyed (weakly) by a model or layer, emptied for it on every mode switch.
+_COMPILED_CACHES: list[weakref.WeakKeyDictionary] = []
 
 
 def variational_layers(model: keras.layers.Layer) -> list[VariationalLayer]:
@@ -22,9 +45,48 @@ def variational_layers(model: keras.layers.Layer) -> list[VariationalLayer]:
     return found
 
 
-def _reset_compiled_functions(model) -> None:
-    # Keras caches traced train/test/predict functions; a mode change must retrace.
-    reset_compiled_functions(model)
+def _register_compiled_cache(cache: weakref.WeakKeyDictionary) -> weakref.WeakKeyDictionary:
+    """Make ``_invalidate_compiled`` empty ``cache``'s entry of a model (and its nested layers)."""
+    _COMPILED_CACHES.append(cache)
+    return cache
+
+
+def _invalidate_compiled(model: keras.layers.Layer) -> None:
+    """Drop every compiled function of ``model`` and its nested layers that may have baked in a mode."""
+    for layer in flatten_layers(model, include_self=True):
+        reset_compiled_functions(layer)  # Keras' traced fit/evaluate/predict functions
+        for cache in _COMPILED_CACHES:
+            cache.pop(layer, None)
+
+
+def _switch_mode(
+    model: keras.layers.Layer, layers: Sequence[VariationalLayer], attribute: str, values: Sequence[Any]
+) -> None:
+    """Set ``layer.<attribute> = value`` for each layer and value, then invalidate ``model``'s compiled functions.
+
+    The one way a mode changes: every public switch goes through it.
+    """
+    if len(layers) != len(values):
+        raise ValueError(f"_switch_mode: {len(layers)} layers but {len(values)} values.")
+    for layer, value in zip(layers, values):
+        setattr(layer, attribute, value)
+    _invalidate_compiled(model)
+
+
+@contextlib.contextmanager
+def _mode(
+    model: keras.layers.Layer, layers: Sequence[VariationalLayer], attribute: str, value: Any
+) -> Iterator[keras.layers.Layer]:
+    """Context manager: ``attribute = value`` on ``layers`` inside, the previous values restored after.
+
+    Both the switch and the restore go through ``_switch_mode``.
+    """
+    previous = [getattr(layer, attribute) for layer in layers]
+    _switch_mode(model, layers, attribute, [value] * len(layers))
+    try:
+        yield model
+    finally:
+        _switch_mode(model, layers, attribute, previous)
 
 
 def set_posterior_mean(model: keras.layers.Layer, enabled: bool = True) -> None:
@@ -32,7 +94,8 @@ def set_posterior_mean(model: keras.layers.Layer, enabled: bool = True) -> None:
 
     With ``enabled=True`` forward passes use ``W = loc`` (no sampling, the RNG
     state does not advance); with ``False`` they draw posterior samples again.
-    Compiled ``predict``/``evaluate``/``fit`` functions are reset so the change
+    Compiled ``predict``/``evaluate``/``fit`` functions and the cached
+    :func:`~bayesflip.uncertainty.mc_predict` samplers are reset so the change
     takes effect. (A ``tf.function`` of your own that calls the model must be
     retraced by you.)
 
@@ -48,9 +111,7 @@ def set_posterior_mean(model: keras.layers.Layer, enabled: bool = True) -> None:
     layers = variational_layers(model)
     if not layers:
         raise ValueError(f"set_posterior_mean: model '{model.name}' has no bayesflip variational layers.")
-    for layer in layers:
-        layer.use_posterior_mean = bool(enabled)
-    _reset_compiled_functions(model)
+    _switch_mode(model, layers, "use_posterior_mean", [bool(enabled)] * len(layers))
 
 
 @contextlib.contextmanager
@@ -67,11 +128,7 @@ def posterior_mean(model: keras.layers.Layer) -> Iterator[keras.layers.Layer]:
     (3, 2)
     """
     layers = variational_layers(model)
-    previous = [layer.use_posterior_mean for layer in layers]
-    set_posterior_mean(model, True)
-    try:
+    if not layers:
+        raise ValueError(f"set_posterior_mean: model '{model.name}' has no bayesflip variational layers.")
+    with _mode(model, layers, "use_posterior_mean", True):
         yield model
-    finally:
-        for layer, value in zip(layers, previous):
-            layer.use_posterior_mean = value
-        _reset_compiled_functions(model)

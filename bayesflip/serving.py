@@ -15,11 +15,11 @@ signature           outputs (``N`` inputs, ``T = num_samples`` independent poste
 ``predict``         ``predictions``: the MC predictive, the mean over ``T`` draws (of the
                     per-draw probabilities for classifiers; of ``loc`` for Gaussian/
                     Student-t heads); ``samples``: the ``T`` draws ``(T, N, ...)``
-``uncertainty``     classifiers: ``probabilities``, ``predictive_entropy``,
-                    ``expected_entropy``, ``mutual_information`` (nats; per unit for
-                    sigmoid/Bernoulli outputs). Gaussian/Student-t heads: ``mean``,
+``uncertainty``     ``task="classification"``/``"binary"``: ``probabilities``,
+                    ``predictive_entropy``, ``expected_entropy``, ``mutual_information``
+                    (nats; per unit for ``"binary"``). Gaussian/Student-t heads: ``mean``,
                     ``total_variance``, ``aleatoric_variance``, ``epistemic_variance``.
-                    Other regression outputs: ``mean``, ``epistemic_variance``.
+                    Other ``task="regression"`` outputs: ``mean``, ``epistemic_variance``.
 ``posterior_mean``  ``predictions``: the deterministic prediction at the posterior mean
                     (probabilities for classifiers, the head's ``[loc, scale(, df)]``
                     for regression heads)
@@ -33,6 +33,10 @@ Python model would make from the state it had at export, so the first
 exported (tested). Each call reserves its block of draws with TensorFlow's
 atomic ``RngReadAndSkip`` on the export's own counter: concurrent requests
 never share a draw.
+
+The task comes from ``task=`` or the model's :mod:`bayesflip.heads` output head
+(its :class:`~bayesflip.heads.PredictiveSpec`), never from an activation's name;
+the formulas are those of :mod:`bayesflip.uncertainty` (one shared predictive core).
 
 TFLite: the ``posterior_mean`` signature converts with builtin ops only; the
 sampling signatures need ``tf.lite.OpsSet.SELECT_TF_OPS`` (see the README's
@@ -52,6 +56,16 @@ import tensorflow as tf
 from bayesflip import _keras_compat
 from bayesflip import random as rnd
 from bayesflip._checks import check_positive_int
+from bayesflip._predictive_core import (
+    RegressionPredictive,
+    apply_link,
+    bernoulli_as_categorical,
+    component_variance,
+    entropy_decomposition,
+    mixture_moments,
+)
+from bayesflip.heads import TASKS, PredictiveSpec, output_head
+from bayesflip.inference import posterior_mean, variational_layers
 
 __all__ = ["export"]
 
@@ -75,67 +89,87 @@ def _input_spec(fn: str, model) -> tf.TensorSpec:
     return tf.TensorSpec([None, *x.shape[1:]], tf.as_dtype(x.dtype), name="x")
 
 
-def _plan(model, from_logits: bool):
-    """``(kind, link, num_params)``: kind is 'classification', 'regression_head' or 'regression'."""
-    from bayesflip import heads
+def _predictive_spec(fn: str, model, task: str | None, from_logits: bool) -> PredictiveSpec:
+    """What the exported signatures compute: the output head's spec, or the one ``task`` states.
 
-    head = heads.output_head(model)
+    Only a bayesflip head is read; a model without one needs ``task`` (or
+    ``from_logits=True``, which means softmax-over-logits classification).
+    """
+    if task is not None and task not in TASKS:
+        raise ValueError(f"{fn}: `task` must be one of {list(TASKS)} or None, got {task!r}.")
+    head = output_head(model)
     if head is not None:
-        if isinstance(head, heads._RegressionHead):
-            return "regression_head", None, head._num_params
-        return "classification", head._mc_link, None
-    if from_logits:
-        return "classification", "softmax", None
-    last = model.layers[-1] if isinstance(model, keras.Sequential) and model.layers else None
-    if last is None and isinstance(model, keras.Model):
-        try:
-            last = model.outputs[0]._keras_history.operation
-        except (AttributeError, IndexError, ValueError):
-            last = None
-    activation = getattr(last, "activation", None)
-    name = getattr(activation, "__name__", "")
-    if name in ("softmax", "sigmoid"):
-        return "classification", None, ("binary" if name == "sigmoid" else None)
-    return "regression", None, None
+        spec = head.predictive_spec
+        if task is not None and task != spec.task:
+            raise ValueError(
+                f"{fn}: model '{model.name}' ends in {type(head).__name__} '{head.name}', whose task is "
+                f"{spec.task!r}, got task={task!r}."
+            )
+        if from_logits and spec.task == "regression":
+            raise ValueError(
+                f"{fn}: `from_logits` does not apply to a model ending in {type(head).__name__} "
+                f"'{head.name}' (a regression head)."
+            )
+        return spec
+    if task is None:
+        if not from_logits:
+            raise ValueError(
+                f"{fn}: model '{model.name}' does not end in a bayesflip head, so its task is unknown; "
+                f"pass task='classification' (probabilities over the last axis), 'binary' (one "
+                f"probability per unit) or 'regression' (or from_logits=True for logits)."
+            )
+        task = "classification"
+    if task == "regression":
+        if from_logits:
+            raise ValueError(f"{fn}: `from_logits` does not apply to task='regression'.")
+        return PredictiveSpec("regression", None, None)
+    link = ("sigmoid" if task == "binary" else "softmax") if from_logits else None
+    return PredictiveSpec(task, link, None)  # type: ignore[arg-type]
 
 
-def _entropies(sample_probs: tf.Tensor, binary: bool) -> dict:
-    """Predictive, expected entropy and mutual information of per-draw probabilities ``(T, N, ...)``."""
-    p = tf.clip_by_value(sample_probs, 0.0, 1.0)
-    if binary:
-        p = tf.stack([1.0 - p, p], axis=-1)
-
-    def entropy(q):
-        return tf.maximum(-tf.reduce_sum(tf.math.xlogy(q, q), axis=-1), 0.0)
-
-    mean = tf.reduce_mean(p, axis=0)
-    total = entropy(mean)
-    expected = tf.reduce_mean(entropy(p), axis=0)
+def _uncertainty_outputs(spec: PredictiveSpec, samples: tf.Tensor) -> dict:
+    """The ``uncertainty`` signature's outputs from the per-draw outputs ``(T, N, ...)`` (links applied)."""
+    if spec.task == "regression" and spec.num_params is not None:
+        df = samples[..., 2] if spec.num_params == 3 else None
+        moments = mixture_moments(samples[..., 0], component_variance(samples[..., 1], df))
+        return dict(zip(RegressionPredictive._fields[:4], moments))
+    if spec.task == "regression":
+        mean = tf.reduce_mean(samples, axis=0)
+        return {"mean": mean, "epistemic_variance": tf.reduce_mean(tf.square(samples - mean), axis=0)}
+    p = tf.clip_by_value(samples, 0.0, 1.0)
+    if spec.task == "binary":
+        p = bernoulli_as_categorical(p)
+    total, expected, mutual_information = entropy_decomposition(p)
     return {
-        "probabilities": tf.reduce_mean(sample_probs, axis=0),
+        "probabilities": tf.reduce_mean(samples, axis=0),
         "predictive_entropy": total,
         "expected_entropy": expected,
-        "mutual_information": tf.maximum(total - expected, 0.0),
+        "mutual_information": mutual_information,
     }
 
 
-def _regression_moments(samples: tf.Tensor, num_params: int) -> dict:
-    """Mixture mean and variance decomposition of head draws ``(T, N, ..., units, 2 | 3)``."""
-    loc, scale = samples[..., 0], samples[..., 1]
-    var = tf.square(scale)
-    if num_params == 3:
-        df = samples[..., 2]
-        factor = tf.where(df > 2.0, df / tf.maximum(df - 2.0, 1e-30), tf.constant(np.inf, samples.dtype))
-        var = var * factor
-    aleatoric = tf.reduce_mean(var, axis=0)
-    mean = tf.reduce_mean(loc, axis=0)
-    epistemic = tf.reduce_mean(tf.square(loc - mean), axis=0)
-    return {
-        "mean": mean,
-        "total_variance": aleatoric + epistemic,
-        "aleatoric_variance": aleatoric,
-        "epistemic_variance": epistemic,
-    }
+def _replace_folder(tmp: str, path: str) -> None:
+    """Move the complete export ``tmp`` to ``path``, never losing both.
+
+    An existing ``path`` is first renamed aside (into a fresh ``.old-`` folder
+    next to it), then ``tmp`` renamed in, then the old one deleted: a failure
+    before the second rename puts the old export back; a failure after it
+    leaves at most the ``.old-`` folder behind.
+    """
+    if not os.path.lexists(path):
+        os.replace(tmp, path)
+        return
+    parent, base = os.path.split(os.path.abspath(path))
+    aside = tempfile.mkdtemp(prefix=f".{base}.old-", dir=parent)
+    old = os.path.join(aside, base)
+    os.replace(path, old)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        os.replace(old, path)  # the old export back in place
+        os.rmdir(aside)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def export(
@@ -143,6 +177,7 @@ def export(
     path: str | os.PathLike,
     num_samples: int = 32,
     *,
+    task: str | None = None,
     from_logits: bool = False,
     overwrite: bool = False,
 ) -> str:
@@ -155,19 +190,28 @@ def export(
     export reads the layers' RNG states and does not advance them.
 
     The folder is written next to ``path`` under a temporary name and renamed
-    to ``path`` only when complete: a failure leaves no partial export.
+    to ``path`` only when complete: a failure leaves no partial export. With
+    ``overwrite`` the old export is moved aside, the new one renamed in, and
+    only then the old one deleted: a failure in between leaves the old export.
+
+    The signatures bake in the layers' modes at export time (estimator,
+    posterior-mean mode), as any trace does.
 
     Args:
         model: a built single-input Sequential or functional Keras model with
-            bayesflip variational layers. The kind of output decides the
-            ``uncertainty`` signature: a :mod:`bayesflip.heads` regression head
-            (Gaussian/Student-t), a classifier (a categorical/Bernoulli head,
-            a softmax/sigmoid output layer, or ``from_logits=True``), or any
-            other (regression) output.
+            bayesflip variational layers.
         path: target folder; must not exist or be empty, unless ``overwrite``.
         num_samples: posterior draws per call ``T`` (positive int).
-        from_logits: the model outputs logits; apply a softmax to each draw
-            (as in :func:`bayesflip.uncertainty.mc_predict`).
+        task: what the output predicts, which decides the ``uncertainty``
+            signature: ``"classification"`` (probabilities over the last axis),
+            ``"binary"`` (one Bernoulli probability per unit) or
+            ``"regression"``. ``None``: the task of the model's
+            :mod:`bayesflip.heads` output head (regression heads give the
+            variance decomposition); a model without a head needs ``task``
+            (or ``from_logits=True``). Never guessed from an activation.
+        from_logits: the model outputs logits; apply a softmax (``"binary"``:
+            a sigmoid) to each draw (as in :func:`bayesflip.uncertainty.mc_predict`).
+            Without ``task`` and head it means ``task="classification"``.
         overwrite: replace an existing non-empty ``path``.
 
     Returns:
@@ -175,14 +219,17 @@ def export(
 
     Raises:
         ValueError: ``num_samples < 1``, no variational layers, not a
-            single-input model, or ``path`` not empty without ``overwrite``.
+            single-input model, an unknown or missing ``task``, or ``path``
+            not empty without ``overwrite``.
         TypeError: ``model`` is not a Keras model.
 
     Example:
     >>> import keras, numpy as np, tempfile, os, tensorflow as tf, bayesflip
     >>> from bayesflip.layers import DenseFlipout
     >>> model = keras.Sequential([keras.Input((4,)), DenseFlipout(3, activation="softmax", seed=0)])
-    >>> path = bayesflip.export(model, os.path.join(tempfile.mkdtemp(), "bnn"), num_samples=8)
+    >>> path = bayesflip.export(
+    ...     model, os.path.join(tempfile.mkdtemp(), "bnn"), num_samples=8, task="classification"
+    ... )
     >>> served = tf.saved_model.load(path)
     >>> out = served.signatures["uncertainty"](x=tf.ones((2, 4)))
     >>> sorted(out)
@@ -191,8 +238,6 @@ def export(
     TensorShape([8, 2, 3])
     """
     fn = "export"
-    from bayesflip.inference import posterior_mean, variational_layers
-
     if not isinstance(model, keras.Model):
         raise TypeError(f"{fn}: `model` must be a Keras model, got {type(model).__name__}.")
     num_samples = check_positive_int(fn, "num_samples", num_samples)
@@ -212,9 +257,7 @@ def export(
             f"{fn}: `path` {path!r} exists and is not an empty folder; pass overwrite=True to replace it."
         )
     spec = _input_spec(fn, model)
-    kind, link, extra = _plan(model, bool(from_logits))
-    links = {"softmax": lambda t: tf.nn.softmax(t, axis=-1), "sigmoid": tf.sigmoid, None: lambda t: t}
-    apply_link = links[link]
+    plan = _predictive_spec(fn, model, task, bool(from_logits))
 
     module = tf.Module()
     module.model_variables = [v.value if isinstance(v, keras.Variable) else v for v in model.variables]
@@ -228,7 +271,7 @@ def export(
     def one_draw(x, offset):
         with rnd.counter_offset(offset):
             y = model(x, training=False)
-        return apply_link(tf.cast(y, tf.float32))
+        return apply_link(plan.link, tf.cast(y, tf.float32))
 
     def draws(x):
         old = tf.raw_ops.RngReadAndSkip(
@@ -250,23 +293,17 @@ def export(
 
     def predict(x):
         samples = draws(x)
-        if kind == "regression_head":
+        if plan.num_params is not None:
             mean = tf.reduce_mean(samples[..., 0], axis=0)
         else:
             mean = tf.reduce_mean(samples, axis=0)
         return {"predictions": mean, "samples": samples}
 
     def uncertainty(x):
-        samples = draws(x)
-        if kind == "regression_head":
-            return _regression_moments(samples, extra)
-        if kind == "classification":
-            return _entropies(samples, binary=(link == "sigmoid" or extra == "binary"))
-        mean = tf.reduce_mean(samples, axis=0)
-        return {"mean": mean, "epistemic_variance": tf.reduce_mean(tf.square(samples - mean), axis=0)}
+        return _uncertainty_outputs(plan, draws(x))
 
     def mean_prediction(x):
-        return {"predictions": apply_link(tf.cast(model(x, training=False), tf.float32))}
+        return {"predictions": apply_link(plan.link, tf.cast(model(x, training=False), tf.float32))}
 
     tmp = None
     try:
@@ -290,11 +327,7 @@ def export(
             # the layers' KL gradient hooks for nothing.
             options=tf.saved_model.SaveOptions(experimental_custom_gradients=False),
         )
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        elif os.path.exists(path):
-            os.remove(path)
-        os.replace(tmp, path)
+        _replace_folder(tmp, path)
         tmp = None
     finally:
         if tmp is not None:

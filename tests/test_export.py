@@ -63,7 +63,7 @@ def _x(n=6):
 def test_served_without_bayesflip_equals_mc_predict_and_posterior_mean(tmp_path):
     model = _classifier()
     x = _x()
-    path = bayesflip.export(model, tmp_path / "bnn", num_samples=T)
+    path = bayesflip.export(model, tmp_path / "bnn", num_samples=T, task="classification")
     np.save(tmp_path / "x.npy", x)
     script = tmp_path / "serve.py"
     script.write_text(_SERVE)
@@ -112,7 +112,9 @@ def test_regression_head_uncertainty_matches_mc_predict(tmp_path):
 
 
 def test_concurrent_serving_calls_never_share_draws(tmp_path):
-    served = tf.saved_model.load(bayesflip.export(_classifier(), tmp_path / "bnn", num_samples=4))
+    served = tf.saved_model.load(
+        bayesflip.export(_classifier(), tmp_path / "bnn", num_samples=4, task="classification")
+    )
     predict = served.signatures["predict"]
     x = tf.constant(_x(1))
     predict(x=x)
@@ -137,7 +139,7 @@ def test_concurrent_serving_calls_never_share_draws(tmp_path):
 def test_tflite_posterior_mean_builtin_ops_and_sampling_with_select_tf_ops(tmp_path):
     model = _classifier()
     x = _x()
-    path = bayesflip.export(model, tmp_path / "bnn", num_samples=T)
+    path = bayesflip.export(model, tmp_path / "bnn", num_samples=T, task="classification")
     converter = tf.lite.TFLiteConverter.from_saved_model(path, signature_keys=["posterior_mean"])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # builtin ops only
     interpreter = tf.lite.Interpreter(model_content=converter.convert())
@@ -156,7 +158,7 @@ def test_tflite_posterior_mean_builtin_ops_and_sampling_with_select_tf_ops(tmp_p
 def test_bad_inputs_and_no_partial_folder(tmp_path, monkeypatch):
     model = _classifier()
     with pytest.raises(ValueError, match=r"export: `num_samples` must be a positive int, got 0"):
-        bayesflip.export(model, tmp_path / "a", num_samples=0)
+        bayesflip.export(model, tmp_path / "a", num_samples=0, task="classification")
     plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="no bayesflip variational layers"):
         bayesflip.export(plain, tmp_path / "b")
@@ -165,7 +167,7 @@ def test_bad_inputs_and_no_partial_folder(tmp_path, monkeypatch):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("x")
     with pytest.raises(ValueError, match="exists and is not an empty folder"):
-        bayesflip.export(model, tmp_path / "full")
+        bayesflip.export(model, tmp_path / "full", task="classification")
     assert (tmp_path / "full" / "keep.txt").exists()
 
     def broken_save(*args, **kwargs):
@@ -174,7 +176,7 @@ def test_bad_inputs_and_no_partial_folder(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tf.saved_model, "save", broken_save)
     with pytest.raises(RuntimeError, match="disk full"):
-        bayesflip.export(model, tmp_path / "out")
+        bayesflip.export(model, tmp_path / "out", task="classification")
     assert sorted(os.listdir(tmp_path)) == ["full"]  # neither `out` nor a temporary folder
 
 
@@ -195,7 +197,9 @@ def test_multiplicative_posteriors_export_with_pruned_posterior_mean(tmp_path):
     drop = np.random.default_rng(1).random(post.shape) < 0.5
     post.log_sigma2.assign(post.log_sigma2.numpy() + np.where(drop, 20.0, 0.0).astype("float32"))
     assert sparsity(model).pruned == int(drop.sum())
-    served = tf.saved_model.load(bayesflip.export(model, str(tmp_path / "vd"), num_samples=4))
+    served = tf.saved_model.load(
+        bayesflip.export(model, str(tmp_path / "vd"), num_samples=4, task="regression")
+    )
     with bayesflip.posterior_mean(model):
         expected = model(x).numpy()
     np.testing.assert_allclose(
@@ -205,3 +209,62 @@ def test_multiplicative_posteriors_export_with_pruned_posterior_mean(tmp_path):
         atol=1e-6,
     )
     assert served.signatures["predict"](x=tf.constant(x))["samples"].shape == (4, 5, 3)
+
+
+@pytest.mark.parametrize("crash", [None, "rename_in"])
+def test_overwrite_swaps_atomically_and_a_failed_swap_keeps_the_old_export(tmp_path, monkeypatch, crash):
+    """Old export aside, new one renamed in, then the old one deleted; a crash in between restores the old."""
+    from bayesflip import serving
+
+    old, new = tmp_path / "bnn", tmp_path / ".bnn.partial-1"
+    for folder, text in ((old, "old"), (new, "new")):
+        (folder / "variables").mkdir(parents=True)
+        (folder / "saved_model.pb").write_text(text)
+    real_replace = os.replace
+
+    def crash_on_rename_in(src, dst):
+        if ".partial-" in os.path.basename(src):  # the complete new export moving in: "power cut"
+            raise OSError("crash between moving the old export aside and renaming the new one in")
+        real_replace(src, dst)
+
+    if crash:
+        monkeypatch.setattr(serving.os, "replace", crash_on_rename_in)
+        with pytest.raises(OSError, match="crash between"):
+            serving._replace_folder(str(new), str(old))
+        assert sorted(os.listdir(tmp_path)) == [".bnn.partial-1", "bnn"]  # export() then deletes the partial
+        assert (old / "saved_model.pb").read_text() == "old"
+    else:
+        serving._replace_folder(str(new), str(old))
+        assert sorted(os.listdir(tmp_path)) == ["bnn"]  # no set-aside folder left
+        assert (old / "saved_model.pb").read_text() == "new"
+
+
+def test_task_is_explicit_or_read_from_a_head_never_from_an_activation(tmp_path):
+    # a sigmoid-bounded regressor: its uncertainty is a variance, not entropies
+    bounded = keras.Sequential([keras.Input((4,)), DenseFlipout(2, activation="sigmoid", seed=0)])
+    with pytest.raises(ValueError, match=r"export: model '.*' does not end in a bayesflip head.*pass task="):
+        bayesflip.export(bounded, tmp_path / "a")
+    with pytest.raises(ValueError, match=r"export: `task` must be one of .*got 'ordinal'"):
+        bayesflip.export(bounded, tmp_path / "a", task="ordinal")
+    x = _x()
+    served = tf.saved_model.load(
+        bayesflip.export(bounded, tmp_path / "reg", num_samples=T, task="regression")
+    )
+    assert sorted(served.signatures["uncertainty"](x=tf.constant(x))) == ["epistemic_variance", "mean"]
+    # the same outputs as independent Bernoulli probabilities: entropies per unit
+    served = tf.saved_model.load(bayesflip.export(bounded, tmp_path / "bin", num_samples=T, task="binary"))
+    u = {k: v.numpy() for k, v in served.signatures["uncertainty"](x=tf.constant(x)).items()}
+    ref = uncertainty.mc_predict(bounded, x, num_samples=T, return_samples=True)  # the same T draws
+    two_class = np.stack([1 - ref, ref], axis=-1)
+    np.testing.assert_allclose(u["probabilities"], ref.mean(axis=0), atol=1e-6)
+    np.testing.assert_allclose(
+        u["predictive_entropy"], uncertainty.predictive_entropy(two_class.mean(axis=0)), atol=1e-5
+    )
+    np.testing.assert_allclose(u["expected_entropy"], uncertainty.expected_entropy(two_class), atol=1e-5)
+    np.testing.assert_allclose(u["mutual_information"], uncertainty.mutual_information(two_class), atol=1e-5)
+    # a head decides; a contradicting task is an error
+    reg = keras.Sequential([keras.Input((4,)), DenseFlipout(2, seed=3), heads.GaussianHead()])
+    with pytest.raises(ValueError, match=r"ends in GaussianHead .* task is 'regression', got task='binary'"):
+        bayesflip.export(reg, tmp_path / "c", task="binary")
+    with pytest.raises(ValueError, match=r"`from_logits` does not apply .*GaussianHead"):
+        bayesflip.export(reg, tmp_path / "c", from_logits=True)

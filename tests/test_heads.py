@@ -585,3 +585,56 @@ def test_bad_predictive_calls(x):
         ValueError, match=r"mc_predict: `from_logits` does not apply to a model ending in GaussianHead"
     ):
         unc.mc_predict(model, x, num_samples=2, from_logits=True)
+
+
+# --------------------------------------------------------------------------- API shape
+def _imported_modules(path):
+    import ast
+
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):  # module level and inside functions alike
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return found
+
+
+def test_heads_and_the_predictive_core_import_nothing_above_them():
+    import pathlib
+
+    root = pathlib.Path(bayesflip.__file__).parent
+    for path in [*sorted((root / "heads").glob("*.py")), root / "_predictive_core.py"]:
+        above = {"bayesflip.uncertainty", "bayesflip.serving"}
+        if path.name == "_predictive_core.py":
+            above |= {"bayesflip.heads", "bayesflip.layers", "bayesflip.inference"}
+        bad = {m for m in _imported_modules(path) if any(m == a or m.startswith(a + ".") for a in above)}
+        assert not bad, (path.name, bad)
+
+
+def test_facades_export_only_public_names_and_show_their_source():
+    import types
+
+    from bayesflip import serving
+
+    for mod in (heads, unc, serving):
+        assert [n for n in mod.__all__ if n.startswith("_")] == [], mod.__name__
+        for name, obj in vars(mod).items():
+            if name.startswith("_") and not name.startswith("__") and not isinstance(obj, types.ModuleType):
+                # a private name may only be the module's own helper, never one re-exported from elsewhere
+                assert getattr(obj, "__module__", mod.__name__) == mod.__name__, (mod.__name__, name)
+        for name in mod.__all__:
+            obj = getattr(mod, name)
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                assert name in inspect.getsource(obj)
+
+
+def test_heads_describe_themselves_with_the_public_protocol():
+    spec = heads.PredictiveSpec
+    assert heads.GaussianHead().predictive_spec == spec("regression", None, 2)
+    assert heads.StudentTHead(df=3.0).predictive_spec == spec("regression", None, 3)
+    assert heads.CategoricalHead().predictive_spec == spec("classification", "softmax", None)
+    assert heads.BernoulliHead().predictive_spec == spec("binary", "sigmoid", None)
+    assert {s.task for s in (spec("regression"), spec("binary"), spec("classification"))} == set(heads.TASKS)

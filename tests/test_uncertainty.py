@@ -11,6 +11,7 @@ from scipy import special, stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 import bayesflip
+from bayesflip import heads
 from bayesflip import uncertainty as unc
 from bayesflip._tfp import tfd
 from bayesflip.layers import DenseFlipout
@@ -151,11 +152,13 @@ def test_mc_predict_recompiles_when_the_estimator_changes(first):
 def test_mc_predict_recompiles_when_the_dtype_policy_changes():
     model, layer = linear_model(3, 2)
     x = np.ones((4, 3), "float32")
+    from bayesflip.uncertainty._sampling import _SAMPLERS
+
     unc.mc_predict(model, x, num_samples=2)
-    keys = set(unc._SAMPLERS[model])
+    keys = set(_SAMPLERS[model])
     layer.dtype_policy = keras.DTypePolicy("mixed_float16")
     unc.mc_predict(model, x, num_samples=2)
-    assert len(set(unc._SAMPLERS[model]) - keys) == 1
+    assert len(set(_SAMPLERS[model]) - keys) == 1
 
 
 def test_from_logits_on_probabilities_warns_like_keras():
@@ -389,3 +392,50 @@ def test_mc_predict_cache_does_not_keep_the_model_alive():
     del model
     gc.collect()
     assert ref() is None
+
+
+def test_mc_predict_on_an_unbuilt_model_does_not_advance_the_rng_to_build_it():
+    """Building on ``x[:1]`` runs in posterior-mean mode: the state equals that of a model built by ``keras.Input``."""
+    x = np.ones((5, 4), "float32")
+    unbuilt = keras.Sequential([DenseFlipout(3, seed=5), DenseFlipout(2, seed=6)])
+    prebuilt = keras.Sequential([keras.Input((4,)), DenseFlipout(3, seed=5), DenseFlipout(2, seed=6)])
+    unc.mc_predict(unbuilt, x, num_samples=4)
+    unc.mc_predict(prebuilt, x, num_samples=4)
+    for a, b in zip(unbuilt.layers, prebuilt.layers):
+        np.testing.assert_array_equal(a.rng_state.numpy(), b.rng_state.numpy())
+    assert [int(layer.rng_state.numpy()[1]) for layer in unbuilt.layers] == [4, 4]  # one advance per draw
+    assert not any(layer.use_posterior_mean for layer in unbuilt.layers)  # the mode is restored
+
+
+def test_mc_predict_on_fresh_models_in_a_loop_never_warns_about_retracing():
+    """Cross-validation / seeds: one fresh model after another traces one sampler each, which
+    TensorFlow must not report as "creating @tf.function repeatedly in a loop"."""
+    import logging
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = tf.get_logger()
+    logger.addHandler(handler)
+    try:
+        x = np.ones((3, 2), "float32")
+        for seed in range(10):
+            model = keras.Sequential([keras.Input((2,)), DenseFlipout(2, seed=seed)])
+            unc.mc_predict(model, x, num_samples=2)
+    finally:
+        logger.removeHandler(handler)
+    retracing = [r.getMessage() for r in records if "retracing" in r.getMessage()]
+    assert retracing == []
+
+
+def test_regression_uncertainty_is_a_regression_predictive_and_the_old_name_warns(rng):
+    mu, sd = rng.normal(size=(4, 3)), rng.uniform(0.5, 1.0, (4, 3))
+    u = unc.regression_uncertainty(mu, sd)
+    assert isinstance(u, unc.RegressionPredictive) and unc.RegressionPredictive is heads.RegressionPredictive
+    np.testing.assert_array_equal(u.samples, np.stack([mu, sd], axis=-1))
+    lo, hi = u.interval(0.9)
+    np.testing.assert_allclose((lo, hi), unc.prediction_interval(mu, sd, level=0.9), rtol=1e-12)
+    with pytest.warns(DeprecationWarning, match=r"RegressionUncertainty is deprecated.*RegressionPredictive"):
+        assert unc.RegressionUncertainty is unc.RegressionPredictive
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        unc.nope  # noqa: B018

@@ -32,50 +32,36 @@ head's output: regression heads give a :class:`RegressionPredictive` (mixture
 mean, variance decomposition, mixture quantiles), classification heads the
 MC-averaged probabilities.
 
+The sampling protocol: every head states its :class:`PredictiveSpec` (task
+``"classification"``/``"binary"``/``"regression"``, per-draw inverse link,
+parameters per unit) in :attr:`Head.predictive_spec` and reduces draws with
+:meth:`Head.predictive`; :func:`~bayesflip.uncertainty.mc_predict` and
+:func:`bayesflip.export` use nothing else. A new head implements both.
+
 Label and parameter checks raise a ``ValueError``/``TypeError`` in eager mode
 and a ``tf.errors.InvalidArgumentError`` with the same message inside a graph
 (``model.fit``); under XLA (``jit_compile=True``) value checks are skipped.
 
-Layout: a package whose private modules are re-exported here (import every name
-from ``bayesflip.heads``): the losses (``_losses``), the head layers
-(``_heads``), the predictive summaries and :func:`output_head`
-(``_predictive``), and shared helpers (``_common``).
+Layout: a package whose public names are imported here from private modules:
+the losses (``_losses``), the head layers and their protocol (``_heads``),
+:func:`output_head` and :func:`predictive` (``_predictive``), shared helpers
+(``_common``); the predictive math and :class:`RegressionPredictive` live in
+``bayesflip._predictive_core``, below heads and :mod:`bayesflip.uncertainty`.
+Only the names in ``__all__`` are public.
 """
 
-from bayesflip.heads._common import _PACKAGE, _shape  # noqa: F401 - re-exported
-from bayesflip.heads._heads import (  # noqa: F401 - re-exported
-    _DF_FLOOR,
-    _INIT_DF,
-    _LINKS,
-    _NOISE,
+from bayesflip._predictive_core import RegressionPredictive
+from bayesflip.heads._heads import (
+    TASKS,
     BernoulliHead,
     CategoricalHead,
     GaussianHead,
     Head,
+    PredictiveSpec,
     StudentTHead,
-    _check_number,
-    _LogitsHead,
-    _RegressionHead,
-    _softplus_inverse,
 )
-from bayesflip.heads._losses import (  # noqa: F401 - re-exported
-    BernoulliNLL,
-    CategoricalNLL,
-    GaussianNLL,
-    StudentTNLL,
-    _check_positive_params,
-    _check_values,
-    _dtype_kind,
-    _dtype_of,
-    _HeadNLL,
-)
-from bayesflip.heads._predictive import (  # noqa: F401 - re-exported
-    RegressionPredictive,
-    _mixture_quantile,
-    _regression_predictive,
-    output_head,
-    predictive,
-)
+from bayesflip.heads._losses import BernoulliNLL, CategoricalNLL, GaussianNLL, StudentTNLL
+from bayesflip.heads._predictive import output_head, predictive
 
 __all__ = [
     "Head",
@@ -87,6 +73,8 @@ __all__ = [
     "StudentTNLL",
     "CategoricalNLL",
     "BernoulliNLL",
+    "PredictiveSpec",
+    "TASKS",
     "RegressionPredictive",
     "predictive",
     "output_head",

@@ -4,21 +4,18 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal, NamedTuple
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from bayesflip._checks import check_positive_int, is_real
+from bayesflip._predictive_core import LINKS, RegressionPredictive
 from bayesflip._tfp import tfd
 from bayesflip._typing import ArrayLike
 from bayesflip.heads._common import _PACKAGE, _shape
 from bayesflip.heads._losses import BernoulliNLL, CategoricalNLL, GaussianNLL, StudentTNLL, _HeadNLL
-from bayesflip.uncertainty._sampling import _LINKS
-
-if TYPE_CHECKING:
-    from bayesflip.heads._predictive import RegressionPredictive
 
 _NOISE = ("heteroscedastic", "homoscedastic")
 #: A learned Student-t ``df`` is ``2 + _DF_FLOOR + softplus(raw)`` (finite variance),
@@ -43,19 +40,49 @@ def _softplus_inverse(y: float) -> float:
     return y + math.log(-math.expm1(-y))
 
 
+# --------------------------------------------------------------------------- protocol
+#: What a model's output can predict (:attr:`PredictiveSpec.task`, ``bayesflip.export(task=)``):
+#: ``"classification"`` (categorical probabilities over the last axis), ``"binary"``
+#: (independent Bernoulli probabilities per unit) or ``"regression"``.
+TASKS: tuple[str, ...] = ("classification", "binary", "regression")
+
+
+class PredictiveSpec(NamedTuple):
+    """How Monte Carlo draws of a model's output are sampled and summarised.
+
+    The protocol between a :class:`Head` and the code that samples it
+    (:func:`bayesflip.uncertainty.mc_predict`, :func:`bayesflip.export`): a
+    head describes itself with :attr:`Head.predictive_spec` and reduces draws
+    with :meth:`Head.predictive`; the samplers read nothing else of it.
+
+    Example:
+    >>> GaussianHead().predictive_spec
+    PredictiveSpec(task='regression', link=None, num_params=2)
+    >>> CategoricalHead().predictive_spec
+    PredictiveSpec(task='classification', link='softmax', num_params=None)
+    """
+
+    #: ``"classification"``, ``"binary"`` or ``"regression"`` (one of :data:`TASKS`).
+    task: Literal["classification", "binary", "regression"]
+    #: Inverse link applied to each draw before averaging (``"softmax"``, ``"sigmoid"``),
+    #: or ``None`` (the draws are averaged as they are).
+    link: Literal["softmax", "sigmoid"] | None = None
+    #: For a distributional regression output, the parameters per unit on its last axis
+    #: (``[loc, scale]``: 2, ``[loc, scale, df]``: 3); ``None`` for any other output.
+    num_params: int | None = None
+
+
 # --------------------------------------------------------------------------- heads
 class Head(keras.layers.Layer):
     """Base class of likelihood heads (the last layer of a model).
 
     Subclasses set ``_loss_class`` (whose ``_distribution(owner, params)``
     builds the distribution from the head's output, for the head and the loss
-    alike) and define the Monte Carlo reduction
-    ``_predictive(sample_params, return_samples)`` and ``_mc_plan``.
+    alike) and implement the Monte Carlo protocol: :attr:`predictive_spec` and
+    :meth:`predictive`.
     """
 
     _loss_class: type[_HeadNLL]
-    #: Name of the inverse link applied to each MC draw (``"softmax"``/``"sigmoid"``), or None.
-    _mc_link: str | None = None
 
     def __init__(self, **kwargs: Any) -> None:
         if "dtype" not in kwargs and keras.mixed_precision.global_policy().compute_dtype in (
@@ -88,15 +115,25 @@ class Head(keras.layers.Layer):
             params = tf.cast(params, tf.float32)
         return self._loss_class._distribution(self._owner, params)
 
-    def _predictive(self, sample_params, return_samples: bool):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @property
+    def predictive_spec(self) -> PredictiveSpec:
+        """The head's :class:`PredictiveSpec`: its task, per-draw link and parameters per unit."""
+        raise NotImplementedError  # pragma: no cover - abstract
 
-    def _mc_plan(self, return_samples: bool, from_logits: bool):
-        """How :func:`bayesflip.uncertainty.mc_predict` samples this head.
+    def predictive(
+        self, sample_params: ArrayLike, return_samples: bool = False
+    ) -> RegressionPredictive | np.ndarray:
+        """Reduce ``T`` Monte Carlo draws of the head's output (sample axis first) to its predictive.
 
-        Returns ``(link, return_samples, finish)``: the inverse link applied to
-        each draw, whether to keep all draws, and the reduction of the NumPy
-        result (or None).
+        Args:
+            sample_params: the draws, ``(T, N, ..., units, 2 | 3)`` for regression
+                heads, logits ``(T, N, ..., K)`` for classification heads.
+            return_samples: classification heads: the per-draw probabilities
+                instead of their mean (ignored by regression heads).
+
+        Returns:
+            A :class:`~bayesflip.heads.RegressionPredictive` (regression heads), or
+            float32 probabilities (classification heads). See :func:`bayesflip.heads.predictive`.
         """
         raise NotImplementedError  # pragma: no cover - abstract
 
@@ -172,19 +209,27 @@ class _RegressionHead(Head):
         )
         return config
 
-    def _predictive(self, sample_params, return_samples: bool = False) -> RegressionPredictive:
-        # Imported here: bayesflip.heads._predictive imports this module (for Head).
-        from bayesflip.heads._predictive import _regression_predictive
+    @property
+    def predictive_spec(self) -> PredictiveSpec:
+        return PredictiveSpec("regression", None, self._num_params)
 
-        return _regression_predictive(f"{self._owner} predictive", sample_params, self._num_params)
-
-    def _mc_plan(self, return_samples: bool, from_logits: bool):
-        if from_logits:
+    def predictive(self, sample_params: ArrayLike, return_samples: bool = False) -> RegressionPredictive:
+        owner = f"{self._owner} predictive"
+        num_params = self._num_params
+        s = np.asarray(sample_params.numpy() if tf.is_tensor(sample_params) else sample_params)
+        if s.ndim < 4 or s.shape[-1] != num_params:
             raise ValueError(
-                f"mc_predict: `from_logits` does not apply to a model ending in {self._owner} "
-                f"(it returns the head's regression predictive)."
+                f"{owner}: expected MC draws of the head's output with shape "
+                f"(num_samples, N, ..., units, {num_params}), "
+                f"got shape {s.shape}."
             )
-        return None, True, self._predictive
+        s64 = s.astype(np.float64)
+        if not np.all(np.isfinite(s64)):
+            raise ValueError(f"{owner}: the draws contain NaN or infinite values.")
+        scale = s64[..., 1]
+        if np.any(scale <= 0):
+            raise ValueError(f"{owner}: every scale must be > 0, got a minimum of {scale.min():.4g}.")
+        return RegressionPredictive.from_draws(s)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -302,7 +347,8 @@ class StudentTHead(_RegressionHead):
 class _LogitsHead(Head):
     """Heads whose output is the input logits, unchanged."""
 
-    _mc_link: str  # "softmax" or "sigmoid", set by each subclass
+    _task: Literal["classification", "binary"]  # set by each subclass
+    _link: Literal["softmax", "sigmoid"]  # the inverse link of each subclass
     _min_last_dim = 1
 
     def build(self, input_shape: tuple) -> None:
@@ -320,7 +366,11 @@ class _LogitsHead(Head):
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return tuple(input_shape)
 
-    def _predictive(self, sample_params, return_samples: bool = False) -> np.ndarray:
+    @property
+    def predictive_spec(self) -> PredictiveSpec:
+        return PredictiveSpec(self._task, self._link, None)
+
+    def predictive(self, sample_params: ArrayLike, return_samples: bool = False) -> np.ndarray:
         owner = f"{self._owner} predictive"
         s = tf.convert_to_tensor(sample_params, dtype_hint=tf.float32)
         if s.shape.rank is None or s.shape.rank < 3:
@@ -329,11 +379,8 @@ class _LogitsHead(Head):
                 f"(num_samples, N, ..., {self._last_dim_name}), "
                 f"got shape {_shape(s)}."
             )
-        probs = _LINKS[self._mc_link](tf.cast(s, tf.float32))
+        probs = LINKS[self._link](tf.cast(s, tf.float32))
         return (probs if return_samples else tf.reduce_mean(probs, axis=0)).numpy()
-
-    def _mc_plan(self, return_samples: bool, from_logits: bool):
-        return self._mc_link, return_samples, None
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -358,7 +405,8 @@ class CategoricalHead(_LogitsHead):
     [[0.2, 0.8]]
     """
 
-    _mc_link = "softmax"
+    _task = "classification"
+    _link = "softmax"
     _loss_class = CategoricalNLL
     _min_last_dim = 2
     _last_dim_name = "K"
@@ -382,7 +430,8 @@ class BernoulliHead(_LogitsHead):
     2.8201
     """
 
-    _mc_link = "sigmoid"
+    _task = "binary"
+    _link = "sigmoid"
     _loss_class = BernoulliNLL
     _last_dim_name = "units"
     _hint = ""

@@ -1,95 +1,17 @@
-"""Monte Carlo predictive summaries: :class:`RegressionPredictive` and :func:`predictive`."""
+"""The head of a model (:func:`output_head`) and the reduction of its draws (:func:`predictive`).
+
+The regression summary type, :class:`~bayesflip.heads.RegressionPredictive`, and its math live in
+the shared predictive core (``bayesflip._predictive_core``), below heads and uncertainty.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
-
 import keras
 import numpy as np
-import tensorflow as tf
 
-from bayesflip._checks import check_real
+from bayesflip._predictive_core import RegressionPredictive
 from bayesflip._typing import ArrayLike
 from bayesflip.heads._heads import Head
-from bayesflip.uncertainty._regression import _mixture_quantile
-
-
-class RegressionPredictive(NamedTuple):
-    """Monte Carlo predictive of a Gaussian or Student-t head: the equal-weight mixture of ``T`` draws.
-
-    With draws ``(μ_s, σ_s[, ν_s])`` the predictive is ``(1/T) Σ_s p_s`` and its
-    variance splits (law of total variance) into ``E_s Var_s`` (aleatoric) and
-    ``Var_s μ_s`` (epistemic, population variance over the draws). A component's
-    variance is ``σ_s²`` (Gaussian) or ``ν_s/(ν_s − 2) · σ_s²`` (Student-t;
-    infinite for ``ν_s ≤ 2``). Arrays are float64 of shape ``(N, ..., units)``.
-    """
-
-    mean: np.ndarray  #: ``E_s μ_s`` (for Student-t components the mean needs ``ν > 1``)
-    total_variance: np.ndarray  #: ``aleatoric + epistemic``
-    aleatoric_variance: np.ndarray  #: ``E_s Var[p_s]``
-    epistemic_variance: np.ndarray  #: ``Var_s μ_s``
-    samples: np.ndarray  #: the raw head outputs, ``(T, N, ..., units, 2 | 3)``
-
-    def _components(self):
-        s = np.asarray(self.samples, dtype=np.float64)
-        return s[..., 0], s[..., 1], (s[..., 2] if s.shape[-1] == 3 else None)
-
-    def quantile(self, q: float | Sequence[float]) -> np.ndarray:
-        """Quantile(s) of the mixture predictive (bisection on its CDF to 1e-10 relative width).
-
-        Args:
-            q: a probability in ``(0, 1)``, or a sequence of them.
-
-        Returns:
-            ``(N, ..., units)`` for one ``q``; ``(len(q), N, ..., units)`` for a sequence.
-        """
-        qs = np.asarray(q, dtype=np.float64)
-        if qs.ndim > 1 or qs.size == 0 or not np.all((qs > 0) & (qs < 1)):
-            raise ValueError(
-                f"RegressionPredictive.quantile: `q` must be in (0, 1) (or a list of such), got {q!r}."
-            )
-        mu, sd, df = self._components()
-        out = [_mixture_quantile(mu, sd, float(p), df) for p in np.atleast_1d(qs)]
-        return out[0] if qs.ndim == 0 else np.stack(out)
-
-    def interval(self, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-        """Central prediction interval: the ``(1 − level)/2`` and ``(1 + level)/2`` mixture quantiles.
-
-        Args:
-            level: coverage probability in ``(0, 1)``.
-
-        Returns:
-            ``(lower, upper)``, each ``(N, ..., units)``.
-        """
-        level = check_real("RegressionPredictive.interval", "level", level, low=0, high=1)
-        lo, hi = self.quantile([(1 - level) / 2, (1 + level) / 2])
-        return lo, hi
-
-
-def _regression_predictive(owner: str, samples, num_params: int) -> RegressionPredictive:
-    s = np.asarray(samples.numpy() if tf.is_tensor(samples) else samples)
-    if s.ndim < 4 or s.shape[-1] != num_params:
-        raise ValueError(
-            f"{owner}: expected MC draws of the head's output with shape "
-            f"(num_samples, N, ..., units, {num_params}), "
-            f"got shape {s.shape}."
-        )
-    s64 = s.astype(np.float64)
-    if not np.all(np.isfinite(s64)):
-        raise ValueError(f"{owner}: the draws contain NaN or infinite values.")
-    loc, scale = s64[..., 0], s64[..., 1]
-    if np.any(scale <= 0):
-        raise ValueError(f"{owner}: every scale must be > 0, got a minimum of {scale.min():.4g}.")
-    var = scale**2
-    if num_params == 3:
-        df = s64[..., 2]
-        factor = np.full_like(df, np.inf)
-        np.divide(df, df - 2.0, out=factor, where=df > 2.0)
-        var = var * factor
-    aleatoric = var.mean(axis=0)
-    epistemic = loc.var(axis=0)
-    return RegressionPredictive(loc.mean(axis=0), aleatoric + epistemic, aleatoric, epistemic, s)
 
 
 # --------------------------------------------------------------------------- functions
@@ -174,4 +96,4 @@ def predictive(
             f"layer is one, "
             f"got {what}."
         )
-    return head._predictive(sample_params, bool(return_samples))
+    return head.predictive(sample_params, bool(return_samples))

@@ -18,48 +18,50 @@
 Entropies are in nats. Functions given a ``tf.Tensor`` return a ``tf.Tensor``
 (usable inside ``tf.function``); given array-likes they return NumPy arrays.
 
-Layout: a package whose private modules are re-exported here (import every
-name from ``bayesflip.uncertainty``): the sampler (``_sampling``) apart from
-the pure summaries (``_classification``, ``_regression``, ``_ood``).
+Regression summaries are one type, :class:`RegressionPredictive` (also
+:class:`bayesflip.heads.RegressionPredictive`); ``RegressionUncertainty`` is a
+deprecated alias of it.
+
+Layout: a package whose public names are imported here from private modules:
+the sampler (``_sampling``) apart from the pure summaries (``_classification``,
+``_regression``, ``_ood``), which share their formulas with
+:mod:`bayesflip.heads` and :mod:`bayesflip.serving` through
+``bayesflip._predictive_core``. Only the names in ``__all__`` are public.
 """
 
-from bayesflip.uncertainty._classification import (  # noqa: F401 - re-exported
-    _as_float_tensor,
-    _entropy,
-    _on_simplex,
-    _out,
-    _probs_and_logp,
-    expected_entropy,
-    mutual_information,
-    predictive_entropy,
-)
-from bayesflip.uncertainty._ood import _ood_scores, ood_aupr, ood_auroc  # noqa: F401 - re-exported
-from bayesflip.uncertainty._regression import (  # noqa: F401 - re-exported
-    RegressionUncertainty,
-    _mixture_quantile,
-    _regression_inputs,
-    prediction_interval,
-    predictive_cdf,
-    regression_uncertainty,
-)
-from bayesflip.uncertainty._sampling import (  # noqa: F401 - re-exported
-    _LINKS,
-    _SAMPLERS,
-    _build_sampler,
-    _graph_key,
-    _mode_key,
-    mc_predict,
-)
+import warnings as _warnings
+
+from bayesflip._predictive_core import RegressionPredictive
+from bayesflip.uncertainty._classification import expected_entropy, mutual_information, predictive_entropy
+from bayesflip.uncertainty._ood import ood_aupr, ood_auroc
+from bayesflip.uncertainty._regression import prediction_interval, predictive_cdf, regression_uncertainty
+from bayesflip.uncertainty._sampling import mc_predict
 
 __all__ = [
     "mc_predict",
     "predictive_entropy",
     "expected_entropy",
     "mutual_information",
-    "RegressionUncertainty",
+    "RegressionPredictive",
     "regression_uncertainty",
     "predictive_cdf",
     "prediction_interval",
     "ood_auroc",
     "ood_aupr",
 ]
+
+#: Public names that went away: old name -> the name of the object that replaces it.
+_DEPRECATED = {"RegressionUncertainty": "RegressionPredictive"}
+
+
+def __getattr__(name: str):
+    if name in _DEPRECATED:
+        new = _DEPRECATED[name]
+        _warnings.warn(
+            f"bayesflip.uncertainty.{name} is deprecated and will be removed in a future release; "
+            f"use bayesflip.uncertainty.{new} (regression_uncertainty returns one).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return globals()[new]
+    raise AttributeError(f"module 'bayesflip.uncertainty' has no attribute {name!r}")

@@ -16,6 +16,7 @@ from bayesflip._checks import (
     check_on_simplex,
     warn_probabilities_as_logits,
 )
+from bayesflip._predictive_core import entropy, entropy_decomposition
 from bayesflip._typing import ArrayLike
 
 
@@ -52,14 +53,6 @@ def _probs_and_logp(fn: str, arg: str, value, from_logits: bool, min_rank: int):
     return p, None, is_tensor
 
 
-def _entropy(p: tf.Tensor, logp: tf.Tensor | None) -> tf.Tensor:
-    if logp is None:
-        h = -tf.reduce_sum(tf.math.xlogy(p, p), axis=-1)
-    else:
-        h = -tf.reduce_sum(p * logp, axis=-1)
-    return tf.maximum(h, 0.0) + 0.0  # entropy >= 0; "+ 0.0" turns -0.0 into 0.0
-
-
 def _out(t: tf.Tensor, is_tensor: bool):
     return t if is_tensor else t.numpy()
 
@@ -90,7 +83,7 @@ def predictive_entropy(probs: ArrayLike, from_logits: bool = False) -> np.ndarra
     [0.6931, 0.0]
     """
     p, logp, is_tensor = _probs_and_logp("predictive_entropy", "probs", probs, from_logits, 1)
-    return _out(_entropy(p, logp), is_tensor)
+    return _out(entropy(p, logp), is_tensor)
 
 
 def expected_entropy(sample_probs: ArrayLike, from_logits: bool = False) -> np.ndarray | tf.Tensor:
@@ -110,7 +103,7 @@ def expected_entropy(sample_probs: ArrayLike, from_logits: bool = False) -> np.n
     [0.3466]
     """
     p, logp, is_tensor = _probs_and_logp("expected_entropy", "sample_probs", sample_probs, from_logits, 2)
-    return _out(tf.reduce_mean(_entropy(p, logp), axis=0), is_tensor)
+    return _out(tf.reduce_mean(entropy(p, logp), axis=0), is_tensor)
 
 
 def mutual_information(sample_probs: ArrayLike, from_logits: bool = False) -> np.ndarray | tf.Tensor:
@@ -132,6 +125,5 @@ def mutual_information(sample_probs: ArrayLike, from_logits: bool = False) -> np
     [0.6931]
     """
     p, logp, is_tensor = _probs_and_logp("mutual_information", "sample_probs", sample_probs, from_logits, 2)
-    mean = tf.reduce_mean(p, axis=0)
-    mi = _entropy(mean, None) - tf.reduce_mean(_entropy(p, logp), axis=0)
-    return _out(tf.maximum(mi, 0.0), is_tensor)
+    _, _, mi = entropy_decomposition(p, logp)
+    return _out(mi, is_tensor)

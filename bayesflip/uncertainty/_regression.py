@@ -1,28 +1,19 @@
 """Uncertainty of regression predictives: variance decomposition, CDF and intervals.
 
 With ``S`` posterior draws of a Gaussian head the predictive is the equal-weight
-mixture ``(1/S) Σ_s N(μ_s, σ_s²)``; these functions summarise it (pure NumPy/SciPy).
+mixture ``(1/S) Σ_s N(μ_s, σ_s²)``; these functions summarise it with the shared
+predictive math (``bayesflip._predictive_core``) and SciPy.
 """
 
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 from scipy import special
 
 from bayesflip._checks import check_real
+from bayesflip._predictive_core import RegressionPredictive, mixture_quantile
 from bayesflip._typing import ArrayLike
-
-
-class RegressionUncertainty(NamedTuple):
-    """Mean and variance decomposition of a Gaussian-mixture predictive."""
-
-    mean: np.ndarray  #: predictive mean ``E_s μ_s``
-    total_variance: np.ndarray  #: ``aleatoric + epistemic``
-    aleatoric_variance: np.ndarray  #: ``E_s σ_s²``
-    epistemic_variance: np.ndarray  #: ``Var_s μ_s`` (population variance over samples)
 
 
 def _regression_inputs(fn, sample_means, sample_scales):
@@ -47,7 +38,7 @@ def _regression_inputs(fn, sample_means, sample_scales):
     return mu, sd
 
 
-def regression_uncertainty(sample_means: ArrayLike, sample_scales: ArrayLike) -> RegressionUncertainty:
+def regression_uncertainty(sample_means: ArrayLike, sample_scales: ArrayLike) -> RegressionPredictive:
     """Total, aleatoric and epistemic variance from per-sample mean and scale heads.
 
     With ``S`` posterior draws of a heteroscedastic Gaussian head ``N(μ_s, σ_s²)``
@@ -59,7 +50,9 @@ def regression_uncertainty(sample_means: ArrayLike, sample_scales: ArrayLike) ->
         sample_scales: ``(S, N, ...)`` per-draw predicted standard deviations (>= 0).
 
     Returns:
-        :class:`RegressionUncertainty` of arrays with shape ``(N, ...)``.
+        A :class:`RegressionPredictive`: arrays of shape ``(N, ...)``, and the
+        draws ``[μ_s, σ_s]`` stacked on a last axis in ``samples`` (so
+        ``.quantile`` and ``.interval`` work on it).
 
     Example:
     >>> u = regression_uncertainty([[0.0], [2.0]], [[1.0], [1.0]])
@@ -67,9 +60,7 @@ def regression_uncertainty(sample_means: ArrayLike, sample_scales: ArrayLike) ->
     ([1.0], [1.0], [1.0], [2.0])
     """
     mu, sd = _regression_inputs("regression_uncertainty", sample_means, sample_scales)
-    aleatoric = np.mean(sd**2, axis=0)
-    epistemic = np.var(mu, axis=0)
-    return RegressionUncertainty(mu.mean(axis=0), aleatoric + epistemic, aleatoric, epistemic)
+    return RegressionPredictive.from_draws(np.stack([mu, sd], axis=-1))
 
 
 def predictive_cdf(y: ArrayLike, mean: ArrayLike, scale: ArrayLike) -> np.ndarray:
@@ -143,24 +134,4 @@ def prediction_interval(
         z = special.ndtri(qs[1])
         half = z * np.sqrt(u.total_variance)
         return u.mean - half, u.mean + half
-    return _mixture_quantile(mu, sd, qs[0]), _mixture_quantile(mu, sd, qs[1])
-
-
-def _mixture_quantile(mu: np.ndarray, sd: np.ndarray, q: float, df: np.ndarray | None = None) -> np.ndarray:
-    """``q``-quantile of the equal-weight mixture (over axis 0) of Gaussian or Student-t (``df``) components."""
-    if df is None:
-        z, cdf = special.ndtri(q), special.ndtr
-    else:
-        z, cdf = special.stdtrit(df, q), lambda t: special.stdtr(df, t)
-    lo = np.min(mu + z * sd, axis=0)  # each component's quantile brackets the mixture's
-    hi = np.max(mu + z * sd, axis=0)
-    lo = lo - 1e-12 * (1 + np.abs(lo))
-    hi = hi + 1e-12 * (1 + np.abs(hi))
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        below = np.mean(cdf((mid[None] - mu) / sd), axis=0) < q
-        lo = np.where(below, mid, lo)
-        hi = np.where(below, hi, mid)
-        if np.all(hi - lo <= 1e-10 * (1 + np.abs(mid))):
-            break
-    return 0.5 * (lo + hi)
+    return mixture_quantile(mu, sd, qs[0]), mixture_quantile(mu, sd, qs[1])

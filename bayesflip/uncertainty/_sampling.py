@@ -1,12 +1,15 @@
 """Monte Carlo predictive sampling: :func:`mc_predict` and its compiled samplers.
 
 One ``tf.function`` per model and settings runs the ``num_samples`` forward
-passes in a ``tf.while_loop``; the functions are cached per model (weakly) and
-keyed on everything a trace bakes in (see :func:`_graph_key`).
+passes in a ``tf.while_loop``; the functions are cached per model (weakly),
+dropped on every mode switch (the cache is registered with
+``bayesflip.inference``) and keyed on everything a trace bakes in (see
+:func:`_graph_key`), so a change made another way still selects another one.
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 import weakref
 from typing import Any
@@ -17,16 +20,17 @@ import tensorflow as tf
 
 from bayesflip._checks import check_positive_int, warn_probabilities_as_logits
 from bayesflip._keras_compat import clear_losses, flatten_layers
+from bayesflip._predictive_core import apply_link
+from bayesflip.heads import output_head
+from bayesflip.inference import _mode, _register_compiled_cache, variational_layers
 from bayesflip.uncertainty._classification import _on_simplex
 
-_SAMPLERS: weakref.WeakKeyDictionary[keras.layers.Layer, dict] = weakref.WeakKeyDictionary()
-#: Inverse links applied to each draw (``from_logits``, and the heads of :mod:`bayesflip.heads`).
-_LINKS = {"softmax": lambda t: tf.nn.softmax(t, axis=-1), "sigmoid": tf.sigmoid}
+_SAMPLERS: weakref.WeakKeyDictionary[keras.layers.Layer, dict] = _register_compiled_cache(
+    weakref.WeakKeyDictionary()
+)
 
 
 def _mode_key(model) -> tuple:
-    from bayesflip.inference import variational_layers
-
     layers = variational_layers(model)
     modes = tuple(bool(layer.use_posterior_mean) for layer in layers)
     return modes
@@ -40,8 +44,6 @@ def _graph_key(model) -> tuple:
     every layer its dtype policy (the casts). A change in any of them must select
     (or build) another compiled sampler, never reuse a stale one.
     """
-    from bayesflip.inference import variational_layers
-
     variational = tuple(
         (layer.name, getattr(layer, "estimator", None), bool(layer.use_posterior_mean))
         for layer in variational_layers(model)
@@ -61,11 +63,11 @@ def _build_sampler(model, num_samples, return_samples, link, training, jit_compi
         y = live(x, training=training)
         return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), y)
 
-    def apply_link(y):
-        return y if link is None else tf.nest.map_structure(_LINKS[link], y)
+    def link_all(y):
+        return y if link is None else tf.nest.map_structure(lambda t: apply_link(link, t), y)
 
     def one_pass(x):
-        return apply_link(forward(x))
+        return link_all(forward(x))
 
     def run(x):
         # Each iteration is one full forward pass: every variational layer reads
@@ -74,7 +76,7 @@ def _build_sampler(model, num_samples, return_samples, link, training, jit_compi
         raw = forward(x)
         # from_logits=True on outputs that are already probabilities: checked on the first draw.
         probs_as_logits = _on_simplex(raw) if link == "softmax" and tf.is_tensor(raw) else tf.constant(False)
-        first = apply_link(raw)
+        first = link_all(raw)
         if return_samples:
             acc = tf.nest.map_structure(
                 lambda t: tf.TensorArray(tf.float32, size=num_samples, element_shape=t.shape).write(0, t),
@@ -104,7 +106,20 @@ def _build_sampler(model, num_samples, return_samples, link, training, jit_compi
         kwargs["input_signature"] = [signature]
     else:
         kwargs["reduce_retracing"] = True
-    return tf.function(run, **kwargs)
+    # TensorFlow counts traces per Python *code object* to warn about "creating
+    # @tf.function repeatedly in a loop": every model's sampler shares the code of
+    # ``run``, so fresh models in a loop (cross-validation, seeds) would look like
+    # retracing from the fifth model on. A ``functools.partial`` has no code object
+    # of its own: the count is per sampler, and a sampler that really retraces still warns.
+    return tf.function(functools.partial(run), **kwargs)
+
+
+def _build_without_drawing(model: keras.layers.Layer, x: Any) -> None:
+    """Build ``model`` by calling it on ``x`` in posterior-mean mode: no layer draws, no RNG state advances."""
+    layers = variational_layers(model)
+    with _mode(model, layers, "use_posterior_mean", True):
+        model(x)
+    clear_losses(model)
 
 
 def mc_predict(
@@ -191,14 +206,20 @@ def mc_predict(
     batch_size = batch_size or min(n, 1024)
 
     if not model.built:
-        model(tf.nest.map_structure(lambda t: t[:1], x))
+        _build_without_drawing(model, tf.nest.map_structure(lambda t: t[:1], x))
     # A likelihood head as the output layer decides the per-draw link and the reduction.
-    from bayesflip.heads import output_head
-
     head = output_head(model)
     link, finish = ("softmax" if from_logits else None), None
     if head is not None:
-        link, return_samples, finish = head._mc_plan(bool(return_samples), bool(from_logits))
+        spec = head.predictive_spec
+        if spec.task == "regression":
+            if from_logits:
+                raise ValueError(
+                    f"{fn}: `from_logits` does not apply to a model ending in {type(head).__name__} "
+                    f"'{head.name}' (it returns the head's regression predictive)."
+                )
+            return_samples, finish = True, head.predictive
+        link = spec.link
     modes = _mode_key(model)
     if modes and all(modes) and not training:
         warnings.warn(
