@@ -63,7 +63,7 @@ DEFAULT_SCHEDULE = "cosine"
 #: init) trained on batches tiled ``K`` times at ``T = 1`` (the Bayesian posterior):
 #: the lowest mean held-out NLL over seeds 0–2 in ``benchmarks/ablation_rank1.py``
 #: (``K`` 2 or 4, ``T`` 1 or 0.3, sign or Gaussian init, tiled or split batches;
-#: ``benchmarks/results/demo_rank1_settings.json``; the test split is not used).
+#: its result is ``demo_rank1_settings.json``; the test split is not used).
 DEFAULT_RANK1_COMPONENTS = 2
 DEFAULT_RANK1_TEMPERATURE = 1.0
 

@@ -341,7 +341,7 @@ def test_export_serves_the_rank1_stream_and_posterior_mean(tmp_path, rng):
         ]
     )
     x = rng.normal(size=(4, 5)).astype("float32")
-    path = bayesflip.export(model, tmp_path / "r1", num_samples=t)
+    path = bayesflip.export(model, tmp_path / "r1", num_samples=t, task="classification")
     served = tf.saved_model.load(path)
     got = _np(served.signatures["predict"](x=tf.constant(x))["samples"])
     want = np.asarray(bayesflip.uncertainty.mc_predict(model, x, num_samples=t, return_samples=True))
