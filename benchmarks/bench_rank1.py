@@ -9,7 +9,9 @@ process, medians of many steps:
 - ``rank1``: ``DenseFlipout(posterior=Rank1(K))``, examples split among the
   components (each example of the batch goes through one component);
 - ``rank1_tiled``: the same layers on the batch repeated ``K`` times, so every
-  component sees every example (the paper's training recipe; ``K`` × the work).
+  component sees every example (the paper's training recipe; ``K`` × the work);
+- ``rank1_shared_tiled``: the same with ``estimator="shared"`` (one draw of the factors
+  per component and call, as Edward2; no per-example normal draws).
 
 The bar of the rank-1 design: a tiled step costs at most ``1.2 · K`` Keras steps.
 Also counts the parameters of the main job's MLP (64-128-128-10) with rank-1
@@ -40,7 +42,9 @@ def _mlp(kind: str, k: int) -> keras.Model:
     if kind == "keras":
         layers = [keras.layers.Dense(HIDDEN, activation="relu"), keras.layers.Dense(OUT)]
     else:
-        kw = {} if kind == "flipout" else {"posterior": Rank1(num_components=k)}
+        kw: dict = {} if kind == "flipout" else {"posterior": Rank1(num_components=k)}
+        if kind == "rank1_shared":
+            kw["estimator"] = "shared"
         layers = [
             DenseFlipout(HIDDEN, activation="relu", kl_weight=1e-4, seed=1, **kw),
             DenseFlipout(OUT, kl_weight=1e-4, seed=2, **kw),
@@ -61,6 +65,7 @@ def step_times(k: int, batch: int, steps: int, warmup: int = 5) -> dict:
         ("flipout", "flipout", (x, y)),
         ("rank1", "rank1", (x, y)),
         ("rank1_tiled", "rank1", (x_tiled, y_tiled)),
+        ("rank1_shared_tiled", "rank1_shared", (x_tiled, y_tiled)),
     ):
         keras.utils.set_random_seed(0)
         step = train_step(_mlp(kind, k), keras.optimizers.Adam(1e-3), loss)
@@ -109,7 +114,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
         result["step_seconds"][str(k)] = times
         result["ratios"][str(k)] = {
             name: t / times["keras"] for name, t in times.items() if name != "keras"
-        } | {"rank1_tiled_per_component": times["rank1_tiled"] / (k * times["keras"])}
+        } | {
+            "rank1_tiled_per_component": times["rank1_tiled"] / (k * times["keras"]),
+            "rank1_shared_tiled_per_component": times["rank1_shared_tiled"] / (k * times["keras"]),
+        }
         print(f"K={k}: " + ", ".join(f"{n} {r:.2f}x" for n, r in result["ratios"][str(k)].items()))
     result["parameters"] = parameter_counts(args.components)
     return write_json(os.path.join(output, "rank1.json"), result, args)
