@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from bayesflip import uncertainty as unc
 from bayesflip._typing import ArrayLike
+from bayesflip.calibration import _inputs
 from bayesflip.calibration import metrics as m
 
 __all__ = ["reliability_diagram", "uncertainty_histogram", "regression_calibration_curve"]
@@ -170,7 +171,7 @@ def uncertainty_histogram(
     auroc = unc.ood_auroc(scores_in, scores_out)
     a = np.asarray(scores_in, dtype=np.float64).reshape(-1)
     b = np.asarray(scores_out, dtype=np.float64).reshape(-1)
-    num_bins = m.check_num_bins("uncertainty_histogram", num_bins)
+    num_bins = _inputs.check_num_bins("uncertainty_histogram", num_bins)
     lo, hi = min(a.min(), b.min()), max(a.max(), b.max())
     edges = np.linspace(lo, hi if hi > lo else lo + 1.0, num_bins + 1)
     fig = Figure(figsize=(6.0, 4.0), dpi=100, layout="constrained")
