@@ -147,7 +147,9 @@ def test_configs_with_module_bayesflip_priors_load(class_name, config, expected)
     }
     written = keras.saving.serialize_keras_object(expected)
     assert written["module"].startswith("bayesflip.priors.")  # the defining module: getsource works
-    assert {k: v for k, v in written.items() if k != "module"} == {k: v for k, v in saved.items() if k != "module"}
+    assert {k: v for k, v in written.items() if k != "module"} == {
+        k: v for k, v in saved.items() if k != "module"
+    }
     for config in (saved, written):
         restored = keras.saving.deserialize_keras_object(config, safe_mode=True)
         assert type(restored) is type(expected) and restored == expected

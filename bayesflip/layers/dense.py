@@ -8,16 +8,11 @@ import keras
 import tensorflow as tf
 
 from bayesflip._checks import check_positive_int
+from bayesflip.layers._ops import matmul as _matmul
 from bayesflip.layers._variational import VariationalLayer
 from bayesflip.priors import Prior
 
 __all__ = ["DenseFlipout", "DenseReparameterization", "DenseLocalReparameterization"]
-
-
-def _matmul(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
-    if x.shape.rank == 2:
-        return tf.matmul(x, w)
-    return tf.tensordot(x, w, axes=[[x.shape.rank - 1], [0]])
 
 
 @keras.saving.register_keras_serializable(package="bayesflip")

@@ -30,16 +30,11 @@ import tensorflow as tf
 
 from bayesflip._checks import check_positive_int
 from bayesflip._keras_compat import rnn
+from bayesflip.layers._ops import matmul as _matmul
 from bayesflip.layers._variational import LinearSample, VariationalLayer
 from bayesflip.priors import Prior
 
 __all__ = ["LSTMFlipout", "GRUFlipout"]
-
-
-def _matmul(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
-    if x.shape.rank == 2:
-        return tf.matmul(x, w)
-    return tf.tensordot(x, w, axes=[[x.shape.rank - 1], [0]])
 
 
 class _RecurrentFlipout(VariationalLayer):

@@ -15,7 +15,8 @@ import keras
 import tensorflow as tf
 
 from bayesflip._keras_compat import DropoutRNNCell
-from bayesflip.layers.recurrent import GRUFlipout, LSTMFlipout, _matmul
+from bayesflip.layers._ops import matmul as _matmul
+from bayesflip.layers.recurrent import GRUFlipout, LSTMFlipout
 
 __all__ = ["LSTMFlipoutCell", "GRUFlipoutCell"]
 

@@ -47,7 +47,12 @@ from bayesflip.posteriors._families import (
     get,
 )
 from bayesflip.posteriors._gaussian import GaussianPosterior, WeightPosterior, analytic_kl_available
-from bayesflip.posteriors._multiplicative import MultiplicativePosterior, SparsityReport, log_uniform_kl, sparsity
+from bayesflip.posteriors._multiplicative import (
+    MultiplicativePosterior,
+    SparsityReport,
+    log_uniform_kl,
+    sparsity,
+)
 
 __all__ = [
     "PosteriorFamily",

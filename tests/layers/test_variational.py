@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bayesflip import posteriors, priors
+from bayesflip import priors
 from bayesflip import random as rnd
 from bayesflip.layers import VariationalLayer, _variational
 from bayesflip.posteriors import GaussianPosterior

@@ -3,7 +3,7 @@
 Every case asserts the exception type and that the message names the object
 (layer or function), the argument, what was expected and what came. Cases
 already covered elsewhere (tests/layers/test_dense.py, test_conv.py,
-test_recurrent.py, tests/test_priors.py, tests/test_losses.py,
+test_recurrent.py, tests/test_priors.py, tests/test_elbo.py,
 tests/test_cli.py, tests/calibration/test_metrics.py) are not repeated here;
 docs/reliability.md counts both.
 
@@ -25,6 +25,7 @@ import bayesflip
 from bayesflip import calibration as cal
 from bayesflip import cli, priors
 from bayesflip import uncertainty as unc
+from bayesflip.elbo import KLAnnealing, set_kl_weight
 from bayesflip.layers import (
     Conv1DTransposeFlipout,
     Conv2DFlipout,
@@ -33,7 +34,6 @@ from bayesflip.layers import (
     GRUFlipout,
     LSTMFlipout,
 )
-from bayesflip.losses import KLAnnealing, set_kl_weight
 
 P = np.array([[0.6, 0.4], [0.3, 0.7]])
 
