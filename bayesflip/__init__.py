@@ -22,6 +22,7 @@ if _started_as_cli():
 
         _tf.config.list_physical_devices()  # the CUDA probe logs on first use, not on import
     del _tf
+del _quiet_stderr, _started_as_cli
 
 import keras as _keras  # noqa: E402
 
