@@ -110,7 +110,12 @@ nitpick_ignore_regex = [
         r"(Any|Callable|Sequence|Iterator|Iterable|Mapping|NamedTuple|PathLike|ndarray|Tensor|Layer|Model)",
     ),
     # ``ArrayLike`` in signatures: a NumPy array, tf.Tensor or nested lists (bayesflip/_typing.py)
-    (r"py:class", r"bayesflip\._typing\.ArrayLike"),
+    (r"py:class", r"(bayesflip\._typing\.)?ArrayLike"),
+    # matplotlib's Figure, named in signatures without importing matplotlib (calibration/plots.py)
+    (r"py:class", r"Figure"),
+    # the draw and its application, internal types of the variational core that VariationalLayer's
+    # methods for layer authors return (bayesflip/layers/_estimators.py; not public API)
+    (r"py:class", r"(bayesflip\.layers\._estimators\.)?(Perturbation|LinearSample)"),
 ]
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
