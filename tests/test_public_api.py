@@ -187,3 +187,27 @@ def test_import_bayesflip_does_not_import_matplotlib():
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "plots need matplotlib" in proc.stdout
+
+
+LAYERS = [n for n in bayesflip.layers.__all__ if n != "VariationalLayer"]
+VARIATIONAL_ARGS = ("estimator", "posterior", "prior", "init_scale", "min_scale", "kl_weight", "seed")
+FIRST_ARGS = {"EmbeddingFlipout": (10, 3)}
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_every_public_layer_states_and_documents_its_arguments(name):
+    """All arguments in the signature (``**kwargs`` only for the base Layer's), each documented,
+    the Keras docstring sections present, and ``get_config`` holding exactly those arguments."""
+    cls = getattr(bayesflip.layers, name)
+    params = inspect.signature(cls.__init__).parameters
+    stated = [p for p in params if p != "self" and params[p].kind is not inspect.Parameter.VAR_KEYWORD]
+    assert set(VARIATIONAL_ARGS) <= set(stated)
+    doc = inspect.getdoc(cls)
+    undocumented = [p for p in stated if f"\n    {p}:" not in doc]
+    assert not undocumented, f"{name}: arguments without an Args entry: {undocumented}"
+    for section in ("Args:", "Input shape:", "Output shape:", "Call arguments:", "Example:\n>>> "):
+        assert section in doc, f"{name}: no {section!r} in its docstring"
+    assert "mean-field Gaussian posterior over" not in doc
+    layer = cls(*FIRST_ARGS.get(name, (2,) if "Conv" not in name else (2, 3)), seed=0)
+    base = set(keras.layers.Layer().get_config())
+    assert set(layer.get_config()) - base == set(stated)
