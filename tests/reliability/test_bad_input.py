@@ -255,7 +255,7 @@ CASES = [
     (
         "normal-loc-str",
         lambda: priors.Normal(loc="0"),
-        TypeError,
+        ValueError,  # the one error type of bayesflip._checks for a bad number
         [r"Normal prior", r"`loc`", r"finite number", r"got '0'"],
     ),
     (
