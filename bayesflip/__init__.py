@@ -22,6 +22,7 @@ if _started_as_cli():
 
         _tf.config.list_physical_devices()  # the CUDA probe logs on first use, not on import
     del _tf
+del _quiet_stderr, _started_as_cli
 
 import keras as _keras  # noqa: E402
 
@@ -37,6 +38,7 @@ from bayesflip import (  # noqa: E402
     convert,  # noqa: E402
     datasets,
     diagnostics,
+    elbo,
     es,
     heads,  # noqa: E402
     layers,
@@ -47,20 +49,21 @@ from bayesflip import (  # noqa: E402
 )
 from bayesflip._version import __version__  # noqa: E402  (also the package metadata's version)
 from bayesflip.convert import to_bayesian  # noqa: E402
-from bayesflip.inference import posterior_mean, set_posterior_mean, variational_layers  # noqa: E402
-from bayesflip.losses import (  # noqa: E402
+from bayesflip.elbo import (  # noqa: E402
     ELBOTerms,
     KLAnnealing,
     get_kl_weight,
     kl_divergence,
     set_kl_weight,
 )
+from bayesflip.inference import posterior_mean, set_posterior_mean, variational_layers  # noqa: E402
 from bayesflip.serving import export  # noqa: E402
 
 __all__ = [
     "calibration",
     "datasets",
     "diagnostics",
+    "elbo",
     "es",
     "uncertainty",
     "heads",

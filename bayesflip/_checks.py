@@ -173,6 +173,23 @@ def warn_probabilities_as_logits(
     )
 
 
+def public_path(obj: Any) -> str:
+    """The dotted path a user imports ``obj`` from: its module up to the first private component.
+
+    Example:
+    >>> from bayesflip.priors import Normal
+    >>> Normal.__module__, public_path(Normal)
+    ('bayesflip.priors._fixed', 'bayesflip.priors.Normal')
+    """
+    parts = obj.__module__.split(".")
+    public = []
+    for part in parts:
+        if part.startswith("_"):
+            break
+        public.append(part)
+    return ".".join(public + [obj.__qualname__])
+
+
 def resolve_registered(
     identifier: Any,
     *,
@@ -192,7 +209,7 @@ def resolve_registered(
         ValueError: an unknown name, or a config Keras cannot deserialize.
         TypeError: a config of another class, or anything else.
     """
-    path = f"{base.__module__}.{base.__name__}"
+    path = public_path(base)
     if isinstance(identifier, base):
         return identifier
     if isinstance(identifier, str):

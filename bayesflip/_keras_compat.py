@@ -26,6 +26,12 @@ private API                        used for
                                    the public ``distribute_strategy`` falls back to the current one
 ``DistributedValues``              this replica's copy of a sync-on-read variable
 ``._get_on_device_or_primary``
+``KerasTensor._keras_history``     the layer that produced a functional model's output
+                                   (``Model.outputs`` holds the tensors, not their layers)
+TF's ``_philox_scramble_seed``     the Philox key that ``tf.random``'s ``alg="philox"``
+key ``0x02461E293EC8F720``         functions scramble a seed with; ``bayesflip.random``
+                                   derives key and counter itself in fewer graph ops
+                                   (bit-identical, tests/test_random.py)
 =================================  ==========================================================
 """
 
@@ -37,15 +43,28 @@ from keras.src.backend import rnn
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
 __all__ = [
+    "PHILOX_SCRAMBLE_KEY",
     "DropoutRNNCell",
     "clear_losses",
     "flatten_layers",
+    "keras_history_operation",
     "model_distribute_strategy",
     "replica_local_variable",
     "reset_compiled_functions",
     "rnn",
     "track_variable",
 ]
+
+
+#: The key of ``tensorflow.python.ops.stateless_random_ops._philox_scramble_seed``
+#: (TensorFlow 2.16 – 2.21), which turns a stateless seed into Philox' key and counter.
+PHILOX_SCRAMBLE_KEY = 0x02461E293EC8F720
+
+
+def keras_history_operation(tensor: object) -> keras.Operation | None:
+    """The operation (layer) that produced a symbolic Keras tensor, or ``None`` if unknown."""
+    history = getattr(tensor, "_keras_history", None)
+    return getattr(history, "operation", None) if history is not None else None
 
 
 def track_variable(layer: keras.layers.Layer, variable: keras.Variable) -> None:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 from collections.abc import Sequence
 
+from bayesflip import demo as demo_lib
 from bayesflip.layers._variational import ESTIMATORS
+
+#: ``run_demo``'s defaults, the one place they are stated (shown by ``--help``).
+_DEMO_DEFAULTS = {name: p.default for name, p in inspect.signature(demo_lib.run_demo).parameters.items()}
 
 
 def _int_at_least(minimum: int, what: str):
@@ -42,46 +47,57 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="train a flipout BNN and a deterministic net on scikit-learn's digits")
     demo.add_argument(
-        "--output", default="bayesflip_demo_output", help="output folder (default: %(default)s)"
+        "--output", default=_DEMO_DEFAULTS["output"], help="output folder (default: %(default)s)"
     )
     demo.add_argument(
-        "--epochs", type=_positive_int, default=60, help="training epochs (default: %(default)s)"
+        "--epochs",
+        type=_positive_int,
+        default=_DEMO_DEFAULTS["epochs"],
+        help="training epochs (default: %(default)s)",
     )
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     demo.add_argument(
-        "--estimator", choices=ESTIMATORS, default="flipout", help="gradient estimator (default: %(default)s)"
+        "--seed", type=int, default=_DEMO_DEFAULTS["seed"], help="random seed (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--estimator",
+        choices=ESTIMATORS,
+        default=_DEMO_DEFAULTS["estimator"],
+        help="gradient estimator (default: %(default)s)",
     )
     demo.add_argument(
         "--num-samples",
         type=_positive_int,
-        default=32,
+        default=_DEMO_DEFAULTS["num_samples"],
         help="posterior samples for prediction (default: %(default)s)",
     )
     demo.add_argument(
-        "--batch-size", type=_positive_int, default=64, help="mini-batch size (default: %(default)s)"
+        "--batch-size",
+        type=_positive_int,
+        default=_DEMO_DEFAULTS["batch_size"],
+        help="mini-batch size (default: %(default)s)",
     )
     demo.add_argument(
         "--learning-rate",
         type=_positive_float,
-        default=1e-2,
+        default=_DEMO_DEFAULTS["learning_rate"],
         help="Adam learning rate (default: %(default)s)",
     )
     demo.add_argument(
         "--kl-warmup-epochs",
         type=_non_negative_int,
-        default=10,
+        default=_DEMO_DEFAULTS["kl_warmup_epochs"],
         help="epochs of linear KL warm-up of the BNN, 0 for none (default: %(default)s)",
     )
     demo.add_argument(
         "--schedule",
         choices=("cosine", "constant"),
-        default="cosine",
+        default=_DEMO_DEFAULTS["schedule"],
         help="learning-rate schedule of both networks (default: %(default)s)",
     )
     demo.add_argument(
         "--posterior-temperature",
         type=_positive_float,
-        default=0.1,
+        default=_DEMO_DEFAULTS["posterior_temperature"],
         help="posterior temperature of the BNN: kl_weight = T / N; 1 is the Bayesian posterior, "
         "the default %(default)s a tempered one chosen on held-out NLL",
     )
@@ -113,9 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as err:
             print(f"bayesflip demo: cannot create --output folder {args.output!r}: {err}", file=sys.stderr)
             return 2
-        from bayesflip.demo import run_demo  # heavy imports only when needed
-
-        run_demo(
+        demo_lib.run_demo(
             output=args.output,
             epochs=args.epochs,
             seed=args.seed,

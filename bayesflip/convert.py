@@ -14,7 +14,10 @@ converted model predicts exactly what the original did.
 
 from __future__ import annotations
 
+import types
 import warnings
+from collections.abc import Mapping
+from typing import Any
 
 import keras
 import numpy as np
@@ -22,9 +25,10 @@ import numpy as np
 from bayesflip import layers as bl
 from bayesflip import priors as priors_lib
 from bayesflip import random as rnd
-from bayesflip._checks import is_real
+from bayesflip._checks import check_real
+from bayesflip.posteriors import GaussianPosterior
 
-__all__ = ["to_bayesian", "from_tfp", "CONVERSIONS"]
+__all__ = ["to_bayesian", "from_tfp", "conversions"]
 
 
 def _conv_args(layer, transpose: bool) -> dict:
@@ -95,9 +99,9 @@ def _rnn_unsupported(layer) -> str | None:
     return ", ".join(reasons) or None
 
 
-#: Keras class -> (bayesflip class, argument extractor, names of the weights in
-#: ``get_weights()`` order, mapped to posterior attributes / plain weights).
-CONVERSIONS: dict[type, tuple] = {
+# Keras class -> (bayesflip class, argument extractor, names of the weights in
+# ``get_weights()`` order, mapped to posterior attributes / plain weights).
+_CONVERSIONS: dict[type, tuple] = {
     keras.layers.Dense: (bl.DenseFlipout, _dense_args, ("kernel_posterior", "bias")),
     keras.layers.Conv1D: (bl.Conv1DFlipout, lambda l: _conv_args(l, False), ("kernel_posterior", "bias")),
     keras.layers.Conv2D: (bl.Conv2DFlipout, lambda l: _conv_args(l, False), ("kernel_posterior", "bias")),
@@ -181,12 +185,27 @@ def _summary(num_converted: int, normalization: list[str], skipped: list[str]) -
     return "; ".join(parts) + "."
 
 
-def _check_number(name, value, positive=True):
-    if not is_real(value) or not np.isfinite(value):
-        raise TypeError(f"to_bayesian: `{name}` must be a finite number, got {value!r}.")
-    if positive and value <= 0:
-        raise ValueError(f"to_bayesian: `{name}` must be > 0, got {value!r}.")
-    return float(value)
+def conversions() -> dict[type, type]:
+    """The layers :func:`to_bayesian` converts: ``{Keras class: bayesflip class}`` (a new dict).
+
+    Example:
+    >>> conversions()[keras.layers.Dense].__name__
+    'DenseFlipout'
+    """
+    return {keras_cls: entry[0] for keras_cls, entry in _CONVERSIONS.items()}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CONVERSIONS":
+        warnings.warn(
+            "bayesflip.convert.CONVERSIONS is deprecated and will be removed: use "
+            "bayesflip.convert.conversions() ({Keras class: bayesflip class}).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        table: Mapping[type, tuple] = types.MappingProxyType(_CONVERSIONS)
+        return table
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def to_bayesian(
@@ -265,12 +284,12 @@ def to_bayesian(
             "(start it with keras.Input); subclassed models cannot be cloned layer by layer."
         )
     if moped_delta is not None:
-        moped_delta = _check_number("moped_delta", moped_delta)
+        moped_delta = check_real("to_bayesian", "moped_delta", moped_delta, low=0)
         if not copy_weights:
             raise ValueError(
                 "to_bayesian: `moped_delta` initialises from the trained weights; it needs copy_weights=True."
             )
-        prior_scale = _check_number("prior_scale", prior_scale)
+        prior_scale = check_real("to_bayesian", "prior_scale", prior_scale, low=0)
         if prior is not None:
             raise ValueError(
                 "to_bayesian: `prior` is replaced by the MOPED prior; pass moped_delta=None to use it."
@@ -287,7 +306,7 @@ def to_bayesian(
     def clone(layer):
         if not isinstance(layer, keras.layers.Layer):  # a bare op in the graph (e.g. a mask comparison)
             return layer
-        entry = CONVERSIONS.get(type(layer))
+        entry = _CONVERSIONS.get(type(layer))
         reason = _unsupported_reason(layer) if entry else None
         if entry is None or reason is not None:
             new = layer.__class__.from_config(layer.get_config())
@@ -334,17 +353,17 @@ def to_bayesian(
 
 
 def _copy_weights(old, new, moped_delta, min_scale) -> None:
-    _, _, targets = CONVERSIONS[type(old)]
+    _, _, targets = _CONVERSIONS[type(old)]
     for value, target in zip(old.get_weights(), targets):
         attr = getattr(new, target)
         if attr is None:
             continue
-        if isinstance(attr, bl.GaussianPosterior):
+        if isinstance(attr, GaussianPosterior):
             attr.loc.assign(value)
             if moped_delta is not None:
                 # scale = min_scale + softplus(rho) = max(δ|w|, min_scale + 1e-6)
                 excess = np.maximum(moped_delta * np.abs(value.astype("float64")) - min_scale, 1e-6)
-                rho = excess + np.log(-np.expm1(-excess))  # softplus⁻¹, stable
+                rho = rnd.softplus_inverse(excess)
                 attr.rho.assign(rho.astype("float32"))
                 attr.prior.loc_variable.assign(value)
         else:

@@ -22,23 +22,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
-import matplotlib
+import numpy as np
 import tensorflow as tf
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
 from bayesflip import calibration, uncertainty
 from bayesflip._checks import check_int, check_positive_int, check_real
 from bayesflip.datasets import corrupt_images, load_digits
+from bayesflip.elbo import ELBOTerms, KLAnnealing, set_kl_weight
 from bayesflip.layers import DenseFlipout
-from bayesflip.losses import ELBOTerms, KLAnnealing, set_kl_weight
 from bayesflip.posteriors import Rank1, tile_for_components
 
 __all__ = [
     "DEFAULT_TEMPERATURE",
-    "adam",
     "build_bayesian_mlp",
     "build_deterministic_mlp",
     "fit_bayesian_mlp",
@@ -128,8 +123,8 @@ def fit_bayesian_mlp(
     cross-entropy data term logged as ``nll`` (``ELBOTerms`` adds ``kl``), and
     optionally warms the KL weight up linearly over ``kl_warmup_epochs``.
     ``schedule`` is the learning rate's: ``"constant"`` or ``"cosine"`` (decay
-    to 0 over the run, see :func:`~bayesflip.demo.adam`). ``tile_components=K > 1``
-    repeats every example of a shuffled batch ``K`` times
+    to 0 over the run, as in ``keras.optimizers.schedules.CosineDecay``).
+    ``tile_components=K > 1`` repeats every example of a shuffled batch ``K`` times
     (:func:`~bayesflip.posteriors.tile_for_components`, for rank-1 layers with
     ``K`` components).
 
@@ -138,7 +133,7 @@ def fit_bayesian_mlp(
     """
     set_kl_weight(model, num_examples=len(x), temperature=temperature)
     model.compile(
-        adam(learning_rate, schedule, total_steps=_total_steps(len(x), batch_size, epochs)),
+        _adam(learning_rate, schedule, total_steps=_total_steps(len(x), batch_size, epochs)),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalCrossentropy(name="nll", from_logits=True), "accuracy"],
     )
@@ -154,14 +149,14 @@ def fit_bayesian_mlp(
     return model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose, callbacks=callbacks)
 
 
-def adam(
+def _adam(
     learning_rate: float, schedule: str = "constant", total_steps: int | None = None
 ) -> keras.optimizers.Adam:
     """Adam at a constant ``learning_rate``, or decayed to 0 over ``total_steps`` (``schedule="cosine"``)."""
     if schedule == "cosine":
         return keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, total_steps))
     if schedule != "constant":
-        raise ValueError(f"adam: `schedule` must be 'constant' or 'cosine', got {schedule!r}.")
+        raise ValueError(f"bayesflip.demo: `schedule` must be 'constant' or 'cosine', got {schedule!r}.")
     return keras.optimizers.Adam(learning_rate)
 
 
@@ -186,7 +181,7 @@ def fit_deterministic_mlp(
         The Keras ``History`` (``loss``, ``accuracy``).
     """
     model.compile(
-        adam(learning_rate, schedule, total_steps=_total_steps(len(x), batch_size, epochs)),
+        _adam(learning_rate, schedule, total_steps=_total_steps(len(x), batch_size, epochs)),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
@@ -396,14 +391,13 @@ def run_demo(
         report[net]["temperature"] = scaling.temperature
         report[net]["after_temperature_scaling"] = _scores(data.y_test, scaled)
         for suffix, p in (("", probs), ("_temperature_scaled", scaled)):
-            fig = calibration.reliability_diagram(
+            calibration.reliability_diagram(
                 data.y_test,
                 p,
                 num_bins=15,
                 title=f"{net}{suffix.replace('_', ' ')}",
                 path=os.path.join(output, f"reliability_{net}{suffix}.png"),
             )
-            plt.close(fig)
 
     # Uncertainty on test digits vs corrupted ones. The keys of the flipout BNN
     # stay where they always were; other Bayesian nets report under their name.
@@ -441,7 +435,7 @@ def run_demo(
                         uncertainty.mutual_information(ood_samples),
                     ),
                 ):
-                    fig = calibration.uncertainty_histogram(
+                    calibration.uncertainty_histogram(
                         np.asarray(bnn_in),
                         np.asarray(bnn_out),
                         score_name=score,
@@ -449,7 +443,6 @@ def run_demo(
                         title=f"Bayesian MLP: {score}",
                         path=os.path.join(output, f"uncertainty_{kind}_{score.split()[0]}.png"),
                     )
-                    plt.close(fig)
             else:
                 unc[kind][net] = scores
     report["uncertainty"] = unc
@@ -510,3 +503,17 @@ def _print_summary(report: dict) -> None:
                 line += f" rank-1 {vals['rank1']['auroc_entropy_rank1']:.3f}"
         print(line)
     print(f"\nReport written to {report['report_path']}")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "adam":
+        import warnings
+
+        warnings.warn(
+            "bayesflip.demo.adam is deprecated and will be removed: use keras.optimizers.Adam "
+            "(with keras.optimizers.schedules.CosineDecay for the cosine schedule).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return _adam
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,11 +17,11 @@ value with TensorFlow's *stateless* (counter-based Philox) random ops. Hence:
 from __future__ import annotations
 
 import contextlib
-import math
 import random as _py_random
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
+from typing import overload
 
 import keras
 import numpy as np
@@ -258,14 +258,15 @@ def fold_in_replica(seed: tf.Tensor) -> tf.Tensor:
 
 # Every draw goes through Philox's raw ops with the key and counter that
 # ``tf.random``'s ``alg="philox"`` functions derive from a seed (one Philox draw
-# under a fixed key, TensorFlow's ``_philox_scramble_seed``), computed with 7
+# under a fixed key, TensorFlow's private ``_philox_scramble_seed``, listed in
+# ``bayesflip/_keras_compat.py``), computed with 7
 # graph ops instead of ~15: building those ops in Python was the bulk of a
 # bayesflip layer's tracing time. The numbers are bit-identical to
 # ``tf.random.stateless_*(..., alg="philox")``, eagerly and under XLA
 # (tests/test_random.py). (``tf.raw_ops.StatelessRandomGetKeyCounter`` is one op
 # but drops the seed's high 32 bits under XLA.)
 _PHILOX = 1  # tf.random.Algorithm.PHILOX
-_SCRAMBLE_KEY = 0x02461E293EC8F720
+_SCRAMBLE_KEY = _keras_compat.PHILOX_SCRAMBLE_KEY
 
 
 # Python constants of the draws (shapes, Philox's scramble key, bit masks), one
@@ -328,6 +329,31 @@ def standard_normal(
     )
 
 
+def _word_signs(
+    bits: tf.Tensor, words: int | tf.Tensor, width: int | tf.Tensor, dtype: str | tf.DType
+) -> tf.Tensor:
+    """Rows of int32 words ``(rows, words)`` as ``(rows, width)`` signs, exactly ``-1`` or ``+1``.
+
+    The one expansion of random words into signs (:func:`rademacher`, :func:`rademacher_rows`).
+
+    Bit ``k`` of a word is sign ``k`` (set: ``-1``): each bit is shifted into the sign
+    position, the rest given the bit pattern of ``1.0f``, so the signs come from two
+    integer passes and a bitcast (cheaper than compare + select). ``width`` (at most
+    ``32 * words``) is static for the layers' rows (no slice when it is a multiple of 32).
+    """
+    bits = tf.raw_ops.ExpandDims(input=bits, axis=_const(-1, tf.int32))
+    spread = tf.bitwise.left_shift(bits, _const(_SIGN_SHIFTS, tf.int32))
+    if isinstance(words, int) and isinstance(width, int):
+        signs = tf.reshape(spread, _const([-1, 32 * words], tf.int32))
+        if 32 * words != width:
+            signs = tf.slice(signs, _const([0, 0], tf.int32), _const([-1, width], tf.int32))
+    else:
+        signs = tf.reshape(spread, [tf.shape(bits)[0], -1])[:, :width]
+    sign_bit = tf.bitwise.bitwise_and(signs, _const(-(2**31), tf.int32))
+    ones = tf.bitcast(tf.bitwise.bitwise_or(sign_bit, _const(0x3F800000, tf.int32)), tf.float32)
+    return ones if tf.as_dtype(dtype) == tf.float32 else tf.cast(ones, dtype)
+
+
 def rademacher(
     shape: Sequence[int] | tf.Tensor, seed: tf.Tensor, dtype: str | tf.DType = "float32"
 ) -> tf.Tensor:
@@ -352,12 +378,8 @@ def rademacher(
     shape = tf.convert_to_tensor(shape, dtype=tf.int32)
     size = tf.reduce_prod(shape)
     words = (size + 31) // 32
-    bits = _full_int(tf.reshape(words, [1]), seed, tf.int32)
-    # Shift bit k of each word into the sign position: negative <=> bit k set.
-    spread = tf.bitwise.left_shift(bits[:, None], _SIGN_SHIFTS[None, :])
-    flat = tf.reshape(spread, [-1])[:size]
-    signs = tf.where(flat < 0, tf.constant(-1.0, dtype), tf.constant(1.0, dtype))
-    return tf.reshape(signs, shape)
+    bits = _full_int(tf.stack([1, words]), seed, tf.int32)
+    return tf.reshape(_word_signs(bits, words, size, dtype), shape)
 
 
 def rademacher_rows(
@@ -391,23 +413,27 @@ def rademacher_rows(
         width = int(width)
         words = (width + 31) // 32
         bits = _full_int(tf.stack([batch, _const(words, tf.int32)]), seeds[i], tf.int32)
-        # Shift bit k of each word into the sign position, keep only the sign
-        # bit and give the rest the bit pattern of 1.0f: exactly ±1.0 from two
-        # integer passes and a bitcast (cheaper than compare + select).
-        bits = tf.raw_ops.ExpandDims(input=bits, axis=_const(-1, tf.int32))
-        spread = tf.bitwise.left_shift(bits, _const(_SIGN_SHIFTS, tf.int32))
-        signs = tf.reshape(spread, _const([-1, 32 * words], tf.int32))
-        if 32 * words != width:
-            signs = tf.slice(signs, _const([0, 0], tf.int32), _const([-1, width], tf.int32))
-        sign_bit = tf.bitwise.bitwise_and(signs, _const(-(2**31), tf.int32))
-        ones = tf.bitcast(tf.bitwise.bitwise_or(sign_bit, _const(0x3F800000, tf.int32)), tf.float32)
-        out.append(ones if tf.as_dtype(dtype) == tf.float32 else tf.cast(ones, dtype))
+        out.append(_word_signs(bits, words, width, dtype))
     return out
 
 
-def softplus_inverse(x: float) -> float:
-    """Inverse of softplus for a positive Python float."""
-    if x <= 0:
-        raise ValueError(f"softplus_inverse expects a positive value, got {x}.")
-    # log(exp(x) - 1), stable for large and small x.
-    return x + math.log(-math.expm1(-x))
+@overload
+def softplus_inverse(x: float) -> float: ...
+@overload
+def softplus_inverse(x: np.ndarray) -> np.ndarray: ...
+
+
+def softplus_inverse(x: float | np.ndarray) -> float | np.ndarray:
+    """Inverse of softplus, ``log(exp(x) - 1)``, for a positive float or a NumPy array of them.
+
+    Computed as ``x + log(-expm1(-x))`` in float64: stable for large and small ``x``.
+
+    Example:
+    >>> round(softplus_inverse(float(np.log(2.0))), 12)
+    0.0
+    """
+    a = np.asarray(x, dtype=np.float64)
+    if not np.all(a > 0):
+        raise ValueError(f"softplus_inverse expects positive values, got {x}.")
+    out = a + np.log(-np.expm1(-a))
+    return float(out) if out.ndim == 0 and not isinstance(x, np.ndarray) else out

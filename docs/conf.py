@@ -110,11 +110,18 @@ nitpick_ignore_regex = [
         r"(Any|Callable|Sequence|Iterator|Iterable|Mapping|NamedTuple|PathLike|ndarray|Tensor|Layer|Model)",
     ),
     # ``ArrayLike`` in signatures: a NumPy array, tf.Tensor or nested lists (bayesflip/_typing.py)
-    (r"py:class", r"bayesflip\._typing\.ArrayLike"),
+    (r"py:class", r"(bayesflip\._typing\.)?ArrayLike"),
+    # matplotlib's Figure, named in signatures without importing matplotlib (calibration/plots.py)
+    (r"py:class", r"Figure"),
+    # the draw and its application, internal types of the variational core that VariationalLayer's
+    # methods for layer authors return (bayesflip/layers/_estimators.py; not public API)
+    (r"py:class", r"(bayesflip\.layers\._estimators\.)?(Perturbation|LinearSample)"),
 ]
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
+# The Keras layer docstring sections (as in keras.layers.Dense): shapes as text, call arguments as a list.
+napoleon_custom_sections = ["Input shape", "Output shape", ("Call arguments", "params_style")]
 
 # -- MyST / MyST-NB -----------------------------------------------------------------------------
 nb_execution_mode = "off"  # the notebooks are executed by the test suite, not by the docs build
@@ -168,5 +175,18 @@ def _google_conventions(app, what, name, obj, options, lines):
             i += 1
 
 
+def _public_target(app, env, node, contnode):
+    """Resolve ``bayesflip.pkg._module.Name`` (a class's ``__module__`` path, e.g. in signatures and
+    base classes) to the public ``bayesflip.pkg.Name`` it is documented under, when that exists."""
+    target = node.get("reftarget", "")
+    if node.get("refdomain") != "py" or not target.startswith("bayesflip.") or "._" not in target:
+        return None
+    parts = target.split(".")
+    public = ".".join(p for p in parts[:-1] if not p.startswith("_")) + "." + parts[-1]
+    domain = env.get_domain("py")
+    return domain.resolve_xref(env, node["refdoc"], app.builder, node["reftype"], public, node, contnode)
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", _google_conventions, priority=400)  # before napoleon (500)
+    app.connect("missing-reference", _public_target)

@@ -1,5 +1,6 @@
 """The ``bayesflip`` command line and the demo job."""
 
+import inspect
 import json
 import os
 import subprocess
@@ -105,10 +106,15 @@ def test_cli_output_that_is_a_file(tmp_path, capsys):
 def test_cli_defaults_are_the_demo_defaults():
     from bayesflip import demo
 
-    args = cli.build_parser().parse_args(["demo"])
-    assert args.posterior_temperature == demo.DEFAULT_TEMPERATURE
-    assert args.kl_warmup_epochs == demo.DEFAULT_KL_WARMUP_EPOCHS
-    assert args.schedule == demo.DEFAULT_SCHEDULE
+    args = vars(cli.build_parser().parse_args(["demo"]))
+    assert args["posterior_temperature"] == demo.DEFAULT_TEMPERATURE
+    assert args["kl_warmup_epochs"] == demo.DEFAULT_KL_WARMUP_EPOCHS
+    assert args["schedule"] == demo.DEFAULT_SCHEDULE
+    # every option of the demo defaults to run_demo's own default
+    signature = inspect.signature(demo.run_demo).parameters
+    shared = set(args) & set(signature)
+    assert shared == set(signature) - {"verbose"}
+    assert {k: args[k] for k in shared} == {k: signature[k].default for k in shared}
 
 
 @pytest.mark.slow  # a fresh interpreter

@@ -141,7 +141,11 @@ def test_learnable_prior_instance_shared_by_layers_gets_separate_variables():
         (lambda: priors.TFPPrior("NoSuchDistribution"), ValueError, "must name a class"),
         (lambda: priors.TFPPrior(3), TypeError, "class name"),
         (lambda: priors.TFPPrior("Laplace", loc=0.0, scale=-1.0), ValueError, "cannot build"),
-        (lambda: priors.TFPPrior("Laplace", loc="a", scale=1.0), TypeError, "parameter `loc`"),
+        (
+            lambda: priors.TFPPrior("Laplace", loc="a", scale=1.0),
+            ValueError,
+            "TFPPrior: `loc` must be a finite number",
+        ),
         (lambda: priors.TFPPrior("Gamma", concentration=2.0, rate=1.0), ValueError, "real line"),
         (lambda: priors.TFPPrior("Dirichlet", concentration=1.0), ValueError, "cannot build|univariate"),
         (lambda: priors.Laplace(0.0, 0.0), ValueError, "Laplace prior: `scale`"),

@@ -146,3 +146,34 @@ def test_draw_constants_are_built_once_per_graph_without_control_inputs():
     # another graph builds its own constants
     other = tf.function(draws).get_concrete_function().graph
     assert rnd._GRAPH_CONSTANTS[other] is not rnd._GRAPH_CONSTANTS[graph]
+
+
+def _numpy_signs(words: np.ndarray, width: int) -> np.ndarray:
+    """Sign ``k`` of a word is its bit ``31 - k`` (set: -1), decoded in NumPy."""
+    bits = (words.astype(np.uint32)[..., None] >> (31 - np.arange(32, dtype=np.uint32))) & 1
+    return np.where(bits, -1.0, 1.0).reshape(*words.shape[:-1], -1)[..., :width]
+
+
+@pytest.mark.parametrize("width", [1, 32, 40, 64, 100])
+def test_signs_are_the_bits_of_the_philox_words(width):
+    """rademacher and rademacher_rows share one word → sign expansion; both match a NumPy decoding."""
+    words = -(-width // 32)
+    seed = tf.constant([3, 4], tf.int64)
+    raw = tf.random.stateless_uniform([words], seed, minval=None, maxval=None, dtype=tf.int32, alg="philox")
+    np.testing.assert_array_equal(rnd.rademacher([width], seed), _numpy_signs(raw.numpy(), width))
+    (row_seed,) = rnd.split_seed(seed, 1)
+    raw = tf.random.stateless_uniform(
+        [3, words], row_seed, minval=None, maxval=None, dtype=tf.int32, alg="philox"
+    )
+    (rows,) = rnd.rademacher_rows(3, [width], seed)
+    np.testing.assert_array_equal(rows, _numpy_signs(raw.numpy(), width))
+    traced = tf.function(lambda b: rnd.rademacher_rows(b, [width], seed)[0])(tf.constant(3))
+    np.testing.assert_array_equal(traced, rows)
+
+
+def test_softplus_inverse_takes_arrays():
+    x = np.array([1e-8, 0.3, 2.0, 40.0])
+    np.testing.assert_allclose(rnd.softplus_inverse(x), np.log(np.expm1(x)), rtol=1e-12)
+    assert isinstance(rnd.softplus_inverse(0.3), float)
+    with pytest.raises(ValueError, match="positive"):
+        rnd.softplus_inverse(np.array([1.0, -1.0]))

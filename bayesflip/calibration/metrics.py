@@ -30,7 +30,7 @@ Conventions:
 - **NLL**: ``mean_i −log p_{i,y_i}`` (natural log); probabilities are clipped
   below at ``1e-12``.
 
-Layout: the functions live in four private modules, re-exported here (import them
+Layout: the functions live in four private modules and are exported here (import them
 from this module or from :mod:`bayesflip.calibration`): input validation
 (``_inputs``), binned statistics and the ECE family (``_binned``), proper scores
 and the Brier decomposition (``_scores``), regression calibration (``_regression``).
@@ -38,48 +38,23 @@ and the Brier decomposition (``_scores``), regression calibration (``_regression
 
 from __future__ import annotations
 
-from bayesflip.calibration._binned import (  # noqa: F401 - re-exported
+from bayesflip.calibration._binned import (
     CalibrationBins,
-    _equal_mass_index,
-    _top_label_bins,
-    binned_sums,
     calibration_bins,
     calibration_error_from_bins,
     classwise_calibration_error,
-    classwise_stats,
-    equal_width_bin_index,
     expected_calibration_error,
-    top_label_stats,
 )
-from bayesflip.calibration._inputs import (  # noqa: F401 - re-exported
-    BINNINGS,
-    NORMS,
-    SIMPLEX_ATOL,
-    _check_choice,
-    _check_matrix,
-    _log_softmax,
-    _to_numpy,
-    _validate,
-    check_num_bins,
-    validate_labels,
-    validate_probs,
-)
-from bayesflip.calibration._regression import (  # noqa: F401 - re-exported
-    _default_levels,
-    _levels,
-    _pit,
+from bayesflip.calibration._regression import (
     interval_coverage,
     quantile_calibration_curve,
     quantile_calibration_error,
 )
-from bayesflip.calibration._scores import (  # noqa: F401 - re-exported
-    _LOG_CLIP,
+from bayesflip.calibration._scores import (
     BrierDecomposition,
     brier_decomposition,
-    brier_per_example,
     brier_score,
     negative_log_likelihood,
-    nll_per_example,
 )
 
 __all__ = [
@@ -87,6 +62,7 @@ __all__ = [
     "classwise_calibration_error",
     "calibration_bins",
     "calibration_error_from_bins",
+    "CalibrationBins",
     "brier_score",
     "brier_decomposition",
     "BrierDecomposition",

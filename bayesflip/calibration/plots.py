@@ -2,21 +2,33 @@
 
 Figures are built with ``matplotlib.figure.Figure`` directly (no ``pyplot``
 global state, no GUI backend needed; PNGs are rendered with Agg). Each function
-returns the Figure and, given ``path``, also writes a PNG there.
+returns the Figure and, given ``path``, also writes a PNG there. matplotlib is
+imported when the first figure is drawn, not with ``bayesflip``.
 """
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from bayesflip import uncertainty as unc
 from bayesflip._typing import ArrayLike
+from bayesflip.calibration import _inputs
 from bayesflip.calibration import metrics as m
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 __all__ = ["reliability_diagram", "uncertainty_histogram", "regression_calibration_curve"]
+
+
+def _figure(width: float, height: float) -> Figure:
+    """A headless ``matplotlib.figure.Figure`` (matplotlib imported here, on first use)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
 def _save(fig: Figure, path: str | os.PathLike | None) -> Figure:
@@ -69,7 +81,7 @@ def reliability_diagram(
     ece = m.expected_calibration_error(
         labels, probs, num_bins=num_bins, binning=binning, from_logits=from_logits
     )
-    fig = Figure(figsize=(5.0, 6.0), dpi=100, layout="constrained")
+    fig = _figure(5.0, 6.0)
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     left, widths = bins.edges[:-1], np.diff(bins.edges)
     filled = bins.counts > 0
@@ -170,10 +182,10 @@ def uncertainty_histogram(
     auroc = unc.ood_auroc(scores_in, scores_out)
     a = np.asarray(scores_in, dtype=np.float64).reshape(-1)
     b = np.asarray(scores_out, dtype=np.float64).reshape(-1)
-    num_bins = m.check_num_bins("uncertainty_histogram", num_bins)
+    num_bins = _inputs.check_num_bins("uncertainty_histogram", num_bins)
     lo, hi = min(a.min(), b.min()), max(a.max(), b.max())
     edges = np.linspace(lo, hi if hi > lo else lo + 1.0, num_bins + 1)
-    fig = Figure(figsize=(6.0, 4.0), dpi=100, layout="constrained")
+    fig = _figure(6.0, 4.0)
     ax = fig.subplots()
     ax.hist(
         a, bins=edges.tolist(), density=True, alpha=0.55, color="tab:blue", label=f"{labels[0]} (n={a.size})"
@@ -223,7 +235,7 @@ def regression_calibration_curve(
     """
     levels, observed = m.quantile_calibration_curve(y_true, mean, scale, pit=pit, num_levels=num_levels)
     error = float(np.mean((levels - observed) ** 2))
-    fig = Figure(figsize=(4.5, 4.5), dpi=100, layout="constrained")
+    fig = _figure(4.5, 4.5)
     ax = fig.subplots()
     ax.plot(levels, observed, "o-", color="tab:blue", label="model")
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")

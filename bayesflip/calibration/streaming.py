@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from bayesflip._checks import check_positive_int
 from bayesflip._typing import ArrayLike
+from bayesflip.calibration import _binned, _inputs, _scores
 from bayesflip.calibration import metrics as fn
 
 __all__ = ["ExpectedCalibrationError", "BrierScore", "NegativeLogLikelihood"]
@@ -110,9 +111,9 @@ class ExpectedCalibrationError(keras.metrics.Metric):
     ) -> None:
         super().__init__(name=name, dtype=dtype)
         owner = f"ExpectedCalibrationError '{name}'"
-        self.num_bins = fn.check_num_bins(owner, num_bins)
-        if norm not in fn.NORMS:
-            raise ValueError(f"{owner}: `norm` must be one of {list(fn.NORMS)}, got {norm!r}.")
+        self.num_bins = _inputs.check_num_bins(owner, num_bins)
+        if norm not in _inputs.NORMS:
+            raise ValueError(f"{owner}: `norm` must be one of {list(_inputs.NORMS)}, got {norm!r}.")
         self.norm = norm
         self.classwise = bool(classwise)
         if self.classwise and num_classes is None:
@@ -140,9 +141,9 @@ class ExpectedCalibrationError(keras.metrics.Metric):
             )
         weights = _weights(sample_weight, tf.shape(labels)[0])
         if self.classwise:
-            stats = fn.classwise_stats(labels, probs, self.num_bins, weights=weights)
+            stats = _binned.classwise_stats(labels, probs, self.num_bins, weights=weights)
         else:
-            stats = fn.top_label_stats(labels, probs, self.num_bins, weights=weights)
+            stats = _binned.top_label_stats(labels, probs, self.num_bins, weights=weights)
         for var, value in zip((self.counts, self.sum_confidence, self.sum_outcome), stats):
             var.assign_add(value)
 
@@ -227,7 +228,7 @@ class BrierScore(_MeanOfPerExample):
         super().__init__(from_logits=from_logits, name=name, dtype=dtype)
 
     def per_example(self, labels: tf.Tensor, probs: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
-        return fn.brier_per_example(labels, probs)
+        return _scores.brier_per_example(labels, probs)
 
 
 @keras.saving.register_keras_serializable(package="bayesflip")
@@ -253,5 +254,5 @@ class NegativeLogLikelihood(_MeanOfPerExample):
 
     def per_example(self, labels: tf.Tensor, probs: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
         if self.from_logits:
-            return fn.nll_per_example(labels, logits, from_logits=True)
-        return fn.nll_per_example(labels, probs)
+            return _scores.nll_per_example(labels, logits, from_logits=True)
+        return _scores.nll_per_example(labels, probs)

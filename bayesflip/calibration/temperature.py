@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from bayesflip._checks import check_real, looks_like_probabilities, warn_probabilities_as_logits
 from bayesflip._typing import ArrayLike
+from bayesflip.calibration import _inputs
 from bayesflip.calibration import metrics as m
 
 __all__ = ["fit_temperature", "TemperatureScaling"]
@@ -34,8 +35,8 @@ def _as_logits(fn: str, logits, from_probs: bool, stacklevel: int) -> np.ndarray
     ``stacklevel`` is that of the warning for probabilities passed as logits.
     """
     if from_probs:
-        return np.log(np.maximum(m.validate_probs(fn, logits), 1e-12))
-    z = m._check_matrix(fn, "logits", logits)
+        return np.log(np.maximum(_inputs.validate_probs(fn, logits), 1e-12))
+    z = _inputs._check_matrix(fn, "logits", logits)
     if looks_like_probabilities(z):
         fix = "Pass from_probs=True for probabilities (e.g. MC-averaged ones)."
         warn_probabilities_as_logits(fn, "the `logits`", stacklevel, fix=fix)
@@ -44,7 +45,7 @@ def _as_logits(fn: str, logits, from_probs: bool, stacklevel: int) -> np.ndarray
 
 def _logits(fn: str, logits, labels, from_probs: bool):
     z = _as_logits(fn, logits, from_probs, stacklevel=5)
-    y = m.validate_labels(fn, labels, z.shape[0], z.shape[1])
+    y = _inputs.validate_labels(fn, labels, z.shape[0], z.shape[1])
     return z, y
 
 

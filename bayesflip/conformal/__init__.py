@@ -46,27 +46,21 @@ coverage within a region, class or uncertainty decile can be lower; use
 inputs from elsewhere than the calibration data (a gap, an extrapolation
 region, a shift) carry no guarantee.
 
-Layout: a package whose private modules are re-exported here (import every name
-from ``bayesflip.conformal``): the quantile, checks and coverage metrics
+Layout: a package whose private modules define the names exported here (import every
+name from ``bayesflip.conformal``): the quantile, checks and coverage metrics
 (``_core``), regression (``_regression``) and classification
 (``_classification``).
 """
 
-from bayesflip.conformal._classification import (  # noqa: F401 - re-exported
+from bayesflip.conformal._classification import (
     CLASSIFICATION_SCORES,
     ConformalClassifier,
-    _check_score_args,
-    _uniforms,
     class_scores,
     label_scores,
     prediction_sets,
 )
-from bayesflip.conformal._core import (  # noqa: F401 - re-exported
-    _EPS,
+from bayesflip.conformal._core import (
     GroupCoverage,
-    _float_array,
-    _rank,
-    _same_shape,
     check_alpha,
     conformal_quantile,
     coverage_by_group,
@@ -77,11 +71,9 @@ from bayesflip.conformal._core import (  # noqa: F401 - re-exported
     quantile_groups,
     set_covered,
 )
-from bayesflip.conformal._regression import (  # noqa: F401 - re-exported
+from bayesflip.conformal._regression import (
     REGRESSION_SCORES,
     ConformalRegressor,
-    _RegressionSummary,
-    _summarize,
     absolute_residual_interval,
     absolute_residual_score,
     cqr_interval,

@@ -25,27 +25,14 @@ strategy=strategy)``. The step uses only stateless RNG ops and variables (no
 host-side ops) and compiles with ``jit_compile=True`` on CPU, which is the
 property TPUs need.
 
-Layout: a package whose private modules are re-exported here (import every name
-from ``bayesflip.distribute``): devices and roles (``_devices``: :func:`split_cpu`,
+Layout: a package whose private modules define the functions exported here (import
+every name from ``bayesflip.distribute``): devices and roles (``_devices``: :func:`split_cpu`,
 :func:`is_chief`), the loss (``_loss``: :func:`compute_loss`) and the training
 loop with its named steps (``_fit``: :func:`fit`).
 """
 
-from bayesflip.distribute._devices import _num_replicas, is_chief, split_cpu  # noqa: F401 - re-exported
-from bayesflip.distribute._fit import (  # noqa: F401 - re-exported
-    _as_dataset,
-    _check_model_in_scope,
-    _checked_callbacks,
-    _checkpoint_manager,
-    _clone_metric,
-    _make_train_step,
-    _resolve_strategy,
-    _run_epoch,
-    _steps_target,
-    _training_state,
-    _TrainingState,
-    fit,
-)
-from bayesflip.distribute._loss import _per_example_loss_fn, compute_loss  # noqa: F401 - re-exported
+from bayesflip.distribute._devices import is_chief, split_cpu
+from bayesflip.distribute._fit import fit
+from bayesflip.distribute._loss import compute_loss
 
 __all__ = ["split_cpu", "is_chief", "compute_loss", "fit"]

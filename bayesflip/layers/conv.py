@@ -1,12 +1,10 @@
 """Convolutional variational layers (the transposed ones are in ``conv_transpose.py``).
 
-Each layer is a thin wrapper over
-:meth:`~bayesflip.layers.VariationalLayer.sample_linear` with
-``op = keras.ops.conv`` (or ``keras.ops.conv_transpose``): flipout signs are
-drawn per example and per channel and broadcast over the spatial positions,
-so a batch costs two convolutions (mean and perturbation) instead of one.
-The posterior-mean prediction uses exactly the op of ``keras.layers.ConvND``
-and therefore equals it for the same weights.
+Thin wrappers over the shared convolutional layer of ``bayesflip/layers/_conv_base.py``, which
+hands ``keras.ops.conv`` to :meth:`~bayesflip.layers.VariationalLayer.sample_linear`: flipout
+signs are drawn per example and per channel and broadcast over the spatial positions, so a batch
+costs two convolutions (mean and perturbation) instead of one. The posterior-mean prediction uses
+exactly the op of ``keras.layers.ConvND`` and therefore equals it for the same weights.
 """
 
 from __future__ import annotations
@@ -14,254 +12,67 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
-import tensorflow as tf
 
-from bayesflip._checks import check_positive_int, is_int
-from bayesflip.layers._variational import VariationalLayer
+from bayesflip.layers._conv_base import BaseConvFlipout
+from bayesflip.posteriors import PosteriorFamily
 from bayesflip.priors import Prior
 
 __all__ = ["Conv1DFlipout", "Conv2DFlipout", "Conv3DFlipout"]
 
 
-def _int_tuple(owner: str, name: str, value, rank: int, minimum: int = 1) -> tuple[int, ...]:
-    """``value`` (an int or a length-``rank`` sequence of ints) as a tuple of ints."""
-    items = (value,) * rank if is_int(value) else value
-    try:
-        items = tuple(items)
-    except TypeError:
-        items = None
-    if items is None or len(items) != rank or any(not is_int(v) or v < minimum for v in items):
-        raise ValueError(
-            f"{owner}: `{name}` must be an int >= {minimum} or a tuple of {rank} such ints, got {value!r}."
-        )
-    return tuple(int(v) for v in items)
-
-
-class _BaseConvFlipout(VariationalLayer):
-    """Shared implementation of the ``ConvND(Transpose)Flipout`` layers."""
-
-    rank: int = 2
-    transpose: bool = False
-
-    def __init__(
-        self,
-        filters: int,
-        kernel_size,
-        strides: int | tuple[int, ...] = 1,
-        padding: str = "valid",
-        data_format: str | None = None,
-        dilation_rate: int | tuple[int, ...] = 1,
-        groups: int = 1,
-        output_padding: int | tuple[int, ...] | None = None,
-        activation: str | Callable | None = None,
-        use_bias: bool = True,
-        bayesian_bias: bool = False,
-        kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
-        bias_initializer: str | keras.initializers.Initializer = "zeros",
-        estimator: str = "flipout",
-        prior: Prior | str | dict | None = None,
-        init_scale: float = 1e-2,
-        min_scale: float = 1e-6,
-        kl_weight: float | None = None,
-        seed: int | None = None,
-        **kwargs,
-    ):
-        super().__init__(
-            estimator=estimator,
-            prior=prior,
-            init_scale=init_scale,
-            min_scale=min_scale,
-            kl_weight=kl_weight,
-            seed=seed,
-            **kwargs,
-        )
-        owner = self._owner
-        rank = self.rank
-        filters = check_positive_int(owner, "filters", filters)
-        groups = check_positive_int(owner, "groups", groups)
-        if filters % groups:
-            raise ValueError(f"{owner}: `filters`={filters} must be divisible by `groups`={groups}.")
-        if self.transpose and groups != 1:
-            raise ValueError(f"{owner}: transposed convolutions support only groups=1, got {groups}.")
-        self.filters = filters
-        self.groups = groups
-        self.kernel_size = _int_tuple(owner, "kernel_size", kernel_size, rank)
-        self.strides = _int_tuple(owner, "strides", strides, rank)
-        self.dilation_rate = _int_tuple(owner, "dilation_rate", dilation_rate, rank)
-        allowed = ("valid", "same", "causal") if rank == 1 and not self.transpose else ("valid", "same")
-        if not isinstance(padding, str) or padding.lower() not in allowed:
-            raise ValueError(f"{owner}: `padding` must be one of {list(allowed)}, got {padding!r}.")
-        self.padding = padding.lower()
-        if data_format is None:
-            data_format = keras.config.image_data_format()
-        if data_format not in ("channels_last", "channels_first"):
-            raise ValueError(
-                f"{owner}: `data_format` must be 'channels_last' or 'channels_first', got {data_format!r}."
-            )
-        self.data_format = data_format
-        if output_padding is not None:
-            if not self.transpose:
-                raise ValueError(f"{owner}: `output_padding` applies only to transposed convolutions.")
-            output_padding = _int_tuple(owner, "output_padding", output_padding, rank, minimum=0)
-            for p, s in zip(output_padding, self.strides):
-                if p >= s:
-                    raise ValueError(
-                        f"{owner}: `output_padding` {output_padding} must be smaller than `strides` "
-                        f"{self.strides} in every dimension."
-                    )
-        self.output_padding = output_padding
-        self.activation = keras.activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.bayesian_bias = bool(bayesian_bias)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.channel_axis = -1 if data_format == "channels_last" else 1
-        self.input_spec = keras.layers.InputSpec(ndim=rank + 2)
-
-    # ----------------------------------------------------------------- build
-    def build(self, input_shape: tuple) -> None:
-        channels = input_shape[self.channel_axis]
-        if channels is None:
-            raise ValueError(
-                f"{self._owner} needs a known channel dimension (axis {self.channel_axis}), "
-                f"got input shape {input_shape}."
-            )
-        if channels % self.groups:
-            raise ValueError(
-                f"{self._owner}: input channels ({channels}) must be divisible by `groups`={self.groups}."
-            )
-        if self.transpose:
-            shape = self.kernel_size + (self.filters, channels)
-        else:
-            shape = self.kernel_size + (channels // self.groups, self.filters)
-        # a transposed kernel is (..., filters, in_channels): its output units are axis -2
-        self.kernel_posterior = self.add_posterior(
-            "kernel", shape, self.kernel_initializer, output_axis=-2 if self.transpose else -1
-        )
-        self.bias = None
-        if self.use_bias:
-            if self.bayesian_bias:
-                self.bias = self.add_posterior("bias", (self.filters,), self.bias_initializer)
-            else:
-                self.bias = self.add_weight(
-                    name="bias", shape=(self.filters,), initializer=self.bias_initializer
-                )
-        self.build_variational_state()
-        self.input_spec = keras.layers.InputSpec(ndim=self.rank + 2, axes={self.channel_axis: channels})
-
-    # ------------------------------------------------------------------ call
-    def _op(self, x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
-        if self.transpose:
-            return keras.ops.conv_transpose(
-                x,
-                kernel,
-                strides=self.strides,
-                padding=self.padding,
-                output_padding=self.output_padding,
-                data_format=self.data_format,
-                dilation_rate=self.dilation_rate,
-            )
-        return keras.ops.conv(
-            x,
-            kernel,
-            strides=self.strides,
-            padding="valid" if self.padding == "causal" else self.padding,
-            data_format=self.data_format,
-            dilation_rate=self.dilation_rate,
-        )
-
-    def _causal_pad(self, x: tf.Tensor) -> tf.Tensor:
-        left = self.dilation_rate[0] * (self.kernel_size[0] - 1)
-        if self.data_format == "channels_last":
-            pad = [[0, 0], [left, 0], [0, 0]]
-        else:
-            pad = [[0, 0], [0, 0], [left, 0]]
-        return tf.pad(x, pad)
-
-    def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        x = self.cast_inputs(inputs)
-        if self.padding == "valid" and not self.transpose:
-            first = 1 if self.data_format == "channels_last" else 2
-            for size, k, d in zip(x.shape[first : first + self.rank], self.kernel_size, self.dilation_rate):
-                if size is not None and size < d * (k - 1) + 1:
-                    raise ValueError(
-                        f"{self._owner}: with padding='valid' every spatial size must be >= the dilated "
-                        f"kernel size {tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation_rate))}, "
-                        f"got input shape {tuple(x.shape)}."
-                    )
-        if self.padding == "causal":
-            x = self._causal_pad(x)
-        y = self.sample_linear(
-            self._op,
-            x,
-            self.kernel_posterior,
-            self.bias,
-            channel_axis=self.channel_axis,
-            out_channels=self.filters,
-        )
-        return self.activation(y) if self.activation is not None else y
-
-    def compute_output_shape(self, input_shape: tuple) -> tuple:
-        # Keras' own shape inference: the op on symbolic tensors (no computation).
-        channels = input_shape[self.channel_axis] or 1
-        if self.transpose:
-            kernel = keras.KerasTensor(self.kernel_size + (self.filters, channels))
-        else:
-            kernel = keras.KerasTensor(self.kernel_size + (channels, self.filters))
-        shape = list(input_shape)
-        shape[self.channel_axis] = channels
-        if self.padding == "causal":
-            i = 1 if self.data_format == "channels_last" else 2
-            if shape[i] is not None:
-                shape[i] += self.dilation_rate[0] * (self.kernel_size[0] - 1)
-        return tuple(self._op(keras.KerasTensor(tuple(shape)), kernel).shape)
-
-    # ---------------------------------------------------------------- config
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "filters": self.filters,
-                "kernel_size": self.kernel_size,
-                "strides": self.strides,
-                "padding": self.padding,
-                "data_format": self.data_format,
-                "dilation_rate": self.dilation_rate,
-                "activation": keras.activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                "bayesian_bias": self.bayesian_bias,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-            }
-        )
-        if self.transpose:
-            config["output_padding"] = self.output_padding
-        else:
-            config["groups"] = self.groups
-        return config
-
-
 @keras.saving.register_keras_serializable(package="bayesflip")
-class Conv1DFlipout(_BaseConvFlipout):
-    """1D convolution with a mean-field Gaussian posterior over its kernel.
+class Conv1DFlipout(BaseConvFlipout):
+    """1D convolution with a posterior over its kernel.
 
-    Computes ``activation(conv(x, W) + b)`` with ``W ~ q(W)``. With the default
-    ``estimator="flipout"`` each example gets its own pseudo-independent kernel
-    perturbation, with random signs per example and channel broadcast over the
-    spatial positions (Wen et al. 2018). Every forward pass is a posterior
-    sample; :func:`bayesflip.posterior_mean` gives the posterior-mean
-    prediction, which equals ``keras.layers.Conv1D`` with ``kernel = loc``.
+    Computes ``activation(conv(x, W) + b)`` with ``W`` drawn from the layer's posterior
+    (:mod:`bayesflip.posteriors`; default the mean-field Gaussian) in every forward pass,
+    in training and inference alike. With ``estimator="flipout"`` each example gets its own
+    pseudo-independent kernel perturbation, with random signs per example and channel
+    broadcast over the spatial positions (Wen et al. 2018). :func:`bayesflip.posterior_mean`
+    gives the posterior-mean prediction, which equals ``keras.layers.Conv1D`` with ``kernel = loc``.
+    The layer adds ``kl_weight · KL(q ‖ p)`` to the model's losses.
 
     Args:
-        filters, kernel_size, strides, padding, data_format, dilation_rate,
-            groups, activation, use_bias: as in ``keras.layers.Conv1D`` (``padding`` may also be ``"causal"``).
-        **kwargs: ``bayesian_bias`` (give the bias its own Gaussian posterior;
-            default a deterministic weight), ``kernel_initializer`` (of the
-            kernel's posterior mean), ``bias_initializer``, ``estimator``
-            (``"flipout"``, ``"shared"`` or ``"local"``), ``prior``,
-            ``init_scale``, ``min_scale``, ``kl_weight``, ``seed`` (see
-            :class:`bayesflip.layers.VariationalLayer`) and the base
-            ``keras.layers.Layer`` arguments.
+        filters: positive int, the number of output channels.
+        kernel_size: int or tuple of 1 ints, the size of the convolution window.
+        strides: int or tuple of 1 ints, the stride of the convolution.
+        padding: ``"valid"``, ``"same"`` or ``"causal"`` (output step ``t`` sees inputs up to ``t``).
+        data_format: ``"channels_last"`` (``(batch, steps, channels)``) or
+            ``"channels_first"``; default ``keras.config.image_data_format()``.
+        dilation_rate: int or tuple of 1 ints, the dilation of the convolution window.
+        groups: positive int dividing ``filters`` and the input channels: the number of
+            groups the channels are split into, each convolved with its own filters.
+        activation: activation function (name or callable); default none (linear).
+        use_bias: whether the layer adds a bias.
+        bayesian_bias: when ``True`` the bias has its own posterior and prior; by default
+            it is a deterministic (point-estimate) weight.
+        kernel_initializer: initializer of the kernel's posterior mean.
+        bias_initializer: initializer of the bias (its posterior mean when Bayesian).
+        estimator: ``"flipout"`` (default: every example its own pseudo-independent
+            perturbation), ``"shared"`` (one weight draw for the whole batch) or ``"local"``
+            (local reparameterization: pre-activations sampled per example).
+        posterior: the posterior family of the Bayesian weights (:mod:`bayesflip.posteriors`):
+            ``None`` or ``"gaussian"`` (default, mean-field Gaussian ``N(θ, σ²)``),
+            ``GaussianDropConnect(rate=p)``, ``"variational_dropout"``, any
+            :class:`~bayesflip.posteriors.PosteriorFamily` or its config.
+        prior: prior of the Bayesian weights (a :mod:`bayesflip.priors` object, its name or its
+            config; default ``Normal(0, 1)``). Gaussian family only.
+        init_scale: posterior standard deviation at initialisation (Gaussian family).
+        min_scale: floor of the posterior standard deviation (Gaussian family).
+        kl_weight: factor of the KL term the layer adds with ``add_loss``, usually
+            ``1 / num_training_examples`` (:func:`bayesflip.set_kl_weight`); ``None``
+            leaves it unset (weight 1.0, with a warning at the first training step).
+        seed: seed of the layer's random stream (saved with the model); ``None`` draws one.
+        **kwargs: base ``keras.layers.Layer`` arguments (``name``, ``dtype``, ``trainable``).
+
+    Input shape:
+        3D tensor ``(batch_size, steps, channels)`` (``channels_last``) or ``(batch_size, channels, steps)``.
+
+    Output shape:
+        3D tensor ``(batch_size, new_steps, filters)`` (``channels_last``) or ``(batch_size, filters, new_steps)``.
+
+    Call arguments:
+        inputs: the input tensor; every call draws a new posterior sample.
 
     Example:
     >>> import numpy as np
@@ -284,6 +95,16 @@ class Conv1DFlipout(_BaseConvFlipout):
         groups: int = 1,
         activation: str | Callable | None = None,
         use_bias: bool = True,
+        bayesian_bias: bool = False,
+        kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+        bias_initializer: str | keras.initializers.Initializer = "zeros",
+        estimator: str = "flipout",
+        posterior: PosteriorFamily | str | dict | None = None,
+        prior: Prior | str | dict | None = None,
+        init_scale: float = 1e-2,
+        min_scale: float = 1e-6,
+        kl_weight: float | None = None,
+        seed: int | None = None,
         **kwargs,
     ):
         super().__init__(
@@ -296,31 +117,73 @@ class Conv1DFlipout(_BaseConvFlipout):
             groups=groups,
             activation=activation,
             use_bias=use_bias,
+            bayesian_bias=bayesian_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            estimator=estimator,
+            posterior=posterior,
+            prior=prior,
+            init_scale=init_scale,
+            min_scale=min_scale,
+            kl_weight=kl_weight,
+            seed=seed,
             **kwargs,
         )
 
 
 @keras.saving.register_keras_serializable(package="bayesflip")
-class Conv2DFlipout(_BaseConvFlipout):
-    """2D convolution with a mean-field Gaussian posterior over its kernel.
+class Conv2DFlipout(BaseConvFlipout):
+    """2D convolution with a posterior over its kernel.
 
-    Computes ``activation(conv(x, W) + b)`` with ``W ~ q(W)``. With the default
-    ``estimator="flipout"`` each example gets its own pseudo-independent kernel
-    perturbation, with random signs per example and channel broadcast over the
-    spatial positions (Wen et al. 2018). Every forward pass is a posterior
-    sample; :func:`bayesflip.posterior_mean` gives the posterior-mean
-    prediction, which equals ``keras.layers.Conv2D`` with ``kernel = loc``.
+    Computes ``activation(conv(x, W) + b)`` with ``W`` drawn from the layer's posterior
+    (:mod:`bayesflip.posteriors`; default the mean-field Gaussian) in every forward pass,
+    in training and inference alike. With ``estimator="flipout"`` each example gets its own
+    pseudo-independent kernel perturbation, with random signs per example and channel
+    broadcast over the spatial positions (Wen et al. 2018). :func:`bayesflip.posterior_mean`
+    gives the posterior-mean prediction, which equals ``keras.layers.Conv2D`` with ``kernel = loc``.
+    The layer adds ``kl_weight · KL(q ‖ p)`` to the model's losses.
 
     Args:
-        filters, kernel_size, strides, padding, data_format, dilation_rate,
-            groups, activation, use_bias: as in ``keras.layers.Conv2D``.
-        **kwargs: ``bayesian_bias`` (give the bias its own Gaussian posterior;
-            default a deterministic weight), ``kernel_initializer`` (of the
-            kernel's posterior mean), ``bias_initializer``, ``estimator``
-            (``"flipout"``, ``"shared"`` or ``"local"``), ``prior``,
-            ``init_scale``, ``min_scale``, ``kl_weight``, ``seed`` (see
-            :class:`bayesflip.layers.VariationalLayer`) and the base
-            ``keras.layers.Layer`` arguments.
+        filters: positive int, the number of output channels.
+        kernel_size: int or tuple of 2 ints, the size of the convolution window.
+        strides: int or tuple of 2 ints, the stride of the convolution.
+        padding: ``"valid"``, ``"same"`` (case-insensitive).
+        data_format: ``"channels_last"`` (``(batch, rows, cols, channels)``) or
+            ``"channels_first"``; default ``keras.config.image_data_format()``.
+        dilation_rate: int or tuple of 2 ints, the dilation of the convolution window.
+        groups: positive int dividing ``filters`` and the input channels: the number of
+            groups the channels are split into, each convolved with its own filters.
+        activation: activation function (name or callable); default none (linear).
+        use_bias: whether the layer adds a bias.
+        bayesian_bias: when ``True`` the bias has its own posterior and prior; by default
+            it is a deterministic (point-estimate) weight.
+        kernel_initializer: initializer of the kernel's posterior mean.
+        bias_initializer: initializer of the bias (its posterior mean when Bayesian).
+        estimator: ``"flipout"`` (default: every example its own pseudo-independent
+            perturbation), ``"shared"`` (one weight draw for the whole batch) or ``"local"``
+            (local reparameterization: pre-activations sampled per example).
+        posterior: the posterior family of the Bayesian weights (:mod:`bayesflip.posteriors`):
+            ``None`` or ``"gaussian"`` (default, mean-field Gaussian ``N(θ, σ²)``),
+            ``GaussianDropConnect(rate=p)``, ``"variational_dropout"``, any
+            :class:`~bayesflip.posteriors.PosteriorFamily` or its config.
+        prior: prior of the Bayesian weights (a :mod:`bayesflip.priors` object, its name or its
+            config; default ``Normal(0, 1)``). Gaussian family only.
+        init_scale: posterior standard deviation at initialisation (Gaussian family).
+        min_scale: floor of the posterior standard deviation (Gaussian family).
+        kl_weight: factor of the KL term the layer adds with ``add_loss``, usually
+            ``1 / num_training_examples`` (:func:`bayesflip.set_kl_weight`); ``None``
+            leaves it unset (weight 1.0, with a warning at the first training step).
+        seed: seed of the layer's random stream (saved with the model); ``None`` draws one.
+        **kwargs: base ``keras.layers.Layer`` arguments (``name``, ``dtype``, ``trainable``).
+
+    Input shape:
+        4D tensor ``(batch_size, rows, cols, channels)`` (``channels_last``) or ``(batch_size, channels, rows, cols)``.
+
+    Output shape:
+        4D tensor ``(batch_size, new_rows, new_cols, filters)`` (``channels_last``) or ``(batch_size, filters, new_rows, new_cols)``.
+
+    Call arguments:
+        inputs: the input tensor; every call draws a new posterior sample.
 
     Example:
     >>> import numpy as np
@@ -343,6 +206,16 @@ class Conv2DFlipout(_BaseConvFlipout):
         groups: int = 1,
         activation: str | Callable | None = None,
         use_bias: bool = True,
+        bayesian_bias: bool = False,
+        kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+        bias_initializer: str | keras.initializers.Initializer = "zeros",
+        estimator: str = "flipout",
+        posterior: PosteriorFamily | str | dict | None = None,
+        prior: Prior | str | dict | None = None,
+        init_scale: float = 1e-2,
+        min_scale: float = 1e-6,
+        kl_weight: float | None = None,
+        seed: int | None = None,
         **kwargs,
     ):
         super().__init__(
@@ -355,31 +228,73 @@ class Conv2DFlipout(_BaseConvFlipout):
             groups=groups,
             activation=activation,
             use_bias=use_bias,
+            bayesian_bias=bayesian_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            estimator=estimator,
+            posterior=posterior,
+            prior=prior,
+            init_scale=init_scale,
+            min_scale=min_scale,
+            kl_weight=kl_weight,
+            seed=seed,
             **kwargs,
         )
 
 
 @keras.saving.register_keras_serializable(package="bayesflip")
-class Conv3DFlipout(_BaseConvFlipout):
-    """3D convolution with a mean-field Gaussian posterior over its kernel.
+class Conv3DFlipout(BaseConvFlipout):
+    """3D convolution with a posterior over its kernel.
 
-    Computes ``activation(conv(x, W) + b)`` with ``W ~ q(W)``. With the default
-    ``estimator="flipout"`` each example gets its own pseudo-independent kernel
-    perturbation, with random signs per example and channel broadcast over the
-    spatial positions (Wen et al. 2018). Every forward pass is a posterior
-    sample; :func:`bayesflip.posterior_mean` gives the posterior-mean
-    prediction, which equals ``keras.layers.Conv3D`` with ``kernel = loc``.
+    Computes ``activation(conv(x, W) + b)`` with ``W`` drawn from the layer's posterior
+    (:mod:`bayesflip.posteriors`; default the mean-field Gaussian) in every forward pass,
+    in training and inference alike. With ``estimator="flipout"`` each example gets its own
+    pseudo-independent kernel perturbation, with random signs per example and channel
+    broadcast over the spatial positions (Wen et al. 2018). :func:`bayesflip.posterior_mean`
+    gives the posterior-mean prediction, which equals ``keras.layers.Conv3D`` with ``kernel = loc``.
+    The layer adds ``kl_weight · KL(q ‖ p)`` to the model's losses.
 
     Args:
-        filters, kernel_size, strides, padding, data_format, dilation_rate,
-            groups, activation, use_bias: as in ``keras.layers.Conv3D``.
-        **kwargs: ``bayesian_bias`` (give the bias its own Gaussian posterior;
-            default a deterministic weight), ``kernel_initializer`` (of the
-            kernel's posterior mean), ``bias_initializer``, ``estimator``
-            (``"flipout"``, ``"shared"`` or ``"local"``), ``prior``,
-            ``init_scale``, ``min_scale``, ``kl_weight``, ``seed`` (see
-            :class:`bayesflip.layers.VariationalLayer`) and the base
-            ``keras.layers.Layer`` arguments.
+        filters: positive int, the number of output channels.
+        kernel_size: int or tuple of 3 ints, the size of the convolution window.
+        strides: int or tuple of 3 ints, the stride of the convolution.
+        padding: ``"valid"``, ``"same"`` (case-insensitive).
+        data_format: ``"channels_last"`` (``(batch, dim1, dim2, dim3, channels)``) or
+            ``"channels_first"``; default ``keras.config.image_data_format()``.
+        dilation_rate: int or tuple of 3 ints, the dilation of the convolution window.
+        groups: positive int dividing ``filters`` and the input channels: the number of
+            groups the channels are split into, each convolved with its own filters.
+        activation: activation function (name or callable); default none (linear).
+        use_bias: whether the layer adds a bias.
+        bayesian_bias: when ``True`` the bias has its own posterior and prior; by default
+            it is a deterministic (point-estimate) weight.
+        kernel_initializer: initializer of the kernel's posterior mean.
+        bias_initializer: initializer of the bias (its posterior mean when Bayesian).
+        estimator: ``"flipout"`` (default: every example its own pseudo-independent
+            perturbation), ``"shared"`` (one weight draw for the whole batch) or ``"local"``
+            (local reparameterization: pre-activations sampled per example).
+        posterior: the posterior family of the Bayesian weights (:mod:`bayesflip.posteriors`):
+            ``None`` or ``"gaussian"`` (default, mean-field Gaussian ``N(θ, σ²)``),
+            ``GaussianDropConnect(rate=p)``, ``"variational_dropout"``, any
+            :class:`~bayesflip.posteriors.PosteriorFamily` or its config.
+        prior: prior of the Bayesian weights (a :mod:`bayesflip.priors` object, its name or its
+            config; default ``Normal(0, 1)``). Gaussian family only.
+        init_scale: posterior standard deviation at initialisation (Gaussian family).
+        min_scale: floor of the posterior standard deviation (Gaussian family).
+        kl_weight: factor of the KL term the layer adds with ``add_loss``, usually
+            ``1 / num_training_examples`` (:func:`bayesflip.set_kl_weight`); ``None``
+            leaves it unset (weight 1.0, with a warning at the first training step).
+        seed: seed of the layer's random stream (saved with the model); ``None`` draws one.
+        **kwargs: base ``keras.layers.Layer`` arguments (``name``, ``dtype``, ``trainable``).
+
+    Input shape:
+        5D tensor ``(batch_size, dim1, dim2, dim3, channels)`` (``channels_last``) or ``(batch_size, channels, dim1, dim2, dim3)``.
+
+    Output shape:
+        5D tensor ``(batch_size, new_dim1, new_dim2, new_dim3, filters)`` (``channels_last``) or ``(batch_size, filters, new_dim1, new_dim2, new_dim3)``.
+
+    Call arguments:
+        inputs: the input tensor; every call draws a new posterior sample.
 
     Example:
     >>> import numpy as np
@@ -402,6 +317,16 @@ class Conv3DFlipout(_BaseConvFlipout):
         groups: int = 1,
         activation: str | Callable | None = None,
         use_bias: bool = True,
+        bayesian_bias: bool = False,
+        kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+        bias_initializer: str | keras.initializers.Initializer = "zeros",
+        estimator: str = "flipout",
+        posterior: PosteriorFamily | str | dict | None = None,
+        prior: Prior | str | dict | None = None,
+        init_scale: float = 1e-2,
+        min_scale: float = 1e-6,
+        kl_weight: float | None = None,
+        seed: int | None = None,
         **kwargs,
     ):
         super().__init__(
@@ -414,5 +339,15 @@ class Conv3DFlipout(_BaseConvFlipout):
             groups=groups,
             activation=activation,
             use_bias=use_bias,
+            bayesian_bias=bayesian_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            estimator=estimator,
+            posterior=posterior,
+            prior=prior,
+            init_scale=init_scale,
+            min_scale=min_scale,
+            kl_weight=kl_weight,
+            seed=seed,
             **kwargs,
         )

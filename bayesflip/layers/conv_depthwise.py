@@ -38,7 +38,7 @@ import tensorflow as tf
 from bayesflip._checks import check_positive_int
 from bayesflip.layers._estimators import LinearSample, _add_bias
 from bayesflip.layers._variational import VariationalLayer
-from bayesflip.layers.conv import _int_tuple
+from bayesflip.layers._conv_base import _int_tuple
 from bayesflip.posteriors import PosteriorFamily, VariationalDropout, WeightPosterior
 from bayesflip.priors import Prior
 

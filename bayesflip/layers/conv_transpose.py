@@ -1,6 +1,6 @@
 """Transposed-convolutional variational layers.
 
-Thin wrappers over the convolutional core of ``bayesflip.layers.conv``
+Thin wrappers over the shared convolutional layer of ``bayesflip/layers/_conv_base.py``
 with ``op = keras.ops.conv_transpose``: the kernel has shape ``kernel_size +
 (filters, in_channels)``, flipout signs are drawn per example and channel and
 broadcast over the spatial positions, and the posterior-mean prediction equals
@@ -13,26 +13,66 @@ from collections.abc import Callable
 
 import keras
 
-from bayesflip.layers.conv import _BaseConvFlipout
+from bayesflip.layers._conv_base import BaseConvFlipout
+from bayesflip.posteriors import PosteriorFamily
+from bayesflip.priors import Prior
 
 __all__ = ["Conv1DTransposeFlipout", "Conv2DTransposeFlipout", "Conv3DTransposeFlipout"]
 
 
 @keras.saving.register_keras_serializable(package="bayesflip")
-class Conv1DTransposeFlipout(_BaseConvFlipout):
-    """1D transposed convolution with a Gaussian posterior over its kernel.
+class Conv1DTransposeFlipout(BaseConvFlipout):
+    """1D transposed convolution with a posterior over its kernel.
 
-    The variational counterpart of ``keras.layers.Conv1DTranspose`` (same
-    arguments, kernel shape ``kernel_size + (filters, in_channels)``); flipout
-    signs per example and channel, broadcast over positions.
+    The variational counterpart of ``keras.layers.Conv1DTranspose`` (same arguments, kernel shape
+    ``kernel_size + (filters, in_channels)``). Computes ``activation(conv_transpose(x, W) + b)``
+    with ``W`` drawn from the layer's posterior (:mod:`bayesflip.posteriors`; default the
+    mean-field Gaussian) in every forward pass; with ``estimator="flipout"`` each example gets
+    its own pseudo-independent kernel perturbation, with random signs per example and channel
+    broadcast over the spatial positions (Wen et al. 2018). :func:`bayesflip.posterior_mean`
+    gives the posterior-mean prediction, which equals ``keras.layers.Conv1DTranspose`` with ``kernel = loc``.
 
     Args:
-        filters, kernel_size, strides, padding, output_padding, data_format,
-            dilation_rate, activation, use_bias: as in
-            ``keras.layers.Conv1DTranspose``.
-        **kwargs: ``bayesian_bias``, ``kernel_initializer``,
-            ``bias_initializer``, ``estimator``, ``prior``, ``init_scale``,
-            ``min_scale``, ``kl_weight``, ``seed``: see :class:`Conv2DFlipout`.
+        filters: positive int, the number of output channels.
+        kernel_size: int or tuple of 1 ints, the size of the convolution window.
+        strides: int or tuple of 1 ints, the stride of the convolution.
+        padding: ``"valid"``, ``"same"`` (case-insensitive).
+        output_padding: ``None`` (inferred) or int / tuple of 1 ints, the extra size
+            of the output along each spatial axis; each must be smaller than its stride.
+        data_format: ``"channels_last"`` (``(batch, steps, channels)``) or
+            ``"channels_first"``; default ``keras.config.image_data_format()``.
+        dilation_rate: int or tuple of 1 ints, the dilation of the convolution window.
+        activation: activation function (name or callable); default none (linear).
+        use_bias: whether the layer adds a bias.
+        bayesian_bias: when ``True`` the bias has its own posterior and prior; by default
+            it is a deterministic (point-estimate) weight.
+        kernel_initializer: initializer of the kernel's posterior mean.
+        bias_initializer: initializer of the bias (its posterior mean when Bayesian).
+        estimator: ``"flipout"`` (default: every example its own pseudo-independent
+            perturbation), ``"shared"`` (one weight draw for the whole batch) or ``"local"``
+            (local reparameterization: pre-activations sampled per example).
+        posterior: the posterior family of the Bayesian weights (:mod:`bayesflip.posteriors`):
+            ``None`` or ``"gaussian"`` (default, mean-field Gaussian ``N(θ, σ²)``),
+            ``GaussianDropConnect(rate=p)``, ``"variational_dropout"``, any
+            :class:`~bayesflip.posteriors.PosteriorFamily` or its config.
+        prior: prior of the Bayesian weights (a :mod:`bayesflip.priors` object, its name or its
+            config; default ``Normal(0, 1)``). Gaussian family only.
+        init_scale: posterior standard deviation at initialisation (Gaussian family).
+        min_scale: floor of the posterior standard deviation (Gaussian family).
+        kl_weight: factor of the KL term the layer adds with ``add_loss``, usually
+            ``1 / num_training_examples`` (:func:`bayesflip.set_kl_weight`); ``None``
+            leaves it unset (weight 1.0, with a warning at the first training step).
+        seed: seed of the layer's random stream (saved with the model); ``None`` draws one.
+        **kwargs: base ``keras.layers.Layer`` arguments (``name``, ``dtype``, ``trainable``).
+
+    Input shape:
+        3D tensor ``(batch_size, steps, channels)`` (``channels_last``) or ``(batch_size, channels, steps)``.
+
+    Output shape:
+        3D tensor ``(batch_size, new_steps, filters)`` (``channels_last``) or ``(batch_size, filters, new_steps)``.
+
+    Call arguments:
+        inputs: the input tensor; every call draws a new posterior sample.
 
     Example:
     >>> import numpy as np
@@ -55,6 +95,16 @@ class Conv1DTransposeFlipout(_BaseConvFlipout):
         dilation_rate: int | tuple[int, ...] = 1,
         activation: str | Callable | None = None,
         use_bias: bool = True,
+        bayesian_bias: bool = False,
+        kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+        bias_initializer: str | keras.initializers.Initializer = "zeros",
+        estimator: str = "flipout",
+        posterior: PosteriorFamily | str | dict | None = None,
+        prior: Prior | str | dict | None = None,
+        init_scale: float = 1e-2,
+        min_scale: float = 1e-6,
+        kl_weight: float | None = None,
+        seed: int | None = None,
         **kwargs,
     ):
         super().__init__(
@@ -67,25 +117,73 @@ class Conv1DTransposeFlipout(_BaseConvFlipout):
             dilation_rate=dilation_rate,
             activation=activation,
             use_bias=use_bias,
+            bayesian_bias=bayesian_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            estimator=estimator,
+            posterior=posterior,
+            prior=prior,
+            init_scale=init_scale,
+            min_scale=min_scale,
+            kl_weight=kl_weight,
+            seed=seed,
             **kwargs,
         )
 
 
 @keras.saving.register_keras_serializable(package="bayesflip")
-class Conv2DTransposeFlipout(_BaseConvFlipout):
-    """2D transposed convolution with a Gaussian posterior over its kernel.
+class Conv2DTransposeFlipout(BaseConvFlipout):
+    """2D transposed convolution with a posterior over its kernel.
 
-    The variational counterpart of ``keras.layers.Conv2DTranspose`` (same
-    arguments, kernel shape ``kernel_size + (filters, in_channels)``); flipout
-    signs per example and channel, broadcast over positions.
+    The variational counterpart of ``keras.layers.Conv2DTranspose`` (same arguments, kernel shape
+    ``kernel_size + (filters, in_channels)``). Computes ``activation(conv_transpose(x, W) + b)``
+    with ``W`` drawn from the layer's posterior (:mod:`bayesflip.posteriors`; default the
+    mean-field Gaussian) in every forward pass; with ``estimator="flipout"`` each example gets
+    its own pseudo-independent kernel perturbation, with random signs per example and channel
+    broadcast over the spatial positions (Wen et al. 2018). :func:`bayesflip.posterior_mean`
+    gives the posterior-mean prediction, which equals ``keras.layers.Conv2DTranspose`` with ``kernel = loc``.
 
     Args:
-        filters, kernel_size, strides, padding, output_padding, data_format,
-            dilation_rate, activation, use_bias: as in
-            ``keras.layers.Conv2DTranspose``.
-        **kwargs: ``bayesian_bias``, ``kernel_initializer``,
-            ``bias_initializer``, ``estimator``, ``prior``, ``init_scale``,
-            ``min_scale``, ``kl_weight``, ``seed``: see :class:`Conv2DFlipout`.
+        filters: positive int, the number of output channels.
+        kernel_size: int or tuple of 2 ints, the size of the convolution window.
+        strides: int or tuple of 2 ints, the stride of the convolution.
+        padding: ``"valid"``, ``"same"`` (case-insensitive).
+        output_padding: ``None`` (inferred) or int / tuple of 2 ints, the extra size
+            of the output along each spatial axis; each must be smaller than its stride.
+        data_format: ``"channels_last"`` (``(batch, rows, cols, channels)``) or
+            ``"channels_first"``; default ``keras.config.image_data_format()``.
+        dilation_rate: int or tuple of 2 ints, the dilation of the convolution window.
+        activation: activation function (name or callable); default none (linear).
+        use_bias: whether the layer adds a bias.
+        bayesian_bias: when ``True`` the bias has its own posterior and prior; by default
+            it is a deterministic (point-estimate) weight.
+        kernel_initializer: initializer of the kernel's posterior mean.
+        bias_initializer: initializer of the bias (its posterior mean when Bayesian).
+        estimator: ``"flipout"`` (default: every example its own pseudo-independent
+            perturbation), ``"shared"`` (one weight draw for the whole batch) or ``"local"``
+            (local reparameterization: pre-activations sampled per example).
+        posterior: the posterior family of the Bayesian weights (:mod:`bayesflip.posteriors`):
+            ``None`` or ``"gaussian"`` (default, mean-field Gaussian ``N(θ, σ²)``),
+            ``GaussianDropConnect(rate=p)``, ``"variational_dropout"``, any
+            :class:`~bayesflip.posteriors.PosteriorFamily` or its config.
+        prior: prior of the Bayesian weights (a :mod:`bayesflip.priors` object, its name or its
+            config; default ``Normal(0, 1)``). Gaussian family only.
+        init_scale: posterior standard deviation at initialisation (Gaussian family).
+        min_scale: floor of the posterior standard deviation (Gaussian family).
+        kl_weight: factor of the KL term the layer adds with ``add_loss``, usually
+            ``1 / num_training_examples`` (:func:`bayesflip.set_kl_weight`); ``None``
+            leaves it unset (weight 1.0, with a warning at the first training step).
+        seed: seed of the layer's random stream (saved with the model); ``None`` draws one.
+        **kwargs: base ``keras.layers.Layer`` arguments (``name``, ``dtype``, ``trainable``).
+
+    Input shape:
+        4D tensor ``(batch_size, rows, cols, channels)`` (``channels_last``) or ``(batch_size, channels, rows, cols)``.
+
+    Output shape:
+        4D tensor ``(batch_size, new_rows, new_cols, filters)`` (``channels_last``) or ``(batch_size, filters, new_rows, new_cols)``.
+
+    Call arguments:
+        inputs: the input tensor; every call draws a new posterior sample.
 
     Example:
     >>> import numpy as np
@@ -108,6 +206,16 @@ class Conv2DTransposeFlipout(_BaseConvFlipout):
         dilation_rate: int | tuple[int, ...] = 1,
         activation: str | Callable | None = None,
         use_bias: bool = True,
+        bayesian_bias: bool = False,
+        kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+        bias_initializer: str | keras.initializers.Initializer = "zeros",
+        estimator: str = "flipout",
+        posterior: PosteriorFamily | str | dict | None = None,
+        prior: Prior | str | dict | None = None,
+        init_scale: float = 1e-2,
+        min_scale: float = 1e-6,
+        kl_weight: float | None = None,
+        seed: int | None = None,
         **kwargs,
     ):
         super().__init__(
@@ -120,25 +228,73 @@ class Conv2DTransposeFlipout(_BaseConvFlipout):
             dilation_rate=dilation_rate,
             activation=activation,
             use_bias=use_bias,
+            bayesian_bias=bayesian_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            estimator=estimator,
+            posterior=posterior,
+            prior=prior,
+            init_scale=init_scale,
+            min_scale=min_scale,
+            kl_weight=kl_weight,
+            seed=seed,
             **kwargs,
         )
 
 
 @keras.saving.register_keras_serializable(package="bayesflip")
-class Conv3DTransposeFlipout(_BaseConvFlipout):
-    """3D transposed convolution with a Gaussian posterior over its kernel.
+class Conv3DTransposeFlipout(BaseConvFlipout):
+    """3D transposed convolution with a posterior over its kernel.
 
-    The variational counterpart of ``keras.layers.Conv3DTranspose`` (same
-    arguments, kernel shape ``kernel_size + (filters, in_channels)``); flipout
-    signs per example and channel, broadcast over positions.
+    The variational counterpart of ``keras.layers.Conv3DTranspose`` (same arguments, kernel shape
+    ``kernel_size + (filters, in_channels)``). Computes ``activation(conv_transpose(x, W) + b)``
+    with ``W`` drawn from the layer's posterior (:mod:`bayesflip.posteriors`; default the
+    mean-field Gaussian) in every forward pass; with ``estimator="flipout"`` each example gets
+    its own pseudo-independent kernel perturbation, with random signs per example and channel
+    broadcast over the spatial positions (Wen et al. 2018). :func:`bayesflip.posterior_mean`
+    gives the posterior-mean prediction, which equals ``keras.layers.Conv3DTranspose`` with ``kernel = loc``.
 
     Args:
-        filters, kernel_size, strides, padding, output_padding, data_format,
-            dilation_rate, activation, use_bias: as in
-            ``keras.layers.Conv3DTranspose``.
-        **kwargs: ``bayesian_bias``, ``kernel_initializer``,
-            ``bias_initializer``, ``estimator``, ``prior``, ``init_scale``,
-            ``min_scale``, ``kl_weight``, ``seed``: see :class:`Conv2DFlipout`.
+        filters: positive int, the number of output channels.
+        kernel_size: int or tuple of 3 ints, the size of the convolution window.
+        strides: int or tuple of 3 ints, the stride of the convolution.
+        padding: ``"valid"``, ``"same"`` (case-insensitive).
+        output_padding: ``None`` (inferred) or int / tuple of 3 ints, the extra size
+            of the output along each spatial axis; each must be smaller than its stride.
+        data_format: ``"channels_last"`` (``(batch, dim1, dim2, dim3, channels)``) or
+            ``"channels_first"``; default ``keras.config.image_data_format()``.
+        dilation_rate: int or tuple of 3 ints, the dilation of the convolution window.
+        activation: activation function (name or callable); default none (linear).
+        use_bias: whether the layer adds a bias.
+        bayesian_bias: when ``True`` the bias has its own posterior and prior; by default
+            it is a deterministic (point-estimate) weight.
+        kernel_initializer: initializer of the kernel's posterior mean.
+        bias_initializer: initializer of the bias (its posterior mean when Bayesian).
+        estimator: ``"flipout"`` (default: every example its own pseudo-independent
+            perturbation), ``"shared"`` (one weight draw for the whole batch) or ``"local"``
+            (local reparameterization: pre-activations sampled per example).
+        posterior: the posterior family of the Bayesian weights (:mod:`bayesflip.posteriors`):
+            ``None`` or ``"gaussian"`` (default, mean-field Gaussian ``N(θ, σ²)``),
+            ``GaussianDropConnect(rate=p)``, ``"variational_dropout"``, any
+            :class:`~bayesflip.posteriors.PosteriorFamily` or its config.
+        prior: prior of the Bayesian weights (a :mod:`bayesflip.priors` object, its name or its
+            config; default ``Normal(0, 1)``). Gaussian family only.
+        init_scale: posterior standard deviation at initialisation (Gaussian family).
+        min_scale: floor of the posterior standard deviation (Gaussian family).
+        kl_weight: factor of the KL term the layer adds with ``add_loss``, usually
+            ``1 / num_training_examples`` (:func:`bayesflip.set_kl_weight`); ``None``
+            leaves it unset (weight 1.0, with a warning at the first training step).
+        seed: seed of the layer's random stream (saved with the model); ``None`` draws one.
+        **kwargs: base ``keras.layers.Layer`` arguments (``name``, ``dtype``, ``trainable``).
+
+    Input shape:
+        5D tensor ``(batch_size, dim1, dim2, dim3, channels)`` (``channels_last``) or ``(batch_size, channels, dim1, dim2, dim3)``.
+
+    Output shape:
+        5D tensor ``(batch_size, new_dim1, new_dim2, new_dim3, filters)`` (``channels_last``) or ``(batch_size, filters, new_dim1, new_dim2, new_dim3)``.
+
+    Call arguments:
+        inputs: the input tensor; every call draws a new posterior sample.
 
     Example:
     >>> import numpy as np
@@ -161,6 +317,16 @@ class Conv3DTransposeFlipout(_BaseConvFlipout):
         dilation_rate: int | tuple[int, ...] = 1,
         activation: str | Callable | None = None,
         use_bias: bool = True,
+        bayesian_bias: bool = False,
+        kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+        bias_initializer: str | keras.initializers.Initializer = "zeros",
+        estimator: str = "flipout",
+        posterior: PosteriorFamily | str | dict | None = None,
+        prior: Prior | str | dict | None = None,
+        init_scale: float = 1e-2,
+        min_scale: float = 1e-6,
+        kl_weight: float | None = None,
+        seed: int | None = None,
         **kwargs,
     ):
         super().__init__(
@@ -173,5 +339,15 @@ class Conv3DTransposeFlipout(_BaseConvFlipout):
             dilation_rate=dilation_rate,
             activation=activation,
             use_bias=use_bias,
+            bayesian_bias=bayesian_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            estimator=estimator,
+            posterior=posterior,
+            prior=prior,
+            init_scale=init_scale,
+            min_scale=min_scale,
+            kl_weight=kl_weight,
+            seed=seed,
             **kwargs,
         )

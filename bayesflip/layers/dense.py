@@ -8,47 +8,63 @@ import keras
 import tensorflow as tf
 
 from bayesflip._checks import check_positive_int
+from bayesflip.layers import _ops
 from bayesflip.layers._variational import VariationalLayer
+from bayesflip.posteriors import PosteriorFamily
 from bayesflip.priors import Prior
 
 __all__ = ["DenseFlipout", "DenseReparameterization", "DenseLocalReparameterization"]
 
 
-def _matmul(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
-    if x.shape.rank == 2:
-        return tf.matmul(x, w)
-    return tf.tensordot(x, w, axes=[[x.shape.rank - 1], [0]])
-
-
 @keras.saving.register_keras_serializable(package="bayesflip")
 class DenseFlipout(VariationalLayer):
-    """Dense layer with a mean-field Gaussian posterior over its kernel.
+    """Densely connected layer with a posterior over its kernel.
 
-    Computes ``activation(x W + b)`` with ``W ~ q(W)``; by default each example
-    of a batch sees its own pseudo-independent perturbation of ``W`` (flipout,
-    Wen et al. 2018). Every forward pass draws a posterior sample, in training
-    and inference alike; use :func:`bayesflip.posterior_mean` for the
-    posterior-mean prediction. The layer adds ``kl_weight · KL(q ‖ p)`` to the
-    model's losses.
+    Computes ``activation(x W + b)`` with ``W`` drawn from the layer's posterior
+    (:mod:`bayesflip.posteriors`; default the mean-field Gaussian ``N(θ, σ²)``). By default
+    each example of a batch sees its own pseudo-independent perturbation of ``W`` (flipout,
+    Wen et al. 2018). Every forward pass draws a posterior sample, in training and inference
+    alike; use :func:`bayesflip.posterior_mean` for the posterior-mean prediction, which
+    equals ``keras.layers.Dense`` with ``kernel = loc``. The layer adds
+    ``kl_weight · KL(q ‖ p)`` to the model's losses.
 
     Args:
-        units: positive int, output dimension.
-        activation: Keras activation (name or callable), default linear.
-        use_bias: whether to add a bias.
-        bayesian_bias: when True the bias has its own Gaussian posterior and
-            prior; by default it is a deterministic (point-estimate) weight.
-        kernel_initializer: initializer of the posterior mean of the kernel.
-        bias_initializer: initializer of the bias (posterior mean).
-        estimator: ``"flipout"``, ``"shared"`` (one draw per batch) or
-            ``"local"`` (local reparameterization).
-        prior, init_scale, min_scale, kl_weight, seed: see
-            :class:`bayesflip.layers.VariationalLayer`.
-        **kwargs: base ``keras.layers.Layer`` arguments (``name``, ``dtype`` …).
+        units: positive int, the output dimension.
+        activation: activation function (name or callable); default none (linear).
+        use_bias: whether the layer adds a bias.
+        bayesian_bias: when ``True`` the bias has its own posterior and prior; by default
+            it is a deterministic (point-estimate) weight.
+        kernel_initializer: initializer of the kernel's posterior mean.
+        bias_initializer: initializer of the bias (its posterior mean when Bayesian).
+        estimator: ``"flipout"`` (default: every example its own pseudo-independent
+            perturbation), ``"shared"`` (one weight draw for the whole batch) or ``"local"``
+            (local reparameterization: pre-activations sampled per example).
+        posterior: the posterior family of the Bayesian weights (:mod:`bayesflip.posteriors`):
+            ``None`` or ``"gaussian"`` (default, mean-field Gaussian ``N(θ, σ²)``),
+            ``GaussianDropConnect(rate=p)``, ``"variational_dropout"``, any
+            :class:`~bayesflip.posteriors.PosteriorFamily` or its config.
+        prior: prior of the Bayesian weights (a :mod:`bayesflip.priors` object, its name or its
+            config; default ``Normal(0, 1)``). Gaussian family only.
+        init_scale: posterior standard deviation at initialisation (Gaussian family).
+        min_scale: floor of the posterior standard deviation (Gaussian family).
+        kl_weight: factor of the KL term the layer adds with ``add_loss``, usually
+            ``1 / num_training_examples`` (:func:`bayesflip.set_kl_weight`); ``None``
+            leaves it unset (weight 1.0, with a warning at the first training step).
+        seed: seed of the layer's random stream (saved with the model); ``None`` draws one.
+        **kwargs: base ``keras.layers.Layer`` arguments (``name``, ``dtype``, ``trainable``).
 
-    Input shape: ``(batch, ..., input_dim)``. Output: ``(batch, ..., units)``.
+    Input shape:
+        N-D tensor ``(batch_size, ..., input_dim)``; the most common case is a 2D input
+        ``(batch_size, input_dim)``.
+
+    Output shape:
+        N-D tensor ``(batch_size, ..., units)``.
+
+    Call arguments:
+        inputs: the input tensor; every call draws a new posterior sample.
 
     Example:
-    >>> import numpy as np, keras
+    >>> import numpy as np
     >>> layer = DenseFlipout(3, seed=0)
     >>> layer(np.ones((2, 4), "float32")).shape
     TensorShape([2, 3])
@@ -63,6 +79,7 @@ class DenseFlipout(VariationalLayer):
         kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
         bias_initializer: str | keras.initializers.Initializer = "zeros",
         estimator: str = "flipout",
+        posterior: PosteriorFamily | str | dict | None = None,
         prior: Prior | str | dict | None = None,
         init_scale: float = 1e-2,
         min_scale: float = 1e-6,
@@ -72,6 +89,7 @@ class DenseFlipout(VariationalLayer):
     ):
         super().__init__(
             estimator=estimator,
+            posterior=posterior,
             prior=prior,
             init_scale=init_scale,
             min_scale=min_scale,
@@ -107,7 +125,7 @@ class DenseFlipout(VariationalLayer):
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
         x = self.cast_inputs(inputs)
-        y = self.sample_linear(_matmul, x, self.kernel_posterior, self.bias)
+        y = self.sample_linear(_ops.matmul, x, self.kernel_posterior, self.bias)
         return self.activation(y) if self.activation is not None else y
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
@@ -132,30 +150,165 @@ class DenseFlipout(VariationalLayer):
 class DenseReparameterization(DenseFlipout):
     """:class:`DenseFlipout` with ``estimator="shared"`` by default.
 
-    One weight sample is shared by the whole mini-batch (the plain
-    reparameterization trick, Kingma & Welling 2014; the baseline the flipout
-    paper compares against).
+    One weight sample is shared by the whole mini-batch (the plain reparameterization trick,
+    Kingma & Welling 2014; the baseline the flipout paper compares against). All arguments
+    are those of :class:`DenseFlipout`.
+
+    Args:
+        units: positive int, the output dimension.
+        activation: activation function (name or callable); default none (linear).
+        use_bias: whether the layer adds a bias.
+        bayesian_bias: when ``True`` the bias has its own posterior and prior; by default
+            it is a deterministic (point-estimate) weight.
+        kernel_initializer: initializer of the kernel's posterior mean.
+        bias_initializer: initializer of the bias (its posterior mean when Bayesian).
+        estimator: ``"shared"`` (default here: one weight draw for the whole batch),
+            ``"flipout"`` or ``"local"``.
+        posterior: the posterior family of the Bayesian weights (:mod:`bayesflip.posteriors`):
+            ``None`` or ``"gaussian"`` (default, mean-field Gaussian ``N(θ, σ²)``),
+            ``GaussianDropConnect(rate=p)``, ``"variational_dropout"``, any
+            :class:`~bayesflip.posteriors.PosteriorFamily` or its config.
+        prior: prior of the Bayesian weights (a :mod:`bayesflip.priors` object, its name or its
+            config; default ``Normal(0, 1)``). Gaussian family only.
+        init_scale: posterior standard deviation at initialisation (Gaussian family).
+        min_scale: floor of the posterior standard deviation (Gaussian family).
+        kl_weight: factor of the KL term the layer adds with ``add_loss``, usually
+            ``1 / num_training_examples`` (:func:`bayesflip.set_kl_weight`); ``None``
+            leaves it unset (weight 1.0, with a warning at the first training step).
+        seed: seed of the layer's random stream (saved with the model); ``None`` draws one.
+        **kwargs: base ``keras.layers.Layer`` arguments (``name``, ``dtype``, ``trainable``).
+
+    Input shape:
+        N-D tensor ``(batch_size, ..., input_dim)``; the most common case is a 2D input
+        ``(batch_size, input_dim)``.
+
+    Output shape:
+        N-D tensor ``(batch_size, ..., units)``.
+
+    Call arguments:
+        inputs: the input tensor; every call draws a new posterior sample.
 
     Example:
-    >>> DenseReparameterization(2).estimator
-    'shared'
+    >>> import numpy as np
+    >>> layer = DenseReparameterization(2, seed=0)
+    >>> layer.estimator, layer(np.ones((3, 4), "float32")).shape
+    ('shared', TensorShape([3, 2]))
     """
 
-    def __init__(self, units: int, estimator: str = "shared", **kwargs):
-        super().__init__(units, estimator=estimator, **kwargs)
+    def __init__(
+        self,
+        units: int,
+        activation: str | Callable | None = None,
+        use_bias: bool = True,
+        bayesian_bias: bool = False,
+        kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+        bias_initializer: str | keras.initializers.Initializer = "zeros",
+        estimator: str = "shared",
+        posterior: PosteriorFamily | str | dict | None = None,
+        prior: Prior | str | dict | None = None,
+        init_scale: float = 1e-2,
+        min_scale: float = 1e-6,
+        kl_weight: float | None = None,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            activation=activation,
+            use_bias=use_bias,
+            bayesian_bias=bayesian_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            estimator=estimator,
+            posterior=posterior,
+            prior=prior,
+            init_scale=init_scale,
+            min_scale=min_scale,
+            kl_weight=kl_weight,
+            seed=seed,
+            **kwargs,
+        )
 
 
 @keras.saving.register_keras_serializable(package="bayesflip")
 class DenseLocalReparameterization(DenseFlipout):
     """:class:`DenseFlipout` with ``estimator="local"`` by default.
 
-    Samples pre-activations instead of weights (Kingma, Salimans & Welling
-    2015): ``x loc + sqrt(x² scale²) ∘ η``, independent per example.
+    Samples pre-activations instead of weights (Kingma, Salimans & Welling 2015):
+    ``x loc + sqrt(x² scale²) ∘ η``, independent per example. All arguments are those of
+    :class:`DenseFlipout`.
+
+    Args:
+        units: positive int, the output dimension.
+        activation: activation function (name or callable); default none (linear).
+        use_bias: whether the layer adds a bias.
+        bayesian_bias: when ``True`` the bias has its own posterior and prior; by default
+            it is a deterministic (point-estimate) weight.
+        kernel_initializer: initializer of the kernel's posterior mean.
+        bias_initializer: initializer of the bias (its posterior mean when Bayesian).
+        estimator: ``"local"`` (default here: pre-activations sampled per example),
+            ``"flipout"`` or ``"shared"``.
+        posterior: the posterior family of the Bayesian weights (:mod:`bayesflip.posteriors`):
+            ``None`` or ``"gaussian"`` (default, mean-field Gaussian ``N(θ, σ²)``),
+            ``GaussianDropConnect(rate=p)``, ``"variational_dropout"``, any
+            :class:`~bayesflip.posteriors.PosteriorFamily` or its config.
+        prior: prior of the Bayesian weights (a :mod:`bayesflip.priors` object, its name or its
+            config; default ``Normal(0, 1)``). Gaussian family only.
+        init_scale: posterior standard deviation at initialisation (Gaussian family).
+        min_scale: floor of the posterior standard deviation (Gaussian family).
+        kl_weight: factor of the KL term the layer adds with ``add_loss``, usually
+            ``1 / num_training_examples`` (:func:`bayesflip.set_kl_weight`); ``None``
+            leaves it unset (weight 1.0, with a warning at the first training step).
+        seed: seed of the layer's random stream (saved with the model); ``None`` draws one.
+        **kwargs: base ``keras.layers.Layer`` arguments (``name``, ``dtype``, ``trainable``).
+
+    Input shape:
+        N-D tensor ``(batch_size, ..., input_dim)``; the most common case is a 2D input
+        ``(batch_size, input_dim)``.
+
+    Output shape:
+        N-D tensor ``(batch_size, ..., units)``.
+
+    Call arguments:
+        inputs: the input tensor; every call draws a new posterior sample.
 
     Example:
-    >>> DenseLocalReparameterization(2).estimator
-    'local'
+    >>> import numpy as np
+    >>> layer = DenseLocalReparameterization(2, seed=0)
+    >>> layer.estimator, layer(np.ones((3, 4), "float32")).shape
+    ('local', TensorShape([3, 2]))
     """
 
-    def __init__(self, units: int, estimator: str = "local", **kwargs):
-        super().__init__(units, estimator=estimator, **kwargs)
+    def __init__(
+        self,
+        units: int,
+        activation: str | Callable | None = None,
+        use_bias: bool = True,
+        bayesian_bias: bool = False,
+        kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+        bias_initializer: str | keras.initializers.Initializer = "zeros",
+        estimator: str = "local",
+        posterior: PosteriorFamily | str | dict | None = None,
+        prior: Prior | str | dict | None = None,
+        init_scale: float = 1e-2,
+        min_scale: float = 1e-6,
+        kl_weight: float | None = None,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            activation=activation,
+            use_bias=use_bias,
+            bayesian_bias=bayesian_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            estimator=estimator,
+            posterior=posterior,
+            prior=prior,
+            init_scale=init_scale,
+            min_scale=min_scale,
+            kl_weight=kl_weight,
+            seed=seed,
+            **kwargs,
+        )

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from bayesflip._checks import check_positive_int
 from bayesflip.layers._variational import VariationalLayer
+from bayesflip.posteriors import PosteriorFamily
 from bayesflip.priors import Prior
 
 __all__ = ["EmbeddingFlipout"]
@@ -29,24 +30,44 @@ def _lookup(ids: tf.Tensor, table: tf.Tensor) -> tf.Tensor:
 
 @keras.saving.register_keras_serializable(package="bayesflip")
 class EmbeddingFlipout(VariationalLayer):
-    """Embedding with a mean-field Gaussian posterior over its table.
+    """Embedding with a posterior over its table.
 
-    Maps integer ids ``(batch, ...)`` to vectors ``(batch, ..., output_dim)``.
-    Every forward pass draws a posterior sample (see the module docstring for
-    the flipout form); :func:`bayesflip.posterior_mean` gives the lookup in
-    the posterior mean, equal to ``keras.layers.Embedding`` with the same
-    table.
+    Maps integer ids ``(batch, ...)`` to vectors ``(batch, ..., output_dim)``, looked up in
+    a table drawn from the layer's posterior (:mod:`bayesflip.posteriors`; default the
+    mean-field Gaussian) in every forward pass (see the module docstring for the flipout
+    form); :func:`bayesflip.posterior_mean` gives the lookup in the posterior mean, equal
+    to ``keras.layers.Embedding`` with the same table.
 
     Args:
         input_dim: vocabulary size (ids lie in ``[0, input_dim)``).
         output_dim: embedding dimension.
-        embeddings_initializer: initializer of the posterior mean.
+        embeddings_initializer: initializer of the table's posterior mean.
         mask_zero: whether id 0 is padding (the layer then returns a mask, as
             ``keras.layers.Embedding`` does).
-        estimator: ``"flipout"`` (default) or ``"shared"`` (one table draw
-            for the whole batch).
-        prior, init_scale, min_scale, kl_weight, seed: see
-            :class:`bayesflip.layers.VariationalLayer`.
+        estimator: ``"flipout"`` (default: every example its own pseudo-independent
+            perturbation) or ``"shared"`` (one weight draw for the whole batch).
+        posterior: the posterior family of the table (:mod:`bayesflip.posteriors`):
+            ``None`` or ``"gaussian"`` (default, mean-field Gaussian ``N(θ, σ²)``),
+            ``GaussianDropConnect(rate=p)``, ``"variational_dropout"``, any
+            :class:`~bayesflip.posteriors.PosteriorFamily` or its config.
+        prior: prior of the table (a :mod:`bayesflip.priors` object, its name or its
+            config; default ``Normal(0, 1)``). Gaussian family only.
+        init_scale: posterior standard deviation at initialisation (Gaussian family).
+        min_scale: floor of the posterior standard deviation (Gaussian family).
+        kl_weight: factor of the KL term the layer adds with ``add_loss``, usually
+            ``1 / num_training_examples`` (:func:`bayesflip.set_kl_weight`); ``None``
+            leaves it unset (weight 1.0, with a warning at the first training step).
+        seed: seed of the layer's random stream (saved with the model); ``None`` draws one.
+        **kwargs: base ``keras.layers.Layer`` arguments (``name``, ``dtype``, ``trainable``).
+
+    Input shape:
+        Integer ids ``(batch_size, ...)``, typically ``(batch_size, sequence_length)``.
+
+    Output shape:
+        ``(batch_size, ..., output_dim)``.
+
+    Call arguments:
+        inputs: the ids (integers; floats are cast); every call draws a new posterior sample.
 
     Example:
     >>> import numpy as np
@@ -66,6 +87,7 @@ class EmbeddingFlipout(VariationalLayer):
         embeddings_initializer: str | keras.initializers.Initializer = "uniform",
         mask_zero: bool = False,
         estimator: str = "flipout",
+        posterior: PosteriorFamily | str | dict | None = None,
         prior: Prior | str | dict | None = None,
         init_scale: float = 1e-2,
         min_scale: float = 1e-6,
@@ -75,6 +97,7 @@ class EmbeddingFlipout(VariationalLayer):
     ):
         super().__init__(
             estimator=estimator,
+            posterior=posterior,
             prior=prior,
             init_scale=init_scale,
             min_scale=min_scale,

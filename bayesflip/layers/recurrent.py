@@ -1,7 +1,7 @@
 """Recurrent variational layers: LSTM and GRU with flipout.
 
 Both the input-to-hidden kernel ``W`` and the hidden-to-hidden kernel ``U``
-have mean-field Gaussian posteriors. As in the flipout paper's LSTM
+have posteriors (the family chosen with ``posterior=``; default mean-field Gaussian). As in the flipout paper's LSTM
 experiments, **one** perturbation (``ΔW``, ``ΔU``, and the per-example signs
 ``S``/``R`` of each kernel) is drawn per sequence and reused at every time
 step, so example ``b`` of a batch runs a deterministic recurrence with weights
@@ -30,16 +30,12 @@ import tensorflow as tf
 
 from bayesflip._checks import check_positive_int
 from bayesflip._keras_compat import rnn
+from bayesflip.layers import _ops
 from bayesflip.layers._variational import LinearSample, VariationalLayer
+from bayesflip.posteriors import PosteriorFamily
 from bayesflip.priors import Prior
 
 __all__ = ["LSTMFlipout", "GRUFlipout"]
-
-
-def _matmul(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
-    if x.shape.rank == 2:
-        return tf.matmul(x, w)
-    return tf.tensordot(x, w, axes=[[x.shape.rank - 1], [0]])
 
 
 class _RecurrentFlipout(VariationalLayer):
@@ -74,6 +70,7 @@ class _RecurrentFlipout(VariationalLayer):
         min_scale: float = 1e-6,
         kl_weight: float | None = None,
         seed: int | None = None,
+        posterior: PosteriorFamily | str | dict | None = None,
         **kwargs,
     ):
         super().__init__(
@@ -83,6 +80,7 @@ class _RecurrentFlipout(VariationalLayer):
             min_scale=min_scale,
             kl_weight=kl_weight,
             seed=seed,
+            posterior=posterior,
             **kwargs,
         )
         self.units = check_positive_int(self._owner, "units", units)
@@ -135,7 +133,7 @@ class _RecurrentFlipout(VariationalLayer):
     def draw_projections(self, batch_size) -> tuple[LinearSample, LinearSample]:
         """This call's input and recurrent projections (draws once; adds the KL).
 
-        Returns ``(input, recurrent)``: ``input(_matmul, x)`` is ``x W_b + b_input``
+        Returns ``(input, recurrent)``: ``input(_ops.matmul, x)`` is ``x W_b + b_input``
         for all steps at once (``x``: ``(batch, time, features)``, or one step
         ``(batch, features)``) and ``recurrent(tf.matmul, h)`` is ``h U_b`` (+ the
         recurrent bias of a GRU); both reuse one draw at every step.
@@ -183,7 +181,7 @@ class _RecurrentFlipout(VariationalLayer):
         step = self._step_function(lambda h: recurrent(tf.matmul, h))
         last, outputs, states = rnn(
             step,
-            inputs(_matmul, x),
+            inputs(_ops.matmul, x),
             states,
             go_backwards=self.go_backwards,
             mask=mask,
@@ -237,28 +235,60 @@ class _RecurrentFlipout(VariationalLayer):
 
 @keras.saving.register_keras_serializable(package="bayesflip")
 class LSTMFlipout(_RecurrentFlipout):
-    """LSTM with Gaussian posteriors over its input and recurrent kernels.
+    """LSTM with posteriors over its input and recurrent kernels.
 
     Same equations, weight layout (gates ``i, f, c, o``) and arguments as
-    ``keras.layers.LSTM``; one flipout perturbation per sequence is reused at
-    every time step (see the module docstring). In posterior-mean mode
-    (:func:`bayesflip.posterior_mean`) it equals ``keras.layers.LSTM`` with
-    ``kernel``/``recurrent_kernel`` set to the posterior means.
+    ``keras.layers.LSTM``; the kernels are drawn from the layer's posterior
+    (:mod:`bayesflip.posteriors`; default the mean-field Gaussian), one flipout
+    perturbation per sequence reused at every time step (see the module docstring).
+    In posterior-mean mode (:func:`bayesflip.posterior_mean`) it equals
+    ``keras.layers.LSTM`` with ``kernel``/``recurrent_kernel`` set to the posterior means.
 
     Args:
-        units: positive int, size of the hidden state.
-        activation, recurrent_activation, use_bias, kernel_initializer,
-            recurrent_initializer, bias_initializer, unit_forget_bias,
-            return_sequences, return_state, go_backwards, unroll: as in
-            ``keras.layers.LSTM``.
-        bayesian_bias: give the bias its own Gaussian posterior.
-        estimator: ``"flipout"`` (default) or ``"shared"`` (one weight draw
-            for the whole batch).
-        prior, init_scale, min_scale, kl_weight, seed: see
-            :class:`bayesflip.layers.VariationalLayer`.
+        units: positive int, the size of the hidden state.
+        activation: activation of the candidate state and output (default ``"tanh"``).
+        recurrent_activation: activation of the gates (default ``"sigmoid"``).
+        use_bias: whether the layer adds a bias.
+        bayesian_bias: when ``True`` the bias has its own posterior and prior; by default
+            it is a deterministic (point-estimate) weight.
+        kernel_initializer: initializer of the input kernel's posterior mean.
+        recurrent_initializer: initializer of the recurrent kernel's posterior mean.
+        bias_initializer: initializer of the bias.
+        unit_forget_bias: add 1 to the forget gate's bias at initialisation (as
+            ``keras.layers.LSTM``).
+        return_sequences: return the output of every time step, not only the last.
+        return_state: also return the final state(s).
+        go_backwards: process the sequences backwards (and return the reversed sequence).
+        unroll: unroll the time loop (faster for short sequences, more memory).
+        estimator: ``"flipout"`` (default: every sequence its own pseudo-independent
+            perturbation) or ``"shared"`` (one weight draw for the whole batch).
+        posterior: the posterior family of the kernels (:mod:`bayesflip.posteriors`):
+            ``None`` or ``"gaussian"`` (default, mean-field Gaussian ``N(θ, σ²)``),
+            ``GaussianDropConnect(rate=p)``, ``"variational_dropout"``, any
+            :class:`~bayesflip.posteriors.PosteriorFamily` or its config.
+        prior: prior of the kernels (a :mod:`bayesflip.priors` object, its name or its
+            config; default ``Normal(0, 1)``). Gaussian family only.
+        init_scale: posterior standard deviation at initialisation (Gaussian family).
+        min_scale: floor of the posterior standard deviation (Gaussian family).
+        kl_weight: factor of the KL term the layer adds with ``add_loss``, usually
+            ``1 / num_training_examples`` (:func:`bayesflip.set_kl_weight`); ``None``
+            leaves it unset (weight 1.0, with a warning at the first training step).
+        seed: seed of the layer's random stream (saved with the model); ``None`` draws one.
+        **kwargs: base ``keras.layers.Layer`` arguments (``name``, ``dtype``, ``trainable``).
 
-    Call arguments: ``sequences`` ``(batch, time, features)``, optional
-    ``initial_state`` ``[h, c]`` and ``mask`` ``(batch, time)``.
+    Input shape:
+        3D tensor ``(batch_size, timesteps, features)``.
+
+    Output shape:
+        ``(batch_size, units)``, or ``(batch_size, timesteps, units)`` with
+        ``return_sequences``; with ``return_state`` a list: the output, then the final
+        state(s) ``[h, c]``, each ``(batch_size, units)``.
+
+    Call arguments:
+        sequences: the input sequences ``(batch_size, timesteps, features)``.
+        initial_state: optional initial state(s) ``[h, c]``, each ``(batch_size, units)``.
+        mask: optional boolean ``(batch_size, timesteps)``; masked steps keep the state.
+        training: accepted for Keras compatibility; every call draws a new posterior sample.
 
     Example:
     >>> import numpy as np
@@ -269,8 +299,52 @@ class LSTMFlipout(_RecurrentFlipout):
 
     gates = 4
 
-    def __init__(self, units: int, unit_forget_bias: bool = True, **kwargs):
-        super().__init__(units, **kwargs)
+    def __init__(
+        self,
+        units: int,
+        activation: str | Callable = "tanh",
+        recurrent_activation: str | Callable = "sigmoid",
+        use_bias: bool = True,
+        bayesian_bias: bool = False,
+        kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+        recurrent_initializer: str | keras.initializers.Initializer = "orthogonal",
+        bias_initializer: str | keras.initializers.Initializer = "zeros",
+        unit_forget_bias: bool = True,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        unroll: bool = False,
+        estimator: str = "flipout",
+        posterior: PosteriorFamily | str | dict | None = None,
+        prior: Prior | str | dict | None = None,
+        init_scale: float = 1e-2,
+        min_scale: float = 1e-6,
+        kl_weight: float | None = None,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            use_bias=use_bias,
+            bayesian_bias=bayesian_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            unroll=unroll,
+            estimator=estimator,
+            posterior=posterior,
+            prior=prior,
+            init_scale=init_scale,
+            min_scale=min_scale,
+            kl_weight=kl_weight,
+            seed=seed,
+            **kwargs,
+        )
         self.unit_forget_bias = bool(unit_forget_bias)
 
     @property
@@ -315,20 +389,57 @@ class LSTMFlipout(_RecurrentFlipout):
 
 @keras.saving.register_keras_serializable(package="bayesflip")
 class GRUFlipout(_RecurrentFlipout):
-    """GRU with Gaussian posteriors over its input and recurrent kernels.
+    """GRU with posteriors over its input and recurrent kernels.
 
     Same equations, weight layout (gates ``z, r, h``; bias of shape
     ``(2, 3·units)``) and arguments as ``keras.layers.GRU`` with its default
-    ``reset_after=True`` (the only variant implemented); one flipout
-    perturbation per sequence is reused at every time step.
+    ``reset_after=True`` (the only variant implemented); the kernels are drawn from the
+    layer's posterior (:mod:`bayesflip.posteriors`; default the mean-field Gaussian), one
+    flipout perturbation per sequence reused at every time step.
 
     Args:
-        units: positive int, size of the hidden state.
-        activation, recurrent_activation, use_bias, kernel_initializer,
-            recurrent_initializer, bias_initializer, return_sequences,
-            return_state, go_backwards, unroll: as in ``keras.layers.GRU``.
-        bayesian_bias, estimator, prior, init_scale, min_scale, kl_weight,
-            seed: see :class:`LSTMFlipout`.
+        units: positive int, the size of the hidden state.
+        activation: activation of the candidate state and output (default ``"tanh"``).
+        recurrent_activation: activation of the gates (default ``"sigmoid"``).
+        use_bias: whether the layer adds a bias.
+        bayesian_bias: when ``True`` the bias has its own posterior and prior; by default
+            it is a deterministic (point-estimate) weight.
+        kernel_initializer: initializer of the input kernel's posterior mean.
+        recurrent_initializer: initializer of the recurrent kernel's posterior mean.
+        bias_initializer: initializer of the bias.
+        return_sequences: return the output of every time step, not only the last.
+        return_state: also return the final state(s).
+        go_backwards: process the sequences backwards (and return the reversed sequence).
+        unroll: unroll the time loop (faster for short sequences, more memory).
+        estimator: ``"flipout"`` (default: every sequence its own pseudo-independent
+            perturbation) or ``"shared"`` (one weight draw for the whole batch).
+        posterior: the posterior family of the kernels (:mod:`bayesflip.posteriors`):
+            ``None`` or ``"gaussian"`` (default, mean-field Gaussian ``N(θ, σ²)``),
+            ``GaussianDropConnect(rate=p)``, ``"variational_dropout"``, any
+            :class:`~bayesflip.posteriors.PosteriorFamily` or its config.
+        prior: prior of the kernels (a :mod:`bayesflip.priors` object, its name or its
+            config; default ``Normal(0, 1)``). Gaussian family only.
+        init_scale: posterior standard deviation at initialisation (Gaussian family).
+        min_scale: floor of the posterior standard deviation (Gaussian family).
+        kl_weight: factor of the KL term the layer adds with ``add_loss``, usually
+            ``1 / num_training_examples`` (:func:`bayesflip.set_kl_weight`); ``None``
+            leaves it unset (weight 1.0, with a warning at the first training step).
+        seed: seed of the layer's random stream (saved with the model); ``None`` draws one.
+        **kwargs: base ``keras.layers.Layer`` arguments (``name``, ``dtype``, ``trainable``).
+
+    Input shape:
+        3D tensor ``(batch_size, timesteps, features)``.
+
+    Output shape:
+        ``(batch_size, units)``, or ``(batch_size, timesteps, units)`` with
+        ``return_sequences``; with ``return_state`` a list: the output, then the final
+        state(s) ``[h]``, each ``(batch_size, units)``.
+
+    Call arguments:
+        sequences: the input sequences ``(batch_size, timesteps, features)``.
+        initial_state: optional initial state(s) ``[h]``, each ``(batch_size, units)``.
+        mask: optional boolean ``(batch_size, timesteps)``; masked steps keep the state.
+        training: accepted for Keras compatibility; every call draws a new posterior sample.
 
     Example:
     >>> import numpy as np
@@ -336,6 +447,52 @@ class GRUFlipout(_RecurrentFlipout):
     >>> layer(np.ones((2, 5, 4), "float32")).shape
     TensorShape([2, 3])
     """
+
+    def __init__(
+        self,
+        units: int,
+        activation: str | Callable = "tanh",
+        recurrent_activation: str | Callable = "sigmoid",
+        use_bias: bool = True,
+        bayesian_bias: bool = False,
+        kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+        recurrent_initializer: str | keras.initializers.Initializer = "orthogonal",
+        bias_initializer: str | keras.initializers.Initializer = "zeros",
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        unroll: bool = False,
+        estimator: str = "flipout",
+        posterior: PosteriorFamily | str | dict | None = None,
+        prior: Prior | str | dict | None = None,
+        init_scale: float = 1e-2,
+        min_scale: float = 1e-6,
+        kl_weight: float | None = None,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            use_bias=use_bias,
+            bayesian_bias=bayesian_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            unroll=unroll,
+            estimator=estimator,
+            posterior=posterior,
+            prior=prior,
+            init_scale=init_scale,
+            min_scale=min_scale,
+            kl_weight=kl_weight,
+            seed=seed,
+            **kwargs,
+        )
 
     gates = 3
 

@@ -11,11 +11,16 @@ faster and sturdier choice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
 import tensorflow as tf
 
 from bayesflip._keras_compat import DropoutRNNCell
-from bayesflip.layers.recurrent import GRUFlipout, LSTMFlipout, _matmul
+from bayesflip.layers import _ops
+from bayesflip.layers.recurrent import GRUFlipout, LSTMFlipout
+from bayesflip.posteriors import PosteriorFamily
+from bayesflip.priors import Prior
 
 __all__ = ["LSTMFlipoutCell", "GRUFlipoutCell"]
 
@@ -75,7 +80,7 @@ class _FlipoutCell(DropoutRNNCell):
             projections = self.draw_projections(tf.shape(x)[0])
         inputs, recurrent = projections
         step = self._step_function(lambda h: recurrent(tf.matmul, h))
-        return step(inputs(_matmul, x), states)
+        return step(inputs(_ops.matmul, x), states)
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -90,12 +95,53 @@ class _FlipoutCell(DropoutRNNCell):
 class LSTMFlipoutCell(_FlipoutCell, LSTMFlipout):  # type: ignore[misc]
     """The cell of :class:`LSTMFlipout`, for ``keras.layers.RNN``.
 
-    One perturbation per sequence, drawn by ``keras.layers.RNN`` through its
-    (Keras-internal) dropout-mask hook before the time loop; prefer
-    :class:`LSTMFlipout`, which also computes the input projection of all
-    steps at once. Arguments: those of :class:`LSTMFlipout` except
-    ``return_sequences``, ``return_state``, ``go_backwards`` and ``unroll``
-    (arguments of ``keras.layers.RNN``).
+    One perturbation of the kernels, drawn from the cell's posterior
+    (:mod:`bayesflip.posteriors`; default the mean-field Gaussian), per sequence: drawn by
+    ``keras.layers.RNN`` through its (Keras-internal) dropout-mask hook before the time
+    loop. Prefer :class:`LSTMFlipout`, which also computes the input projection of all
+    steps at once. The arguments are those of :class:`LSTMFlipout` except
+    ``return_sequences``, ``return_state``, ``go_backwards`` and ``unroll`` (arguments of
+    ``keras.layers.RNN``).
+
+    Args:
+        units: positive int, the size of the hidden state.
+        activation: activation of the candidate state and output (default ``"tanh"``).
+        recurrent_activation: activation of the gates (default ``"sigmoid"``).
+        use_bias: whether the cell adds a bias.
+        bayesian_bias: when ``True`` the bias has its own posterior and prior; by default
+            it is a deterministic (point-estimate) weight.
+        kernel_initializer: initializer of the input kernel's posterior mean.
+        recurrent_initializer: initializer of the recurrent kernel's posterior mean.
+        bias_initializer: initializer of the bias.
+        unit_forget_bias: add 1 to the forget gate's bias at initialisation.
+        estimator: ``"flipout"`` (default: every sequence its own pseudo-independent
+            perturbation) or ``"shared"`` (one weight draw for the whole batch).
+        posterior: the posterior family of the kernels (:mod:`bayesflip.posteriors`):
+            ``None`` or ``"gaussian"`` (default, mean-field Gaussian ``N(θ, σ²)``),
+            ``GaussianDropConnect(rate=p)``, ``"variational_dropout"``, any
+            :class:`~bayesflip.posteriors.PosteriorFamily` or its config.
+        prior: prior of the kernels (a :mod:`bayesflip.priors` object, its name or its
+            config; default ``Normal(0, 1)``). Gaussian family only.
+        init_scale: posterior standard deviation at initialisation (Gaussian family).
+        min_scale: floor of the posterior standard deviation (Gaussian family).
+        kl_weight: factor of the KL term the layer adds with ``add_loss``, usually
+            ``1 / num_training_examples`` (:func:`bayesflip.set_kl_weight`); ``None``
+            leaves it unset (weight 1.0, with a warning at the first training step).
+        seed: seed of the layer's random stream (saved with the model); ``None`` draws one.
+        **kwargs: base ``keras.layers.Layer`` arguments (``name``, ``dtype``, ``trainable``);
+            the ``keras.layers.RNN`` arguments (``return_sequences`` …) are refused.
+
+    Input shape:
+        One time step ``(batch_size, features)`` (``keras.layers.RNN`` feeds the steps of
+        ``(batch_size, timesteps, features)``).
+
+    Output shape:
+        ``(batch_size, units)`` and the new state(s) ``[h, c]``.
+
+    Call arguments:
+        inputs: the input of one time step ``(batch_size, features)``.
+        states: the previous state(s) ``[h, c]``, each ``(batch_size, units)``.
+        training: accepted for Keras compatibility; the perturbation is drawn per sequence.
 
     Example:
     >>> import keras, numpy as np
@@ -104,13 +150,133 @@ class LSTMFlipoutCell(_FlipoutCell, LSTMFlipout):  # type: ignore[misc]
     TensorShape([2, 5, 3])
     """
 
+    def __init__(
+        self,
+        units: int,
+        activation: str | Callable = "tanh",
+        recurrent_activation: str | Callable = "sigmoid",
+        use_bias: bool = True,
+        bayesian_bias: bool = False,
+        kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+        recurrent_initializer: str | keras.initializers.Initializer = "orthogonal",
+        bias_initializer: str | keras.initializers.Initializer = "zeros",
+        unit_forget_bias: bool = True,
+        estimator: str = "flipout",
+        posterior: PosteriorFamily | str | dict | None = None,
+        prior: Prior | str | dict | None = None,
+        init_scale: float = 1e-2,
+        min_scale: float = 1e-6,
+        kl_weight: float | None = None,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            use_bias=use_bias,
+            bayesian_bias=bayesian_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            unit_forget_bias=unit_forget_bias,
+            estimator=estimator,
+            posterior=posterior,
+            prior=prior,
+            init_scale=init_scale,
+            min_scale=min_scale,
+            kl_weight=kl_weight,
+            seed=seed,
+            **kwargs,
+        )
+
 
 @keras.saving.register_keras_serializable(package="bayesflip")
 class GRUFlipoutCell(_FlipoutCell, GRUFlipout):  # type: ignore[misc]
     """The cell of :class:`GRUFlipout`, for ``keras.layers.RNN`` (see :class:`LSTMFlipoutCell`).
+
+    The arguments are those of :class:`GRUFlipout` except ``return_sequences``,
+    ``return_state``, ``go_backwards`` and ``unroll`` (arguments of ``keras.layers.RNN``).
+
+    Args:
+        units: positive int, the size of the hidden state.
+        activation: activation of the candidate state and output (default ``"tanh"``).
+        recurrent_activation: activation of the gates (default ``"sigmoid"``).
+        use_bias: whether the cell adds a bias.
+        bayesian_bias: when ``True`` the bias has its own posterior and prior; by default
+            it is a deterministic (point-estimate) weight.
+        kernel_initializer: initializer of the input kernel's posterior mean.
+        recurrent_initializer: initializer of the recurrent kernel's posterior mean.
+        bias_initializer: initializer of the bias.
+        estimator: ``"flipout"`` (default: every sequence its own pseudo-independent
+            perturbation) or ``"shared"`` (one weight draw for the whole batch).
+        posterior: the posterior family of the kernels (:mod:`bayesflip.posteriors`):
+            ``None`` or ``"gaussian"`` (default, mean-field Gaussian ``N(θ, σ²)``),
+            ``GaussianDropConnect(rate=p)``, ``"variational_dropout"``, any
+            :class:`~bayesflip.posteriors.PosteriorFamily` or its config.
+        prior: prior of the kernels (a :mod:`bayesflip.priors` object, its name or its
+            config; default ``Normal(0, 1)``). Gaussian family only.
+        init_scale: posterior standard deviation at initialisation (Gaussian family).
+        min_scale: floor of the posterior standard deviation (Gaussian family).
+        kl_weight: factor of the KL term the layer adds with ``add_loss``, usually
+            ``1 / num_training_examples`` (:func:`bayesflip.set_kl_weight`); ``None``
+            leaves it unset (weight 1.0, with a warning at the first training step).
+        seed: seed of the layer's random stream (saved with the model); ``None`` draws one.
+        **kwargs: base ``keras.layers.Layer`` arguments (``name``, ``dtype``, ``trainable``);
+            the ``keras.layers.RNN`` arguments (``return_sequences`` …) are refused.
+
+    Input shape:
+        One time step ``(batch_size, features)`` (``keras.layers.RNN`` feeds the steps of
+        ``(batch_size, timesteps, features)``).
+
+    Output shape:
+        ``(batch_size, units)`` and the new state(s) ``[h]``.
+
+    Call arguments:
+        inputs: the input of one time step ``(batch_size, features)``.
+        states: the previous state(s) ``[h]``, each ``(batch_size, units)``.
+        training: accepted for Keras compatibility; the perturbation is drawn per sequence.
 
     Example:
     >>> import keras, numpy as np
     >>> keras.layers.RNN(GRUFlipoutCell(3, seed=0))(np.ones((2, 5, 4), "float32")).shape
     TensorShape([2, 3])
     """
+
+    def __init__(
+        self,
+        units: int,
+        activation: str | Callable = "tanh",
+        recurrent_activation: str | Callable = "sigmoid",
+        use_bias: bool = True,
+        bayesian_bias: bool = False,
+        kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+        recurrent_initializer: str | keras.initializers.Initializer = "orthogonal",
+        bias_initializer: str | keras.initializers.Initializer = "zeros",
+        estimator: str = "flipout",
+        posterior: PosteriorFamily | str | dict | None = None,
+        prior: Prior | str | dict | None = None,
+        init_scale: float = 1e-2,
+        min_scale: float = 1e-6,
+        kl_weight: float | None = None,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            use_bias=use_bias,
+            bayesian_bias=bayesian_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            estimator=estimator,
+            posterior=posterior,
+            prior=prior,
+            init_scale=init_scale,
+            min_scale=min_scale,
+            kl_weight=kl_weight,
+            seed=seed,
+            **kwargs,
+        )

@@ -36,6 +36,9 @@ The package's modules: ``_families`` (the
 ``posterior=`` choices), ``_gaussian`` (the per-weight
 posterior the core asks for, and the Gaussian one) and
 ``_multiplicative`` (``θ ∘ (1 + √α ε)`` and sparsity), ``_rank1`` (``W ∘ (s rᵀ)``).
+Saved models and configs find the families by their registered name
+(``"bayesflip>GaussianDropConnect"``), so configs that say
+``"module": "bayesflip.posteriors"`` load as before.
 
 Example:
 >>> import numpy as np
@@ -53,30 +56,19 @@ from bayesflip.posteriors._families import (
     VariationalDropout,
     get,
 )
-from bayesflip.posteriors._gaussian import (  # noqa: F401 - re-exported
-    _ANALYTIC_KL_CACHE,
+from bayesflip.posteriors._gaussian import (
     ExampleFactors,
     GaussianPosterior,
     WeightPosterior,
     analytic_kl_available,
 )
-from bayesflip.posteriors._multiplicative import (  # noqa: F401 - re-exported
-    LOG_ALPHA_RANGE,
-    MOLCHANOV_K1,
-    MOLCHANOV_K2,
-    MOLCHANOV_K3,
+from bayesflip.posteriors._multiplicative import (
     MultiplicativePosterior,
     SparsityReport,
     log_uniform_kl,
     sparsity,
 )
 from bayesflip.posteriors._rank1 import RandomSignInitializer, Rank1Posterior, tile_for_components
-
-# The families keep ``bayesflip.posteriors`` as their module: what serialized
-# configs (``"module"``), reprs and error messages have always said.
-for _cls in (PosteriorFamily, MeanFieldGaussian, GaussianDropConnect, VariationalDropout):
-    _cls.__module__ = __name__
-del _cls
 
 __all__ = [
     "PosteriorFamily",

@@ -4,14 +4,14 @@ A prior is a small Keras-serializable object that builds a
 ``tfp.distributions.Distribution`` with the shape of the weight it governs.
 The KL term of a layer is analytic whenever ``tfp.distributions.kl_divergence``
 knows the (posterior, prior) pair, and a single-sample Monte Carlo estimate
-otherwise (see :func:`bayesflip.layers.GaussianPosterior.kl_divergence`).
+otherwise (see :meth:`bayesflip.posteriors.GaussianPosterior.kl_divergence`).
 
-Layout: a package whose private modules are re-exported here (import every name
-from ``bayesflip.priors``): the base class ``Prior`` and the shared argument
-checks (``_base``), the priors with fixed parameters (``_fixed``) and the priors
-with variables on the layer (``_learnable``). The classes keep ``bayesflip.priors``
-as their ``__module__``, so serialized configs (``"module": "bayesflip.priors"``),
-reprs and error messages read as before the split.
+Layout: a package whose private modules define the classes exported here (import
+every name from ``bayesflip.priors``): the base class ``Prior`` (``_base``), the
+priors with fixed parameters (``_fixed``) and the priors with variables on the
+layer (``_learnable``). Saved models and configs find the classes by their
+registered name (``"bayesflip>Normal"``), so configs written when the classes
+lived in ``bayesflip.priors`` itself (``"module": "bayesflip.priors"``) still load.
 """
 
 from __future__ import annotations
@@ -19,21 +19,9 @@ from __future__ import annotations
 from typing import Any
 
 from bayesflip._checks import resolve_registered
-from bayesflip.priors._base import _PACKAGE, Prior, _check_finite, _check_positive  # noqa: F401 - re-exported
-from bayesflip.priors._fixed import (  # noqa: F401 - re-exported
-    Laplace,
-    Normal,
-    ScaleMixtureNormal,
-    StudentT,
-    TFPPrior,
-    _normal_kl_sum,
-)
-from bayesflip.priors._learnable import (  # noqa: F401 - re-exported
-    CenteredNormal,
-    LearnableNormal,
-    _BoundCenteredNormal,
-    _BoundLearnableNormal,
-)
+from bayesflip.priors._base import Prior
+from bayesflip.priors._fixed import Laplace, Normal, ScaleMixtureNormal, StudentT, TFPPrior
+from bayesflip.priors._learnable import CenteredNormal, LearnableNormal
 
 __all__ = [
     "Prior",
@@ -46,22 +34,6 @@ __all__ = [
     "CenteredNormal",
     "get",
 ]
-
-# Documented, serialized ("module") and named in errors as bayesflip.priors.<Class>, as before the split.
-for _cls in (
-    Prior,
-    Normal,
-    ScaleMixtureNormal,
-    TFPPrior,
-    Laplace,
-    StudentT,
-    LearnableNormal,
-    _BoundLearnableNormal,
-    CenteredNormal,
-    _BoundCenteredNormal,
-):
-    _cls.__module__ = __name__
-del _cls
 
 _ALIASES = {
     "normal": Normal,

@@ -1,34 +1,16 @@
-"""The base class of the priors and the argument checks they share (re-exported by ``bayesflip.priors``)."""
+"""The base class of the priors (exported by ``bayesflip.priors``)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import keras
 import tensorflow as tf
 
-from bayesflip._checks import is_real
 from bayesflip._tfp import tfd
 
 _PACKAGE = "bayesflip"
-
-
-def _check_positive(owner: str, name: str, value: Any) -> float:
-    if not is_real(value):
-        raise TypeError(f"{owner}: `{name}` must be a positive number, got {value!r}.")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{owner}: `{name}` must be a positive finite number, got {value!r}.")
-    return float(value)
-
-
-def _check_finite(owner: str, name: str, value: Any) -> float:
-    if not is_real(value):
-        raise TypeError(f"{owner}: `{name}` must be a finite number, got {value!r}.")
-    if not math.isfinite(value):
-        raise ValueError(f"{owner}: `{name}` must be a finite number, got {value!r}.")
-    return float(value)
 
 
 class Prior:

@@ -11,9 +11,9 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from bayesflip._checks import is_real
+from bayesflip._checks import check_real
 from bayesflip._tfp import tfd
-from bayesflip.priors._base import _PACKAGE, Prior, _check_finite, _check_positive
+from bayesflip.priors._base import _PACKAGE, Prior
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -32,8 +32,8 @@ class Normal(Prior):
     """
 
     def __init__(self, loc: float = 0.0, scale: float = 1.0):
-        self.loc = _check_finite("Normal prior", "loc", loc)
-        self.scale = _check_positive("Normal prior", "scale", scale)
+        self.loc = check_real("Normal prior", "loc", loc)
+        self.scale = check_real("Normal prior", "scale", scale, low=0)
 
     def distribution(self, shape: Sequence[int], dtype: str | tf.DType = "float32") -> tfd.Distribution:
         loc = tf.fill(shape, tf.constant(self.loc, dtype))
@@ -74,12 +74,12 @@ class ScaleMixtureNormal(Prior):
     """
 
     def __init__(self, pi: float = 0.5, scale_1: float = 1.0, scale_2: float = 0.0025):
-        pi = _check_finite("ScaleMixtureNormal prior", "pi", pi)
+        pi = check_real("ScaleMixtureNormal prior", "pi", pi)
         if not 0.0 < pi < 1.0:
             raise ValueError(f"ScaleMixtureNormal prior: `pi` must lie in (0, 1), got {pi!r}.")
         self.pi = pi
-        self.scale_1 = _check_positive("ScaleMixtureNormal prior", "scale_1", scale_1)
-        self.scale_2 = _check_positive("ScaleMixtureNormal prior", "scale_2", scale_2)
+        self.scale_1 = check_real("ScaleMixtureNormal prior", "scale_1", scale_1, low=0)
+        self.scale_2 = check_real("ScaleMixtureNormal prior", "scale_2", scale_2, low=0)
 
     def distribution(self, shape: Sequence[int], dtype: str | tf.DType = "float32") -> tfd.Distribution:
         shape = list(shape)
@@ -132,11 +132,8 @@ class TFPPrior(Prior):
             raise ValueError(
                 f"{owner}: `distribution` must name a class of tfp.distributions, got {distribution!r}."
             )
-        for name, value in parameters.items():
-            if not is_real(value) or not math.isfinite(value):
-                raise TypeError(f"{owner}: parameter `{name}` must be a finite number, got {value!r}.")
         self.distribution_name = distribution
-        self.parameters = {k: float(v) for k, v in parameters.items()}
+        self.parameters = {k: check_real(owner, k, v) for k, v in parameters.items()}
         try:
             probe = family(**self.parameters, validate_args=True)
             log_p = float(probe.log_prob(0.0))
@@ -185,8 +182,8 @@ class Laplace(TFPPrior):
     """
 
     def __init__(self, loc: float = 0.0, scale: float = 1.0):
-        loc = _check_finite("Laplace prior", "loc", loc)
-        scale = _check_positive("Laplace prior", "scale", scale)
+        loc = check_real("Laplace prior", "loc", loc)
+        scale = check_real("Laplace prior", "scale", scale, low=0)
         super().__init__("Laplace", loc=loc, scale=scale)
         self.loc, self.scale = loc, scale
 
@@ -213,9 +210,9 @@ class StudentT(TFPPrior):
     """
 
     def __init__(self, df: float = 3.0, loc: float = 0.0, scale: float = 1.0):
-        df = _check_positive("StudentT prior", "df", df)
-        loc = _check_finite("StudentT prior", "loc", loc)
-        scale = _check_positive("StudentT prior", "scale", scale)
+        df = check_real("StudentT prior", "df", df, low=0)
+        loc = check_real("StudentT prior", "loc", loc)
+        scale = check_real("StudentT prior", "scale", scale, low=0)
         super().__init__("StudentT", df=df, loc=loc, scale=scale)
         self.df, self.loc, self.scale = df, loc, scale
 

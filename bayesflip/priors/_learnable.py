@@ -4,15 +4,16 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import keras
 import tensorflow as tf
 
+from bayesflip import random as rnd
+from bayesflip._checks import check_real
 from bayesflip._tfp import tfd
-from bayesflip.priors._base import _PACKAGE, Prior, _check_finite, _check_positive
+from bayesflip.priors._base import _PACKAGE, Prior
 from bayesflip.priors._fixed import Normal
 
 
@@ -42,8 +43,8 @@ class LearnableNormal(Prior):
     """
 
     def __init__(self, loc: float = 0.0, scale: float = 1.0, learn_loc: bool = False):
-        self.loc = _check_finite("LearnableNormal prior", "loc", loc)
-        self.scale = _check_positive("LearnableNormal prior", "scale", scale)
+        self.loc = check_real("LearnableNormal prior", "loc", loc)
+        self.scale = check_real("LearnableNormal prior", "scale", scale, low=0)
         if not isinstance(learn_loc, bool):
             raise TypeError(f"LearnableNormal prior: `learn_loc` must be a bool, got {learn_loc!r}.")
         self.learn_loc = learn_loc
@@ -57,7 +58,7 @@ class LearnableNormal(Prior):
         rho = layer.add_weight(
             name=f"{name}_prior_rho",
             shape=(),
-            initializer=keras.initializers.Constant(self.scale + math.log(-math.expm1(-self.scale))),
+            initializer=keras.initializers.Constant(rnd.softplus_inverse(self.scale)),
             trainable=True,
         )
         loc = None
@@ -122,7 +123,7 @@ class CenteredNormal(Prior):
     """
 
     def __init__(self, scale: float = 1.0):
-        self.scale = _check_positive("CenteredNormal prior", "scale", scale)
+        self.scale = check_real("CenteredNormal prior", "scale", scale, low=0)
 
     def distribution(self, shape: Sequence[int], dtype: str | tf.DType = "float32") -> tfd.Distribution:
         """The prior before its centre is set (centred on zero)."""

@@ -3,7 +3,7 @@
 Every case asserts the exception type and that the message names the object
 (layer or function), the argument, what was expected and what came. Cases
 already covered elsewhere (tests/layers/test_dense.py, test_conv.py,
-test_recurrent.py, tests/test_priors.py, tests/test_losses.py,
+test_recurrent.py, tests/test_priors.py, tests/test_elbo.py,
 tests/test_cli.py, tests/calibration/test_metrics.py) are not repeated here;
 docs/reliability.md counts both.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 
 import keras
 import numpy as np
@@ -25,6 +26,7 @@ import bayesflip
 from bayesflip import calibration as cal
 from bayesflip import cli, priors
 from bayesflip import uncertainty as unc
+from bayesflip.elbo import KLAnnealing, set_kl_weight
 from bayesflip.layers import (
     Conv1DTransposeFlipout,
     Conv2DFlipout,
@@ -33,7 +35,6 @@ from bayesflip.layers import (
     GRUFlipout,
     LSTMFlipout,
 )
-from bayesflip.losses import KLAnnealing, set_kl_weight
 
 P = np.array([[0.6, 0.4], [0.3, 0.7]])
 
@@ -254,7 +255,7 @@ CASES = [
     (
         "normal-loc-str",
         lambda: priors.Normal(loc="0"),
-        TypeError,
+        ValueError,  # the one error type of bayesflip._checks for a bad number
         [r"Normal prior", r"`loc`", r"finite number", r"got '0'"],
     ),
     (
@@ -535,18 +536,66 @@ def test_cli_bad_options_exit_2_with_a_clear_message(argv, fragments, capsys):
         assert fragment in err, (fragment, err)
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs POSIX permissions, not root")
-def test_cli_unwritable_output_folder(tmp_path, capsys):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
+def _main_as_nobody(argv: list[str]) -> tuple[int, str]:
+    """``cli.main(argv)`` in a forked child that first drops root's privileges to ``nobody``.
+
+    Returns the exit status and what the child wrote to stderr. A fork, not a new
+    interpreter: the interpreter may live where ``nobody`` cannot read it (e.g. under
+    ``/root``); the child runs only the argument checks of the command line, no TensorFlow.
+    """
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        status = 70
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            with os.fdopen(write_end, "w") as err:
+                sys.stderr = err
+                status = cli.main(argv)
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read_end) as err:
+        text = err.read()
+    _, wait_status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(wait_status), text
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs POSIX permissions")
+def test_cli_unwritable_output_folder(capsys):
+    """A folder the user may not write to: exit status 2 and a message naming it.
+
+    Root writes anywhere, so as root (as CI runs) the command runs in a child process that
+    drops its privileges to ``nobody`` first; other users run it in this process.
+    """
+    import shutil
+    import tempfile
+
+    base = tempfile.mkdtemp(prefix="bayesflip-locked-")  # under /tmp: every user may traverse it
+    locked = os.path.join(base, "locked")
+    os.mkdir(locked)
+    os.chmod(base, 0o755)
+    os.chmod(locked, 0o555)
+    target = os.path.join(locked, "out")
+    argv = ["demo", "--output", target, "--quiet"]
     try:
-        target = str(locked / "out")
-        assert cli.main(["demo", "--output", target, "--quiet"]) == 2
-        err = capsys.readouterr().err
+        if os.geteuid() == 0:
+            status, err = _main_as_nobody(argv)
+        else:
+            status, err = cli.main(argv), capsys.readouterr().err
+        assert status == 2, err
         assert "bayesflip demo" in err and "--output" in err and target in err and "cannot create" in err
+        assert "Permission denied" in err
+        assert not os.path.exists(target)
     finally:
-        locked.chmod(0o700)
+        os.chmod(locked, 0o700)
+        shutil.rmtree(base)
 
 
 def test_cli_output_under_a_file(tmp_path, capsys):

@@ -243,3 +243,18 @@ def test_save_load_resumes_training_identically(tmp_path):
     model.fit(x, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
     loaded.fit(x, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
     assert_same_weights(model.weights, loaded.weights, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "name", ["set_kl_weight", "get_kl_weight", "kl_divergence", "KLAnnealing", "ELBOTerms"]
+)
+def test_old_module_name_warns_and_still_returns_the_name(name):
+    import bayesflip.losses
+
+    with pytest.warns(
+        DeprecationWarning, match=rf"bayesflip\.losses is deprecated.*import {name} from bayesflip\.elbo"
+    ):
+        obj = getattr(bayesflip.losses, name)
+    assert obj is getattr(bayesflip.elbo, name) is getattr(bayesflip, name)
+    with pytest.raises(AttributeError):
+        bayesflip.losses.no_such_name  # noqa: B018
