@@ -36,9 +36,9 @@ import keras
 import tensorflow as tf
 
 from bayesflip._checks import check_positive_int
+from bayesflip.layers._conv_base import _int_tuple
 from bayesflip.layers._estimators import LinearSample, _add_bias
 from bayesflip.layers._variational import VariationalLayer
-from bayesflip.layers._conv_base import _int_tuple
 from bayesflip.posteriors import PosteriorFamily, VariationalDropout, WeightPosterior
 from bayesflip.priors import Prior
 
