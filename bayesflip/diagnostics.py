@@ -35,9 +35,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bayesflip import inference
 from bayesflip._checks import check_int, check_positive_int
 from bayesflip._typing import ArrayLike
-from bayesflip.inference import _mode, variational_layers
+from bayesflip.inference import variational_layers
 from bayesflip.layers._variational import ESTIMATORS
 
 __all__ = ["GradientVariance", "gradient_variance", "variance_vs_batch_size", "use_estimator", "loglog_slope"]
@@ -95,7 +96,7 @@ def use_estimator(model: keras.layers.Layer, estimator: str | None) -> Iterator[
                 f"use_estimator: layer '{layer.name}' ({type(layer).__name__}) supports estimators "
                 f"{list(layer.supported_estimators)}, got {estimator!r}."
             )
-    with _mode(model, layers, "estimator", estimator):
+    with inference._mode(model, layers, "estimator", estimator):
         yield model
 
 

@@ -36,8 +36,8 @@ import keras
 import tensorflow as tf
 
 from bayesflip._checks import check_positive_int
-from bayesflip.layers._conv_base import _int_tuple
-from bayesflip.layers._estimators import LinearSample, _add_bias
+from bayesflip.layers import _conv_base, _estimators
+from bayesflip.layers._estimators import LinearSample
 from bayesflip.layers._variational import VariationalLayer
 from bayesflip.posteriors import PosteriorFamily, VariationalDropout, WeightPosterior
 from bayesflip.priors import Prior
@@ -93,9 +93,9 @@ class _DepthwiseBase(VariationalLayer):
             **kwargs,
         )
         owner, rank = self._owner, self.rank
-        self.kernel_size = _int_tuple(owner, "kernel_size", kernel_size, rank)
-        self.strides = _int_tuple(owner, "strides", strides, rank)
-        self.dilation_rate = _int_tuple(owner, "dilation_rate", dilation_rate, rank)
+        self.kernel_size = _conv_base._int_tuple(owner, "kernel_size", kernel_size, rank)
+        self.strides = _conv_base._int_tuple(owner, "strides", strides, rank)
+        self.dilation_rate = _conv_base._int_tuple(owner, "dilation_rate", dilation_rate, rank)
         self.depth_multiplier = check_positive_int(owner, "depth_multiplier", depth_multiplier)
         if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
             raise ValueError(f"{owner}: `padding` must be one of ['valid', 'same'], got {padding!r}.")
@@ -306,10 +306,20 @@ _DEPTHWISE_ARGS = """
         bias_initializer: initializer of the bias (posterior mean).
         estimator: ``"flipout"``, ``"shared"`` (one draw per batch) or
             ``"local"`` (local reparameterization).
-        prior, init_scale, min_scale, kl_weight, seed, posterior: see
-            :class:`bayesflip.layers.VariationalLayer`. Per-unit noise
-            (``VariationalDropout(granularity="unit")``) needs
-            ``depth_multiplier=1``: one noise level per channel.
+        posterior: the posterior family of the Bayesian weights (:mod:`bayesflip.posteriors`):
+            ``None`` or ``"gaussian"`` (default, mean-field Gaussian ``N(θ, σ²)``),
+            ``GaussianDropConnect(rate=p)``, ``"variational_dropout"``, any
+            :class:`~bayesflip.posteriors.PosteriorFamily` or its config (not ``Rank1``: a
+            depthwise kernel is diagonal in the channels). Per-unit noise
+            (``VariationalDropout(granularity="unit")``) needs ``depth_multiplier=1``.
+        prior: prior of the Bayesian weights (a :mod:`bayesflip.priors` object, its name or its
+            config; default ``Normal(0, 1)``). Gaussian family only.
+        init_scale: posterior standard deviation at initialisation (Gaussian family).
+        min_scale: floor of the posterior standard deviation (Gaussian family).
+        kl_weight: factor of the KL term the layer adds with ``add_loss``, usually
+            ``1 / num_training_examples`` (:func:`bayesflip.set_kl_weight`); ``None``
+            leaves it unset (weight 1.0, with a warning at the first training step).
+        seed: seed of the layer's random stream (saved with the model); ``None`` draws one.
         **kwargs: base ``keras.layers.Layer`` arguments (``name``, ``dtype`` …).
 
     Input shape:
@@ -341,7 +351,6 @@ class DepthwiseConv1DFlipout(_BaseDepthwiseConvFlipout):
         + _DEPTHWISE_ARGS.format(rank=1, spatial="steps", new_spatial="new_steps")
         + """
     Example:
-
     >>> import numpy as np
     >>> layer = DepthwiseConv1DFlipout(3, depth_multiplier=2, padding="same", seed=0)
     >>> layer(np.ones((2, 5, 4), "float32")).shape
@@ -413,7 +422,6 @@ class DepthwiseConv2DFlipout(_BaseDepthwiseConvFlipout):
         + _DEPTHWISE_ARGS.format(rank=2, spatial="rows, cols", new_spatial="new_rows, new_cols")
         + """
     Example:
-
     >>> import numpy as np
     >>> layer = DepthwiseConv2DFlipout(3, strides=2, padding="same", seed=0)
     >>> layer(np.ones((2, 6, 6, 4), "float32")).shape
@@ -586,7 +594,7 @@ class _BaseSeparableConvFlipout(_DepthwiseBase):
                 dilation_rate=self.dilation_rate,
             )
             if self.bias is not None:
-                y = _add_bias(y, self.posterior_mean_weight(self.bias, point=True), axis)
+                y = _estimators._add_bias(y, self.posterior_mean_weight(self.bias, point=True), axis)
             return self._finish(y)
         ops = ((self._depthwise_op, self.depthwise_kernel), (self._pointwise_op, self.pointwise_kernel))
         h = x
@@ -665,11 +673,21 @@ _SEPARABLE_ARGS = """
         bias_initializer: initializer of the bias (posterior mean).
         estimator: ``"flipout"``, ``"shared"`` (one draw per batch) or
             ``"local"`` (local reparameterization).
-        prior, init_scale, min_scale, kl_weight, seed, posterior: see
-            :class:`bayesflip.layers.VariationalLayer`; they apply to every
-            Bayesian weight. Per-unit noise
-            (``VariationalDropout(granularity="unit")``) on a Bayesian
-            depthwise kernel needs ``depth_multiplier=1``.
+        posterior: the posterior family of the Bayesian weights (:mod:`bayesflip.posteriors`):
+            ``None`` or ``"gaussian"`` (default, mean-field Gaussian ``N(θ, σ²)``),
+            ``GaussianDropConnect(rate=p)``, ``"variational_dropout"``, any
+            :class:`~bayesflip.posteriors.PosteriorFamily` or its config (not ``Rank1``: a
+            depthwise kernel is diagonal in the channels). Per-unit noise
+            (``VariationalDropout(granularity="unit")``) on a Bayesian depthwise kernel needs
+            ``depth_multiplier=1``. These settings apply to every Bayesian weight.
+        prior: prior of the Bayesian weights (a :mod:`bayesflip.priors` object, its name or its
+            config; default ``Normal(0, 1)``). Gaussian family only.
+        init_scale: posterior standard deviation at initialisation (Gaussian family).
+        min_scale: floor of the posterior standard deviation (Gaussian family).
+        kl_weight: factor of the KL term the layer adds with ``add_loss``, usually
+            ``1 / num_training_examples`` (:func:`bayesflip.set_kl_weight`); ``None``
+            leaves it unset (weight 1.0, with a warning at the first training step).
+        seed: seed of the layer's random stream (saved with the model); ``None`` draws one.
         **kwargs: base ``keras.layers.Layer`` arguments (``name``, ``dtype`` …).
 
     Input shape:
@@ -702,7 +720,6 @@ class SeparableConv1DFlipout(_BaseSeparableConvFlipout):
         + _SEPARABLE_ARGS.format(rank=1, spatial="steps", new_spatial="new_steps")
         + """
     Example:
-
     >>> import numpy as np
     >>> layer = SeparableConv1DFlipout(6, 3, bayesian_pointwise=False, seed=0)
     >>> layer(np.ones((2, 5, 4), "float32")).shape
@@ -783,7 +800,6 @@ class SeparableConv2DFlipout(_BaseSeparableConvFlipout):
         + _SEPARABLE_ARGS.format(rank=2, spatial="rows, cols", new_spatial="new_rows, new_cols")
         + """
     Example:
-
     >>> import numpy as np
     >>> layer = SeparableConv2DFlipout(8, 3, padding="same", seed=0)
     >>> layer(np.ones((2, 5, 5, 4), "float32")).shape
