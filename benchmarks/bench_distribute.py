@@ -45,6 +45,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from bayesflip.distribute._fit import _make_train_step  # noqa: E402
+from bayesflip.distribute._loss import _per_example_loss_fn  # noqa: E402
 from bayesflip.layers import DenseFlipout  # noqa: E402
 from benchmarks._meta import output_dir, write_json  # noqa: E402
 
@@ -65,8 +67,8 @@ def build(strategy, jit_compile=False):
         optimizer = keras.optimizers.Adam(1e-3)
         optimizer.build(model.trainable_variables)
         trackers = {n: keras.metrics.Mean(name=n) for n in ("loss", "nll", "kl")}
-    loss = bd._per_example_loss_fn(keras.losses.SparseCategoricalCrossentropy(from_logits=True), "bench")
-    return bd._make_train_step(model, strategy, loss, optimizer, trackers, [], jit_compile)
+    loss = _per_example_loss_fn(keras.losses.SparseCategoricalCrossentropy(from_logits=True), "bench")
+    return _make_train_step(model, strategy, loss, optimizer, trackers, [], jit_compile)
 
 
 def rng_draw_ms(steps: int) -> dict:

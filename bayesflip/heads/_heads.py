@@ -16,6 +16,7 @@ from bayesflip._tfp import tfd
 from bayesflip._typing import ArrayLike
 from bayesflip.heads._common import _PACKAGE, _shape
 from bayesflip.heads._losses import BernoulliNLL, CategoricalNLL, GaussianNLL, StudentTNLL, _HeadNLL
+from bayesflip.random import softplus_inverse
 
 _NOISE = ("heteroscedastic", "homoscedastic")
 #: A learned Student-t ``df`` is ``2 + _DF_FLOOR + softplus(raw)`` (finite variance),
@@ -33,11 +34,6 @@ def _check_number(owner: str, name: str, value: Any, minimum: float, inclusive: 
     if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
         raise ValueError(f"{owner}: `{name}` must be a {kind} finite number, got {value!r}.")
     return value
-
-
-def _softplus_inverse(y: float) -> float:
-    """``x`` with ``softplus(x) = y`` (``y > 0``)."""
-    return y + math.log(-math.expm1(-y))
 
 
 # --------------------------------------------------------------------------- protocol
@@ -181,7 +177,7 @@ class _RegressionHead(Head):
             self.raw_scale = self.add_weight(
                 name="raw_scale",
                 shape=(self.units,),
-                initializer=keras.initializers.Constant(_softplus_inverse(self.init_scale - self.min_scale)),
+                initializer=keras.initializers.Constant(softplus_inverse(self.init_scale - self.min_scale)),
             )
 
     def _loc_scale(self, inputs) -> tuple[tf.Tensor, tf.Tensor]:
@@ -327,7 +323,7 @@ class StudentTHead(_RegressionHead):
             self.raw_df = self.add_weight(
                 name="raw_df",
                 shape=(self.units,),
-                initializer=keras.initializers.Constant(_softplus_inverse(_INIT_DF - 2.0 - _DF_FLOOR)),
+                initializer=keras.initializers.Constant(softplus_inverse(_INIT_DF - 2.0 - _DF_FLOOR)),
             )
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:

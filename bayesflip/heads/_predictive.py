@@ -9,6 +9,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from bayesflip import _keras_compat
 from bayesflip._predictive_core import RegressionPredictive
 from bayesflip._typing import ArrayLike
 from bayesflip.heads._heads import Head
@@ -46,8 +47,7 @@ def output_head(model: keras.layers.Layer) -> Head | None:
             return None
         if not isinstance(outputs, (list, tuple)) or len(outputs) != 1:
             return None
-        history = getattr(outputs[0], "_keras_history", None)
-        layer = getattr(history, "operation", None) if history is not None else None
+        layer = _keras_compat.keras_history_operation(outputs[0])
         if isinstance(layer, keras.layers.Layer) and layer is not model:
             return output_head(layer)
     return None
