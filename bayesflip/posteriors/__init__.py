@@ -12,6 +12,8 @@ family                         weight ``W``                    learned          
 :class:`GaussianDropConnect`   ``θ ∘ (1 + √α ε)``, fixed α     ``θ``                    none
 :class:`VariationalDropout`    ``θ ∘ (1 + √α ε)``              ``θ``, ``α`` (per        log-uniform
                                                                weight or unit)
+:class:`MatrixNormal`          ``θ + L_A (S ∘ E) L_Bᵀ``        ``θ`` (factors given,    vs a Normal
+                               (``shared`` estimator only)     e.g. by Laplace)         prior
 =============================  ==============================  =======================  ============
 
 The multiplicative families are the perturbations of the flipout paper's
@@ -26,8 +28,9 @@ the fraction).
 
 The package's modules: ``_families`` (the
 ``posterior=`` choices), ``_gaussian`` (the per-weight
-posterior the core asks for, and the Gaussian one) and
-``_multiplicative`` (``θ ∘ (1 + √α ε)`` and sparsity).
+posterior the core asks for, and the Gaussian one),
+``_multiplicative`` (``θ ∘ (1 + √α ε)`` and sparsity) and ``_matrix_normal``
+(``θ + L_A (S ∘ E) L_Bᵀ``, the Kronecker-factored Laplace posterior).
 
 Example:
 >>> import numpy as np
@@ -38,6 +41,7 @@ TensorShape([2, 3])
 """
 
 from bayesflip.posteriors._families import (
+    _ALIASES,
     GaussianDropConnect,
     MeanFieldGaussian,
     PosteriorFamily,
@@ -50,6 +54,7 @@ from bayesflip.posteriors._gaussian import (  # noqa: F401 - re-exported
     WeightPosterior,
     analytic_kl_available,
 )
+from bayesflip.posteriors._matrix_normal import MatrixNormal, MatrixNormalPosterior
 from bayesflip.posteriors._multiplicative import (  # noqa: F401 - re-exported
     LOG_ALPHA_RANGE,
     MOLCHANOV_K1,
@@ -63,7 +68,9 @@ from bayesflip.posteriors._multiplicative import (  # noqa: F401 - re-exported
 
 # The families keep ``bayesflip.posteriors`` as their module: what serialized
 # configs (``"module"``), reprs and error messages have always said.
-for _cls in (PosteriorFamily, MeanFieldGaussian, GaussianDropConnect, VariationalDropout):
+_ALIASES["matrix_normal"] = MatrixNormal
+
+for _cls in (PosteriorFamily, MeanFieldGaussian, GaussianDropConnect, VariationalDropout, MatrixNormal):
     _cls.__module__ = __name__
 del _cls
 
@@ -72,9 +79,11 @@ __all__ = [
     "MeanFieldGaussian",
     "GaussianDropConnect",
     "VariationalDropout",
+    "MatrixNormal",
     "WeightPosterior",
     "GaussianPosterior",
     "MultiplicativePosterior",
+    "MatrixNormalPosterior",
     "SparsityReport",
     "analytic_kl_available",
     "log_uniform_kl",
