@@ -39,6 +39,7 @@ from bayesflip import (  # noqa: E402
     diagnostics,
     es,
     heads,  # noqa: E402
+    laplace,
     layers,
     posteriors,
     priors,
@@ -65,6 +66,7 @@ __all__ = [
     "uncertainty",
     "heads",
     "conformal",
+    "laplace",
     "layers",
     "convert",
     "to_bayesian",
