@@ -1,7 +1,6 @@
 """Fixtures of the Laplace tests: small trained-looking models and data (weights set, not trained)."""
 
 import keras
-import numpy as np
 import pytest
 
 
