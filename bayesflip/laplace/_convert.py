@@ -96,7 +96,7 @@ def to_bayesian_model(la, seed: int | None = 0) -> keras.Model:
         _assign(la, old, new, group)
     if la.likelihood == "regression" and parts.head is not None:
         head = [new for old, new in kept if old is parts.head][0]
-        raw = _softplus_inverse(max(la.sigma_noise - head.min_scale, 1e-6))
+        raw = _softplus_inverse(np.maximum(float(la.sigma_noise) - head.min_scale, 1e-6))
         head.raw_scale.assign(np.full(head.raw_scale.shape, raw, np.float32))
     return result
 

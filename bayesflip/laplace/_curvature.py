@@ -25,6 +25,8 @@ determinant are cheap for any prior precision ``δ`` and noise.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import tensorflow as tf
 
@@ -190,7 +192,7 @@ class AllLayerDiag:
         self.h = [np.zeros(tuple(v.shape)) for _, v in self.variables]
         self.num_examples = 0
         self.chunk = chunk
-        self._jac = None
+        self._jac: Any = None
 
     def _f(self, x):
         last = self.parts.last
@@ -223,7 +225,7 @@ class AllLayerDiag:
         pass
 
     def _grouped(self, arrays):
-        out = [[] for _ in self.layers]
+        out: list[list[np.ndarray]] = [[] for _ in self.layers]
         for (i, _), a in zip(self.variables, arrays):
             out[i].append(np.asarray(a, np.float64).reshape(-1))
         return [np.concatenate(g) for g in out]

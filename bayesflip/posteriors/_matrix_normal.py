@@ -189,7 +189,7 @@ class MatrixNormal(PosteriorFamily):
     >>> layer = DenseFlipout(3, posterior=MatrixNormal(), estimator="shared", seed=0)
     >>> layer(np.ones((2, 4), "float32")).shape
     TensorShape([2, 3])
-    >>> layer.kernel_posterior.row_factor.shape, layer.kernel_posterior.col_factor.shape
+    >>> tuple(layer.kernel_posterior.row_factor.shape), tuple(layer.kernel_posterior.col_factor.shape)
     ((4, 4), (3, 3))
     """
 
