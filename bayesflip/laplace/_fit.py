@@ -253,7 +253,9 @@ class LaplaceApproximation:
     Attributes:
         model: the model it approximates (never modified).
         likelihood: ``"categorical"``, ``"bernoulli"``, ``"regression"`` or ``"heteroscedastic"``.
-        subset, structure, curvature_type: what :func:`fit_laplace` was given.
+        subset: ``subset_of_weights`` given to :func:`fit_laplace`.
+        structure: ``hessian_structure`` given to :func:`fit_laplace`.
+        curvature_type: ``curvature`` given to :func:`fit_laplace`.
         prior_precision: ``δ`` per group (one group per covered layer), NumPy.
         sigma_noise: regression observation noise ``σ`` (``None`` otherwise).
         num_examples: ``N``, the training examples seen.
@@ -286,6 +288,7 @@ class LaplaceApproximation:
     # ------------------------------------------------------------- posterior
     @property
     def prior_precision_per_group(self) -> np.ndarray:
+        """``δ`` per group (one per covered layer), float64."""
         return np.asarray(self.prior_precision, np.float64)
 
     @property

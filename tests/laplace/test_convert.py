@@ -4,8 +4,10 @@ and the round trip fit → layers → .keras save/load → the same MC predictiv
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import bayesflip
+from bayesflip.conformal import ConformalClassifier
 from bayesflip.heads import GaussianHead, RegressionPredictive
 from bayesflip.laplace import fit_laplace
 from bayesflip.posteriors import MatrixNormal, MeanFieldGaussian
@@ -69,6 +71,11 @@ def test_round_trip_through_keras_file(small_mlp, tmp_path, structure):
     assert np.std(a, axis=0).max() > 0
     with bayesflip.posterior_mean(loaded):
         np.testing.assert_allclose(loaded(x[:6]), model(x[:6]), rtol=1e-5, atol=1e-6)
+    if structure == "kron":  # serving and conformal prediction need nothing Laplace-specific
+        served = tf.saved_model.load(bayesflip.export(loaded, str(tmp_path / "served"), 4, from_logits=True))
+        assert served.signatures["predict"](tf.constant(x[:3]))["samples"].shape == (4, 3, 3)
+        sets = ConformalClassifier(loaded, num_samples=4, from_logits=True, seed=0).fit(x[:40], y[:40])
+        assert sets.predict(x[40:46], alpha=0.2).shape == (6, 3)
 
 
 def test_gaussian_head_regression(rng):
