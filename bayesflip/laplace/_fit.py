@@ -173,6 +173,14 @@ def fit_laplace(
         raise ValueError(f"{fn}: `curvature` must be one of {list(CURVATURES)}, got {curvature!r}.")
     batch_size = check_positive_int(fn, "batch_size", batch_size)
     lik = _likelihood.resolve(fn, likelihood, model, parts.last, parts.head)
+    activation = getattr(getattr(parts.last, "activation", None), "__name__", "linear")
+    allowed = {"categorical": ("linear", "softmax"), "bernoulli": ("linear", "sigmoid")}.get(lik, ("linear",))
+    if activation not in allowed:
+        raise ValueError(
+            f"{fn}: the last Dense layer '{parts.last.name}' has activation {activation!r}; for "
+            f"likelihood={lik!r} its pre-activation must be the "
+            f"{'logits' if lik in ('categorical', 'bernoulli') else 'output'} (activation one of {list(allowed)})."
+        )
     num_outputs = parts.num_outputs
     units = parts.head.units if lik == "heteroscedastic" else num_outputs
     if lik == "heteroscedastic" and num_outputs != 2 * units:

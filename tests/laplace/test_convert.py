@@ -29,6 +29,25 @@ def test_diag_becomes_mean_field_with_the_posterior_std(small_mlp):
     assert bnn.layers[0].kl_weight == pytest.approx(1 / len(x))
 
 
+def test_all_layer_diag_of_a_conv_net(rng):
+    x = rng.normal(size=(10, 5, 5, 1)).astype("float32")
+    y = rng.integers(0, 2, size=10)
+    model = keras.Sequential(
+        [keras.Input((5, 5, 1)), keras.layers.Conv2D(2, 3, activation="relu", name="conv"),
+         keras.layers.Flatten(), keras.layers.Dense(2, name="out")]
+    )  # fmt: skip
+    la = fit_laplace(
+        model, x, y, likelihood="categorical", subset_of_weights="all", hessian_structure="diag", verbose=0
+    )
+    assert la.groups == ["conv", "out"] and la.curvature.h[0].shape == (3, 3, 1, 2)
+    bnn = la.to_bayesian_model()
+    conv = bnn.layers[0]
+    assert type(conv).__name__ == "Conv2DFlipout"
+    var = la.curvature.variances(la.prior_precision, 1.0)[0]
+    np.testing.assert_allclose(conv.kernel_posterior.scale() ** 2, var, rtol=1e-5)
+    assert mc_predict(bnn, x[:3], num_samples=4, from_logits=True).shape == (3, 2)
+
+
 def test_kron_becomes_matrix_normal_with_the_kfac_covariance(softmax_linear):
     model, x, y = softmax_linear
     la = fit_laplace(model, x, y, prior_precision=0.7, verbose=0)

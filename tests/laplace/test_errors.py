@@ -16,6 +16,13 @@ def test_last_layer_that_is_not_dense(rng):
         fit_laplace(model, x, np.zeros(4), likelihood="regression", verbose=0)
 
 
+def test_last_activation_that_does_not_match_the_likelihood(rng):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="relu", name="out")])
+    x = rng.normal(size=(4, 3)).astype("float32")
+    with pytest.raises(ValueError, match=r"fit_laplace: the last Dense layer 'out' has activation 'relu'"):
+        fit_laplace(model, x, np.zeros((4, 1)), likelihood="regression", verbose=0)
+
+
 def test_unsupported_layer_in_subset_all(rng):
     model = keras.Sequential(
         [keras.Input((3,)), keras.layers.BatchNormalization(name="bn"), keras.layers.Dense(2)]
