@@ -129,5 +129,7 @@ def _assign(la, old, new, group: int) -> None:
         k_post.rho.assign(_softplus_inverse(np.sqrt(var_k)).astype("float32"))
         b_post.rho.assign(_softplus_inverse(np.sqrt(var_b)).astype("float32"))
         return
+    if la.subset == "all":
+        curv, delta = curv.per_layer[group], delta[group : group + 1]
     k_post.assign_factors(curv.q_a, curv.q_b, curv.kernel_scale(delta, c))
     b_post.assign_factors(np.ones((1, 1)), curv.q_b, curv.bias_scale(delta, c)[None])

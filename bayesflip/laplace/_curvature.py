@@ -15,7 +15,9 @@ Gauss–Newton is ``H = Σ_n J_nᵀ Λ_n J_n``. For the last Dense layer
   laplace-torch).
 - ``full``: ``H`` over ``[vec W; b]`` (last layer only).
 - ``AllLayerDiag``: the exact diagonal over every covered layer from per-example
-  Jacobians (``tf.GradientTape.jacobian``).
+  Jacobians (``tf.GradientTape.jacobian``); ``AllLayerKron``: KFAC per covered
+  Dense layer, its input factor from the layer's inputs and its output factor
+  from the per-example gradients at its pre-activation.
 
 Every structure keeps the eigenvalues ``λ`` of its curvature (at observation
 noise ``σ = 1``), so the posterior precision ``c H + δ I`` (``c = 1/σ²`` for a
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -215,7 +218,7 @@ class AllLayerDiag:
 
     def add(self, phi, factors, x=None):
         for start in range(0, len(factors), self.chunk):
-            xs = x[start : start + self.chunk]
+            xs = tf.convert_to_tensor(x[start : start + self.chunk])
             fs = tf.constant(factors[start : start + self.chunk], tf.float32)
             for h, j in zip(self.h, self._jacobian(xs, fs)):
                 h += np.sum(np.square(np.asarray(j, np.float64)), axis=(0, 1))
@@ -249,7 +252,7 @@ class AllLayerDiag:
         covs = []
         variances = self.variances(delta, c)
         for start in range(0, len(x), self.chunk):
-            xs = x[start : start + self.chunk]
+            xs = tf.convert_to_tensor(x[start : start + self.chunk])
             factors = tf.tile(eye, [len(xs), 1, 1])
             jacs = self._jacobian(xs, factors)  # (B, K, *shape) each
             cov = 0.0
@@ -262,3 +265,91 @@ class AllLayerDiag:
 
 def _layer_variables(layer) -> list:
     return [layer.kernel] + ([] if layer.bias is None else [layer.bias])
+
+
+class AllLayerKron:
+    """KFAC over every covered Dense layer: per layer ``A = Σ aaᵀ`` (its inputs), ``B = (1/N) Σ_c g_c g_cᵀ``.
+
+    ``g_c = ∂(L_cᵀ f)/∂z`` is the backpropagated factor at the layer's
+    pre-activation ``z`` (read as the gradient with respect to its bias, so every
+    covered layer needs a bias); one prior-precision group per layer. The
+    linearised output covariance sums the layers' pre-activation covariances
+    pushed through ``∂f/∂z``.
+    """
+
+    structure = "kron"
+
+    def __init__(self, parts, chunk: int = 32):
+        from bayesflip.laplace._model import _weights_of
+
+        self.parts = parts
+        self.layers = list(parts.covered)
+        self.groups = [layer.name for layer in self.layers]
+        self.per_layer = [LastLayerKron(*_weights_of(layer)) for layer in self.layers]
+        model = parts.model
+        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+        self._taps = [
+            i for i, layer in enumerate(self.layers) if not any(layer.input is t for t in model.inputs)
+        ]
+        self._inputs_model = (
+            keras.Model(inputs, [self.layers[i].input for i in self._taps]) if self._taps else None
+        )
+        self.num_examples = 0
+        self.chunk = chunk
+        self._jac: Any = None
+
+    def _layer_inputs(self, x) -> list[np.ndarray]:
+        taps = self._inputs_model(x, training=False) if self._inputs_model is not None else []
+        taps = list(taps) if isinstance(taps, (list, tuple)) else [taps]
+        found = dict(zip(self._taps, taps))
+        return [np.asarray(found.get(i, x), np.float64).reshape(len(x), -1) for i in range(len(self.layers))]
+
+    def _backprop(self, x, factors) -> list[np.ndarray]:
+        """``∂(Σ_k L_kc f_k)/∂z_l`` per layer: ``(B, C, out_l)``."""
+        if self._jac is None:
+            biases = [layer.bias for layer in self.layers]
+            last = self.parts.last
+
+            @tf.function(reduce_retracing=True)
+            def jac(x, factors):
+                with tf.GradientTape() as tape:
+                    f = tf.matmul(self.parts.features(x), last.kernel) + last.bias
+                    z = tf.einsum("nk,nkc->nc", f, factors)
+                return tape.jacobian(z, biases, experimental_use_pfor=True)
+
+            self._jac = jac
+        return [np.asarray(g, np.float64) for g in self._jac(x, factors)]
+
+    def add(self, phi, factors, x=None):
+        for start in range(0, len(factors), self.chunk):
+            xs = tf.convert_to_tensor(x[start : start + self.chunk])
+            grads = self._backprop(xs, tf.constant(factors[start : start + self.chunk], tf.float32))
+            for kron, a, g in zip(self.per_layer, self._layer_inputs(xs), grads):
+                kron.add(a, g.transpose(0, 2, 1))
+        self.num_examples += len(factors)
+
+    def finalize(self):
+        for kron in self.per_layer:
+            kron.finalize()
+
+    def eigen_groups(self):
+        return [kron.eigen_groups()[0] for kron in self.per_layer]
+
+    def theta_sq(self):
+        return np.array([kron.theta_sq()[0] for kron in self.per_layer])
+
+    def num_params(self):
+        return np.array([kron.num_params()[0] for kron in self.per_layer])
+
+    def f_cov(self, phi, delta, c, x=None):
+        k = self.parts.num_outputs
+        covs = []
+        for start in range(0, len(x), self.chunk):
+            xs = tf.convert_to_tensor(x[start : start + self.chunk])
+            grads = self._backprop(xs, tf.tile(tf.eye(k, batch_shape=[1]), [len(xs), 1, 1]))
+            cov = 0.0
+            for i, (kron, a, g) in enumerate(zip(self.per_layer, self._layer_inputs(xs), grads)):
+                z_cov = kron.f_cov(a, delta[i : i + 1], c)
+                cov = cov + np.einsum("nko,nop,nlp->nkl", g, z_cov, g)
+            covs.append(cov)
+        return np.concatenate(covs)

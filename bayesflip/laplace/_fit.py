@@ -131,8 +131,8 @@ def fit_laplace(
             A heteroscedastic ``GaussianHead`` gives its Fisher.
         subset_of_weights: ``"last_layer"`` (the last Dense layer's kernel and
             bias) or ``"all"`` (every Dense and Conv1D/2D/3D layer).
-        hessian_structure: ``"kron"`` (KFAC, last layer), ``"diag"`` or ``"full"``
-            (last layer only).
+        hessian_structure: ``"kron"`` (KFAC; with ``subset_of_weights="all"`` for
+            Dense layers with a bias), ``"diag"`` or ``"full"`` (last layer only).
         curvature: ``"ggn"`` (generalised Gauss–Newton) or ``"ef"`` (empirical Fisher).
         prior_precision: ``δ``, a positive number or one per covered layer;
             tune it with :meth:`LaplaceApproximation.optimize_prior_precision`.
@@ -164,11 +164,22 @@ def fit_laplace(
         raise ValueError(
             f"{fn}: `hessian_structure` must be one of {list(_curvature.STRUCTURES)}, got {hessian_structure!r}."
         )
-    if subset_of_weights == "all" and hessian_structure != "diag":
+    if subset_of_weights == "all" and hessian_structure == "full":
         raise ValueError(
-            f"{fn}: hessian_structure={hessian_structure!r} is available for subset_of_weights='last_layer'; "
-            "subset_of_weights='all' supports 'diag'."
+            f"{fn}: hessian_structure='full' is available for subset_of_weights='last_layer'; "
+            "subset_of_weights='all' supports 'diag' and 'kron'."
         )
+    if subset_of_weights == "all" and hessian_structure == "kron":
+        bad = [
+            f"{type(layer).__name__} '{layer.name}'"
+            for layer in parts.covered
+            if not isinstance(layer, keras.layers.Dense) or layer.bias is None
+        ]
+        if bad:
+            raise ValueError(
+                f"{fn}: hessian_structure='kron' with subset_of_weights='all' covers Dense layers with a bias; "
+                f"got {', '.join(bad)}. Use hessian_structure='diag'."
+            )
     if curvature not in CURVATURES:
         raise ValueError(f"{fn}: `curvature` must be one of {list(CURVATURES)}, got {curvature!r}.")
     batch_size = check_positive_int(fn, "batch_size", batch_size)
@@ -202,11 +213,12 @@ def fit_laplace(
         "kron": _curvature.LastLayerKron,
         "full": _curvature.LastLayerFull,
     }[hessian_structure]
-    curv = (
-        _curvature.AllLayerDiag(parts)
-        if subset_of_weights == "all"
-        else structure_cls(parts.kernel, parts.bias)
-    )
+    if subset_of_weights == "all":
+        curv: Any = (_curvature.AllLayerKron if hessian_structure == "kron" else _curvature.AllLayerDiag)(
+            parts
+        )
+    else:
+        curv = structure_cls(parts.kernel, parts.bias)
     groups = len(curv.groups)
     delta = _check_precision(fn, "prior_precision", prior_precision, groups)
     if sigma_noise is not None:

@@ -29,6 +29,18 @@ def test_diag_becomes_mean_field_with_the_posterior_std(small_mlp):
     assert bnn.layers[0].kl_weight == pytest.approx(1 / len(x))
 
 
+@pytest.mark.parametrize("structure", ["diag", "kron"])
+def test_all_layer_glm_covariance_is_the_small_posterior_limit_of_the_layers(small_mlp, structure):
+    """For a tight posterior the network is linear in its weight noise: the layers' logit variance is the GLM's."""
+    model, x, y = small_mlp
+    la = fit_laplace(
+        model, x, y, subset_of_weights="all", hessian_structure=structure, prior_precision=1e4, verbose=0
+    )
+    _, cov = la.glm_moments(x[:4])
+    logits = mc_predict(la.to_bayesian_model(), x[:4], num_samples=1500, return_samples=True)
+    np.testing.assert_allclose(logits.var(0), np.diagonal(cov, 0, 1, 2), rtol=0.15)
+
+
 def test_all_layer_diag_of_a_conv_net(rng):
     x = rng.normal(size=(10, 5, 5, 1)).astype("float32")
     y = rng.integers(0, 2, size=10)

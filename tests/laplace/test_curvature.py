@@ -141,3 +141,18 @@ def test_the_model_is_not_modified(small_mlp):
     la.predict(x[:3], pred_type="nn", num_samples=2)
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_all_layer_kfac(small_mlp):
+    """Its last layer's factors are last-layer KFAC's; for one example it is exact (its diagonal is the exact one)."""
+    model, x, y = small_mlp
+    every = fit_laplace(model, x, y, subset_of_weights="all", batch_size=16, verbose=0)
+    last = fit_laplace(model, x, y, verbose=0).curvature
+    np.testing.assert_allclose(every.curvature.per_layer[1].a, last.a, rtol=1e-6)
+    np.testing.assert_allclose(every.curvature.per_layer[1].b_sum, last.b_sum, rtol=1e-5, atol=1e-9)
+    one = fit_laplace(model, x[:1], y[:1], subset_of_weights="all", verbose=0).curvature.per_layer[0]
+    exact = fit_laplace(model, x[:1], y[:1], subset_of_weights="all", hessian_structure="diag", verbose=0)
+    np.testing.assert_allclose(
+        np.diag(np.kron(one.a, one.b_sum)).reshape(3, 8), exact.curvature.h[0], rtol=1e-4
+    )
+    np.testing.assert_allclose(np.diag(one.b_sum), exact.curvature.h[1], rtol=1e-4, atol=1e-10)

@@ -32,12 +32,21 @@ def test_unsupported_layer_in_subset_all(rng):
         fit_laplace(
             model, x, np.zeros(4, "int64"), likelihood="categorical", subset_of_weights="all", verbose=0
         )
-    dense = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    no_bias = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, use_bias=False, name="nb")])
+    labels = np.zeros(4, "int64")
     with pytest.raises(
-        ValueError, match=r"hessian_structure='kron' is available for subset_of_weights='last_layer'"
+        ValueError, match=r"'kron' with subset_of_weights='all' covers Dense layers with a bias"
     ):
+        fit_laplace(no_bias, x, labels, likelihood="categorical", subset_of_weights="all", verbose=0)
+    with pytest.raises(ValueError, match=r"'full' is available for subset_of_weights='last_layer'"):
         fit_laplace(
-            dense, x, np.zeros(4, "int64"), likelihood="categorical", subset_of_weights="all", verbose=0
+            no_bias,
+            x,
+            labels,
+            likelihood="categorical",
+            subset_of_weights="all",
+            hessian_structure="full",
+            verbose=0,
         )
 
 
