@@ -350,6 +350,13 @@ class LaplaceApproximation:
     ) -> LaplaceApproximation:
         """Choose the prior precision (and regression noise): marginal likelihood or validation NLL.
 
+        The marginal likelihood needs no held-out data but trusts that ``θ*`` is
+        the MAP under the prior it scores: for a network trained without weight
+        decay (a flat prior) the evidence is dominated by ``δ ‖θ*‖²`` and picks a
+        small ``δ`` (a wide posterior; underconfident predictions in
+        ``benchmarks/bench_laplace.py``'s digits run). Validation NLL then
+        chooses better, at the cost of held-out data.
+
         Args:
             method: ``"marglik"`` maximises :meth:`log_marginal_likelihood` over
                 ``log δ`` (and ``log σ`` in regression when ``fit_sigma_noise``),
