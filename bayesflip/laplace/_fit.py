@@ -10,6 +10,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from scipy import optimize
 
 from bayesflip._checks import check_positive_int, is_real
 from bayesflip.laplace import _curvature, _likelihood, _marglik, _model, _predictive
@@ -363,7 +364,8 @@ class LaplaceApproximation:
                 L-BFGS-B; ``"val_nll"`` picks the ``δ`` of ``grid`` with the lowest
                 GLM-predictive NLL on ``(x_val, y_val)``.
             per_layer: one ``δ`` per covered layer (``"marglik"`` only).
-            fit_sigma_noise: also fit the regression noise (``"marglik"``).
+            fit_sigma_noise: also fit the regression noise (``"marglik"``: jointly;
+                ``"val_nll"``: the NLL-best ``σ`` at each ``δ`` of the grid).
             x_val, y_val: validation data for ``"val_nll"``.
             grid: candidate ``δ`` values (default ``logspace(-4, 4, 17)``).
 
@@ -391,22 +393,42 @@ class LaplaceApproximation:
         candidates = np.logspace(-4, 4, 17) if grid is None else np.asarray(grid, np.float64)
         _check_precision(fn, "grid", candidates, candidates.size)
         mean, phi_cov = self._moments_for_grid(x_val)
-        best, best_nll = None, np.inf
+        fit_sigma = bool(fit_sigma_noise) and self.likelihood == "regression"
+        best, best_sigma, best_nll = None, self.sigma_noise, np.inf
         for value in candidates:
             delta = np.full(len(self.groups), value)
-            nll = self._val_nll(mean, phi_cov(delta), y_val)
+            sigma = self.sigma_noise
+            if fit_sigma:
+                sigma = self._val_sigma(mean, phi_cov, delta, y_val)
+            nll = self._val_nll(mean, phi_cov(delta, self._scale_at(sigma)), y_val, sigma)
             if nll < best_nll:
-                best, best_nll = delta, nll
-        self.prior_precision = best
+                best, best_sigma, best_nll = delta, sigma, nll
+        self.prior_precision, self.sigma_noise = best, best_sigma
         return self
+
+    def _scale_at(self, sigma: float | None) -> float:
+        if self.likelihood != "regression" or sigma is None:
+            return 1.0
+        return float(sigma ** (-self._terms.noise_power))
+
+    def _val_sigma(self, mean, phi_cov, delta, y) -> float:
+        """The noise ``σ`` with the lowest validation NLL at prior precision ``delta`` (bounded 1-D search)."""
+
+        def nll(log_sigma):
+            sigma = math.exp(log_sigma)
+            return self._val_nll(mean, phi_cov(delta, self._scale_at(sigma)), y, sigma)
+
+        centre = math.log(self.sigma_noise)
+        result = optimize.minimize_scalar(nll, bounds=(centre - 5.0, centre + 5.0), method="bounded")
+        return math.exp(result.x)
 
     def _moments_for_grid(self, x):
         with _mean_mode(self.model):
             phi = np.asarray(self.parts.features(np.asarray(x)), np.float64)
         mean = phi @ self.parts.kernel + (0.0 if self.parts.bias is None else self.parts.bias)
-        return mean, lambda delta: self.curvature.f_cov(phi, delta, self.curvature_scale, x=np.asarray(x))
+        return mean, lambda delta, c: self.curvature.f_cov(phi, delta, c, x=np.asarray(x))
 
-    def _val_nll(self, mean, cov, y) -> float:
+    def _val_nll(self, mean, cov, y, sigma: float | None = None) -> float:
         fn = "LaplaceApproximation.optimize_prior_precision"
         units = self.parts.head.units if self.likelihood == "heteroscedastic" else self.parts.num_outputs
         labels = _likelihood.check_labels(fn, self.likelihood, np.asarray(y), self.parts.num_outputs, units)
@@ -418,7 +440,7 @@ class LaplaceApproximation:
             p = np.clip(p, 1e-12, 1 - 1e-12)
             return float(-np.mean(np.sum(labels * np.log(p) + (1 - labels) * np.log1p(-p), axis=-1)))
         if self.likelihood == "regression":
-            var = np.diagonal(cov, axis1=1, axis2=2) + self.sigma_noise**2
+            var = np.diagonal(cov, axis1=1, axis2=2) + (self.sigma_noise if sigma is None else sigma) ** 2
             return float(
                 np.mean(np.sum(0.5 * np.log(2 * np.pi * var) + 0.5 * (labels - mean) ** 2 / var, -1))
             )

@@ -123,3 +123,20 @@ def test_per_layer_marglik_and_val_nll(small_mlp):
         p = fit_laplace(model, x, y, prior_precision=value, verbose=0).predict(x[:30])
         nlls.append(-np.mean(np.log(p[np.arange(30), y[:30]])))
     assert kron.prior_precision[0] == grid[int(np.argmin(nlls))]
+
+
+def test_val_nll_fits_the_regression_noise(ridge_regression):
+    model, x, y, *_ = ridge_regression
+    la = fit_laplace(model, x[:30], y[:30], hessian_structure="kron", sigma_noise=0.1, verbose=0)
+    la.optimize_prior_precision(method="val_nll", x_val=x[30:], y_val=y[30:], grid=[0.1, 1.0, 10.0])
+    sigma = la.sigma_noise
+
+    def val_nll(s):
+        la.sigma_noise = s
+        pred = la.predict(x[30:], num_samples=2)
+        var = pred.total_variance
+        return np.mean(0.5 * np.log(2 * np.pi * var) + 0.5 * (y[30:] - pred.mean) ** 2 / var)
+
+    best = val_nll(sigma)
+    assert best <= val_nll(sigma * 0.97) and best <= val_nll(sigma * 1.03)
+    assert sigma > 0.2  # far from the 0.1 it started at (the data's noise is 0.5)
