@@ -16,12 +16,16 @@ the mean-field Gaussian family, the Kronecker-factored one the
 laplace-torch (Daxberger et al. 2021, "Laplace Redux").
 
 When to use which predictive: the GLM predictive (the default) is the
-approximation's consistent predictive and the cheap one; on the bundled
-digits and diabetes benchmarks (``benchmarks/bench_laplace.py``, results in
-``benchmarks/results/laplace.json``) it gives the lower test NLL. The NN
-predictive (and the converted model) samples weights through the unlinearised
-network; use it when a model must be served as layers (export, conformal, no
-Jacobians at prediction time).
+approximation's consistent predictive and the cheap one; in
+``benchmarks/bench_laplace.py`` (digits and diabetes, results in
+``benchmarks/results/laplace.json``) it is never worse than the NN predictive,
+which samples weights through the unlinearised network and collapses when the
+posterior is wide (all-layer diagonal). Serve a model as layers (export,
+conformal, no Jacobians at prediction time) from a last-layer posterior whose
+prior precision was validated. Choose the prior precision by validation NLL
+when the network was trained without weight decay (the marginal likelihood
+then prefers too wide a posterior; see
+:meth:`LaplaceApproximation.optimize_prior_precision`).
 
 Layout: ``_model`` (the model cut at its last Dense layer, the covered layers),
 ``_likelihood`` (output-space Hessians, log-likelihoods, labels),
