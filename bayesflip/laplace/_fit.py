@@ -111,12 +111,13 @@ def fit_laplace(
     linearised ``"glm"`` predictive is the default — the approximation's own
     predictive (the network linearised where the curvature was taken), cheap
     (closed form for regression, probit for classification), and in
-    ``benchmarks/bench_laplace.py`` (``benchmarks/results/laplace.json``) at
-    least as good as the ``"nn"`` predictive on every method and data set. The
-    ``"nn"`` predictive samples the weights through the unlinearised network;
-    it stays close to the GLM one for a tight last-layer posterior but breaks
-    down for a wide one (all-layer diagonal with a marginal-likelihood prior on
-    digits: accuracy near chance). It is what the converted layers
+    ``benchmarks/bench_laplace.py`` (``benchmarks/results/laplace.json``) on
+    par with the ``"nn"`` predictive for last-layer KFAC (digits, diabetes)
+    and far better for the all-layer diagonal posterior. The ``"nn"``
+    predictive samples the weights through the unlinearised network; it stays
+    close to the GLM one for a tight last-layer posterior but breaks down for
+    a wide one (all-layer diagonal with a marginal-likelihood prior on digits:
+    accuracy near chance). It is what the converted layers
     (:meth:`LaplaceApproximation.to_bayesian_model`) serve: convert a
     last-layer posterior with a validated prior precision.
 
