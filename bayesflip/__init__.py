@@ -41,6 +41,7 @@ from bayesflip import (  # noqa: E402
     elbo,
     es,
     heads,  # noqa: E402
+    laplace,
     layers,
     posteriors,
     priors,
@@ -68,6 +69,7 @@ __all__ = [
     "uncertainty",
     "heads",
     "conformal",
+    "laplace",
     "layers",
     "convert",
     "to_bayesian",

@@ -15,6 +15,8 @@ family                         weight ``W``                    learned          
 :class:`Rank1`                 ``W ∘ (s rᵀ)``, ``(s, r)`` a    ``W`` (point), per       factors vs
                                ``K``-component mixture of      component ``s̄, σ_s,``    ``N(1, σ²)``
                                Gaussians, drawn per example    ``r̄, σ_r`` and a bias
+:class:`MatrixNormal`          ``θ + L_A (S ∘ E) L_Bᵀ``        ``θ`` (factors given,    vs a Normal
+                               (``shared`` estimator only)     e.g. by Laplace)         prior
 =============================  ==============================  =======================  ============
 
 The multiplicative families are the perturbations of the flipout paper's
@@ -34,8 +36,9 @@ docstring for how the estimators and the mixture components map.
 
 The package's modules: ``_families`` (the
 ``posterior=`` choices), ``_gaussian`` (the per-weight
-posterior the core asks for, and the Gaussian one) and
-``_multiplicative`` (``θ ∘ (1 + √α ε)`` and sparsity), ``_rank1`` (``W ∘ (s rᵀ)``).
+posterior the core asks for, and the Gaussian one),
+``_multiplicative`` (``θ ∘ (1 + √α ε)`` and sparsity), ``_rank1`` (``W ∘ (s rᵀ)``) and
+``_matrix_normal`` (``θ + L_A (S ∘ E) L_Bᵀ``, the Kronecker-factored Laplace posterior).
 Saved models and configs find the families by their registered name
 (``"bayesflip>GaussianDropConnect"``), so configs that say
 ``"module": "bayesflip.posteriors"`` load as before.
@@ -62,6 +65,7 @@ from bayesflip.posteriors._gaussian import (
     WeightPosterior,
     analytic_kl_available,
 )
+from bayesflip.posteriors._matrix_normal import MatrixNormal, MatrixNormalPosterior
 from bayesflip.posteriors._multiplicative import (
     MultiplicativePosterior,
     SparsityReport,
@@ -76,12 +80,14 @@ __all__ = [
     "GaussianDropConnect",
     "VariationalDropout",
     "Rank1",
+    "MatrixNormal",
     "WeightPosterior",
     "ExampleFactors",
     "GaussianPosterior",
     "MultiplicativePosterior",
     "Rank1Posterior",
     "RandomSignInitializer",
+    "MatrixNormalPosterior",
     "SparsityReport",
     "analytic_kl_available",
     "log_uniform_kl",
