@@ -21,19 +21,15 @@ import numpy as np
 from bayesflip import layers as bl
 from bayesflip import posteriors as posteriors_lib
 from bayesflip import priors as priors_lib
-from bayesflip.convert import CONVERSIONS
-
-
-def _softplus_inverse(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float64)
-    return x + np.log(-np.expm1(-x))
+from bayesflip.convert import _CONVERSIONS
+from bayesflip.random import softplus_inverse
 
 
 def _layer_args(layer) -> tuple[type, dict]:
     config = layer.get_config()
     if isinstance(layer, bl.DenseFlipout):
         return bl.DenseFlipout, {k: config[k] for k in ("units", "activation", "use_bias")}
-    for keras_cls, (cls, args, _) in CONVERSIONS.items():
+    for keras_cls, (cls, args, _) in _CONVERSIONS.items():
         if type(layer) is keras_cls:
             return cls, args(layer)
     raise ValueError(f"to_bayesian_model: no bayesflip layer for {type(layer).__name__} '{layer.name}'.")
@@ -96,7 +92,7 @@ def to_bayesian_model(la, seed: int | None = 0) -> keras.Model:
         _assign(la, old, new, group)
     if la.likelihood == "regression" and parts.head is not None:
         head = [new for old, new in kept if old is parts.head][0]
-        raw = _softplus_inverse(np.maximum(float(la.sigma_noise) - head.min_scale, 1e-6))
+        raw = softplus_inverse(np.maximum(float(la.sigma_noise) - head.min_scale, 1e-6))
         head.raw_scale.assign(np.full(head.raw_scale.shape, raw, np.float32))
     return result
 
@@ -126,8 +122,8 @@ def _assign(la, old, new, group: int) -> None:
             variances = [v for (i, _), v in zip(curv.variables, curv.variances(delta, c)) if i == group]
             var_k = variances[0]
             var_b = variances[1] if len(variances) > 1 else np.full(kernel.shape[-1], 1.0 / delta[group])
-        k_post.rho.assign(_softplus_inverse(np.sqrt(var_k)).astype("float32"))
-        b_post.rho.assign(_softplus_inverse(np.sqrt(var_b)).astype("float32"))
+        k_post.rho.assign(softplus_inverse(np.sqrt(var_k)).astype("float32"))
+        b_post.rho.assign(softplus_inverse(np.sqrt(var_b)).astype("float32"))
         return
     if la.subset == "all":
         curv, delta = curv.per_layer[group], delta[group : group + 1]
