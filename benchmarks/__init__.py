@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, str] = {
     "conformal": "bench_conformal",
     "rank1": "bench_rank1",
     "ablation_rank1": "ablation_rank1",
+    "laplace": "bench_laplace",
 }
 
 

@@ -39,7 +39,6 @@ mean and standard deviation over seeds. Writes ``laplace.json`` into
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -52,8 +51,8 @@ from bayesflip import calibration
 from bayesflip.datasets import load_digits
 from bayesflip.demo import build_deterministic_mlp, fit_deterministic_mlp
 from bayesflip.laplace import fit_laplace
+from benchmarks._meta import output_dir, write_json
 
-DEFAULT_OUTPUT = os.path.join("benchmarks", "results", "scratch")
 #: name -> (fit_laplace arguments, how the prior precision is chosen)
 _METHODS = {
     "kfac_last_layer": ({"subset_of_weights": "last_layer", "hessian_structure": "kron"}, "marglik"),
@@ -186,8 +185,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 seed, short training (smoke run)")
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
-    parser.add_argument("--output", default=DEFAULT_OUTPUT, help=f"output folder (default {DEFAULT_OUTPUT})")
+    parser.add_argument("--output", default=None, help="output folder (default: see benchmarks/_meta)")
     args = parser.parse_args(argv)
+    output = output_dir(parser, args)
     seeds = list(range(1 if args.quick else args.seeds))
     digits_epochs, diabetes_epochs = (5, 20) if args.quick else (60, 500)
     digits = [run_digits(s, digits_epochs) for s in seeds]
@@ -207,10 +207,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "digits": _summarise(digits),
         "diabetes": _summarise(diabetes),
     }
-    os.makedirs(args.output, exist_ok=True)
-    path = os.path.join(args.output, "laplace.json")
-    with open(path, "w") as f:
-        json.dump(report, f, indent=2)
+    path = os.path.join(output, "laplace.json")
+    report = write_json(path, report, args)
     _print(report)
     print(f"\nwritten to {path}")
     return report
