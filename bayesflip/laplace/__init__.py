@@ -17,8 +17,8 @@ laplace-torch (Daxberger et al. 2021, "Laplace Redux").
 
 When to use which predictive: the GLM predictive (the default) is the
 approximation's consistent predictive and the cheap one; in
-``benchmarks/bench_laplace.py`` (digits and diabetes, results in
-``benchmarks/results/laplace.json``) it is on par with the NN predictive for
+the ``laplace`` benchmark (``python -m benchmarks run laplace``: digits and
+diabetes) it is on par with the NN predictive for
 last-layer KFAC and far better for the all-layer diagonal posterior, where the
 NN predictive (weights sampled through the unlinearised network) collapses. Serve a model as layers (export,
 conformal, no Jacobians at prediction time) from a last-layer posterior whose

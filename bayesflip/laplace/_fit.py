@@ -111,7 +111,7 @@ def fit_laplace(
     linearised ``"glm"`` predictive is the default — the approximation's own
     predictive (the network linearised where the curvature was taken), cheap
     (closed form for regression, probit for classification), and in
-    ``benchmarks/bench_laplace.py`` (``benchmarks/results/laplace.json``) on
+    the ``laplace`` benchmark (``benchmarks/bench_laplace.py``) on
     par with the ``"nn"`` predictive for last-layer KFAC (digits, diabetes)
     and far better for the all-layer diagonal posterior. The ``"nn"``
     predictive samples the weights through the unlinearised network; it stays
