@@ -60,6 +60,7 @@ DEFAULT_SCHEDULE = "cosine"
 #: (``K`` 2 or 4, ``T`` 1 or 0.3, sign or Gaussian init, tiled or split batches;
 #: its result is ``demo_rank1_settings.json``; the test split is not used).
 DEFAULT_RANK1_COMPONENTS = 2
+#: Posterior temperature of the rank-1 net (1: the Bayesian posterior), chosen with its ``K``.
 DEFAULT_RANK1_TEMPERATURE = 1.0
 
 
