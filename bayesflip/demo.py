@@ -145,7 +145,11 @@ def fit_bayesian_mlp(
         data = tf.data.Dataset.from_tensor_slices((x, y))
         data = data.shuffle(len(x), seed=int(np.random.randint(2**31 - 1))).batch(batch_size)
         return model.fit(
-            tile_for_components(data, tile_components), epochs=epochs, verbose=verbose, callbacks=callbacks
+            tile_for_components(data, tile_components),
+            epochs=epochs,
+            verbose=verbose,
+            callbacks=callbacks,
+            shuffle=False,  # shuffled above, before batching and tiling
         )
     return model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose, callbacks=callbacks)
 
