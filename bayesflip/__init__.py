@@ -36,6 +36,7 @@ from bayesflip import (  # noqa: E402
     conformal,  # noqa: E402
     convert,  # noqa: E402
     datasets,
+    decisions,
     diagnostics,
     es,
     heads,  # noqa: E402
@@ -60,6 +61,7 @@ from bayesflip.serving import export  # noqa: E402
 __all__ = [
     "calibration",
     "datasets",
+    "decisions",
     "diagnostics",
     "es",
     "uncertainty",
