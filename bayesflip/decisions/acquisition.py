@@ -215,8 +215,8 @@ def select(
     if acquisition == "random":
         return rng.permutation(n)[:k].astype(np.int64)
     if acquisition == "batchbald":
-        return batchbald(sample_probs, k, num_configurations, rng)  # type: ignore[arg-type]
-    scores = _SCORES[acquisition](sample_probs)  # type: ignore[arg-type]
+        return batchbald(sample_probs, k, num_configurations, rng)
+    scores = _SCORES[acquisition](sample_probs)
     # ties broken at random (e.g. many variation ratios of 0), the order of the rest by score
     order = np.lexsort((rng.random(n), -scores))
     return order[:k].astype(np.int64)

@@ -50,7 +50,7 @@ def layer_features(
         batch_size: inputs per forward pass.
         posterior_mean: take the features with every variational layer in
             posterior-mean mode (deterministic features); ``False`` gives one
-            posterior draw per input.
+            posterior draw per input. Ignored for a model without variational layers.
 
     Returns:
         ``(N, D)`` float64 features.
@@ -67,8 +67,9 @@ def layer_features(
         raise ValueError(f"{fn}: `x` must hold at least one input, got shape {x.shape}.")
     extractor = keras.Model(model.inputs, model.get_layer(layer).output)
     from bayesflip.inference import posterior_mean as _posterior_mean
+    from bayesflip.inference import variational_layers
 
-    if posterior_mean:
+    if posterior_mean and variational_layers(model):
         with _posterior_mean(model):
             out = extractor.predict(x, batch_size=batch_size, verbose=0)
     else:
@@ -182,6 +183,7 @@ class _ClassGaussians:
     def save(self, path: str | os.PathLike) -> None:
         """Write the fitted scorer to an ``.npz`` file (format in the module docstring)."""
         self._check_fitted(f"{type(self).__name__}.save")
+        assert self.means is not None and self.covariances is not None and self.priors is not None
         np.savez(
             path,
             kind=np.array(self.kind),

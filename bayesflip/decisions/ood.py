@@ -332,7 +332,7 @@ def ood_histograms(
         ax = fig.add_subplot(rows, cols, i + 1)
         a = np.asarray(scores_in[name], np.float64).ravel()
         b = np.asarray(scores_out[name], np.float64).ravel()
-        edges = np.histogram_bin_edges(np.concatenate([a, b]), bins=bins)
+        edges = np.histogram_bin_edges(np.concatenate([a, b]), bins=bins).tolist()
         ax.hist(a, bins=edges, alpha=0.6, density=True, label="in-distribution")
         ax.hist(b, bins=edges, alpha=0.6, density=True, label="out-of-distribution")
         ax.set_title(f"{name}\nAUROC {table[name]['auroc']:.3f}", fontsize=9)
