@@ -139,7 +139,7 @@ def run_active_learning(args, data, out: dict) -> None:
     groups = [[n for n in g if n in args.acquisitions] for g in GROUPS]
     groups.append([n for n in args.acquisitions if not any(n in g for g in GROUPS)])
     for group in groups:
-        for seed in range(args.seeds):
+        for seed in args.seed_list if args.seed_list is not None else range(args.seeds):
             if seed not in recipes:
                 recipes[seed] = FastRecipe(seed, args.steps)
             recipe = recipes[seed]
@@ -340,9 +340,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--output", default=DEFAULT_OUTPUT)
     parser.add_argument("--quick", action="store_true", help="2 seeds, 60 labels, 100 steps, 10 epochs")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument(
+        "--seed-list",
+        type=int,
+        nargs="+",
+        default=None,
+        help="run only these seeds of the active-learning part (parallel processes sharing --output; "
+        "a last run without it collects every seed's finished state)",
+    )
     parser.add_argument("--max-labels", type=int, default=300)
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--steps", type=int, default=200, help="Adam steps per training")
+    parser.add_argument("--steps", type=int, default=150, help="Adam steps per training")
     parser.add_argument("--epochs", type=int, default=60, help="epochs of the decisions part's networks")
     parser.add_argument("--num-samples", type=int, default=20)
     parser.add_argument(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from bayesflip import uncertainty
-from bayesflip._checks import check_positive_int, is_int
+from bayesflip._checks import check_on_simplex, check_positive_int, is_int
 from bayesflip._typing import ArrayLike
 from bayesflip.decisions.ood import variation_ratio
 
@@ -40,7 +40,9 @@ def _samples(fn: str, sample_probs: ArrayLike) -> np.ndarray:
         )
     if p.size == 0:
         raise ValueError(f"{fn}: `sample_probs` is empty (shape {p.shape}).")
-    uncertainty.predictive_entropy(p[0])  # finite and on the simplex, with the library's tolerance
+    if not np.all(np.isfinite(p)):
+        raise ValueError(f"{fn}: `sample_probs` contains NaN or infinite values.")
+    check_on_simplex(fn, "sample_probs", p)
     return np.clip(p, 0.0, 1.0)
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from bayesflip import uncertainty
-from bayesflip._checks import check_real
+from bayesflip._checks import check_on_simplex, check_real
 from bayesflip._typing import ArrayLike
 
 __all__ = [
@@ -185,7 +185,7 @@ def ood_scores(samples: ArrayLike, from_logits: bool = False) -> dict[str, np.nd
         logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
         p = np.exp(logp)
     else:
-        uncertainty.predictive_entropy(s[0])  # validates the simplex with the library's tolerance
+        check_on_simplex(fn, "samples", s)
         p = np.clip(s, 0.0, 1.0)
     mean = p.mean(axis=0)
     out = {

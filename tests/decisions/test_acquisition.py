@@ -85,3 +85,10 @@ def test_select_random_and_ties(samples):
 def test_bad_input(samples, call, message):
     with pytest.raises(ValueError, match=message):
         call(samples)
+
+
+def test_probabilities_off_the_simplex(samples):
+    with pytest.raises(ValueError, match=r"max_entropy: `sample_probs` must lie on the probability simplex"):
+        decisions.max_entropy(samples * 2)
+    with pytest.raises(ValueError, match=r"ood_scores: `samples` must lie on the probability simplex"):
+        decisions.ood_scores(samples * 2)
