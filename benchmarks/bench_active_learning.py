@@ -293,15 +293,21 @@ def run_decisions(args, data, out: dict) -> None:
                 "aurc": {n: decisions.aurc(-s, errors) for n, s in scores_in.items()},
                 "ood": {},
             }
-            feats = {}
-            for cls in (decisions.MahalanobisScore, decisions.GaussianDensityScore):
-                f = cls().fit(model, data.x_train, data.y_train, layer="hidden_1")
-                feats[cls.kind] = f
-                scores_in[cls.kind] = f.score(model, data.x_test)
+            # features of the last hidden layer, computed once per set (posterior mean for the BNN)
+            sets = {"train": data.x_train, "test": data.x_test, **ood_sets}
+            stacked = decisions.layer_features(model, np.concatenate(list(sets.values())), "hidden_1")
+            ends = np.cumsum([len(v) for v in sets.values()])
+            z = dict(zip(sets, np.split(stacked, ends[:-1])))
+            feats = {
+                cls.kind: cls().fit_features(z["train"], data.y_train)
+                for cls in (decisions.MahalanobisScore, decisions.GaussianDensityScore)
+            }
+            for name, f in feats.items():
+                scores_in[name] = f.score_features(z["test"])
             for kind, x_ood in ood_sets.items():
                 scores_out = decisions.ood_scores(draws(x_ood), from_logits=True)
                 for name, f in feats.items():
-                    scores_out[name] = f.score(model, x_ood)
+                    scores_out[name] = f.score_features(z[kind])
                 row["ood"][kind] = dict(decisions.evaluate_ood(scores_in, scores_out))
             results[key].append(row)
         print(
@@ -309,11 +315,18 @@ def run_decisions(args, data, out: dict) -> None:
             f"deterministic {results['deterministic'][-1]['e_aurc']['max_softmax_probability']:.4f}",
             flush=True,
         )
+        out["decisions"] = {"per_seed": results, "mean_over_seeds": _decisions_summary(results)}
+        write(args, out, "uncertainty_decisions.json")
+
+
+def _decisions_summary(results: dict) -> dict:
     summary: dict = {}
     for key, rows in results.items():
         summary[key] = {
+            "seeds": [r["seed"] for r in rows],
             "accuracy": float(np.mean([r["accuracy"] for r in rows])),
             "e_aurc": {n: float(np.mean([r["e_aurc"][n] for r in rows])) for n in rows[0]["e_aurc"]},
+            "aurc": {n: float(np.mean([r["aurc"][n] for r in rows])) for n in rows[0]["aurc"]},
             "ood": {
                 kind: {
                     n: {
@@ -325,7 +338,7 @@ def run_decisions(args, data, out: dict) -> None:
                 for kind in rows[0]["ood"]
             },
         }
-    out["decisions"] = {"per_seed": results, "mean_over_seeds": summary}
+    return summary
 
 
 def write(args, out: dict, name: str) -> None:
@@ -388,6 +401,7 @@ def main(argv: list[str] | None = None) -> dict:
         report = {k: v for k, v in out.items() if k != "active_learning"}
         run_decisions(args, data, report)
         report["seconds"] = time.perf_counter() - t0
+        report["partial"] = False
         write(args, report, "uncertainty_decisions.json")
         out["decisions"] = report["decisions"]
     return out
