@@ -6,6 +6,11 @@ Run from the repository root (bayesflip installed)::
     python benchmarks/bench_active_learning.py --quick    # smoke run (2 seeds, 60 labels, fewer steps)
     python benchmarks/bench_active_learning.py --output benchmarks/results   # the committed results
 
+The active-learning part can run as one process per seed sharing ``--output``
+(``--seed-list 0`` … ``--seed-list 4`` with ``--no-decisions``); every loop keeps
+its state in ``<output>/active_learning_state/`` and resumes from it, so a last
+run without ``--seed-list`` only collects the finished runs into the JSON and plot.
+
 Protocol (active learning):
 
 - Data: ``bayesflip.datasets.load_digits(seed=0)``: the 1,437 training digits
@@ -22,9 +27,12 @@ Protocol (active learning):
   Adam at 1e-2 with a cosine decay to 0, a linear KL warm-up over the first
   third of the run. To fit 900 trainings in the time budget, a training is a
   fixed number of Adam steps on minibatches of 32 drawn with replacement, in one
-  compiled loop (``--steps``), and "from scratch" restores the model's initial
+  compiled loop (``--steps``, default 150: the budget's cut; measured on one
+  training with 300 labels, 250 steps gave 0.919 test accuracy and 500 steps
+  0.944), and "from scratch" restores the model's initial
   weights and zeroes the optimizer's state instead of building a new model
   (identical start, no re-tracing). MC predictive: 20 draws (acquisition and test).
+  BatchBALD keeps 300 sampled label configurations (``--num-configurations``).
 - Reported per function: the learning curves (test accuracy, NLL, ECE per
   round and seed), and the labels BALD and the others need to reach random
   acquisition's final mean accuracy (first round whose mean over seeds reaches it).
