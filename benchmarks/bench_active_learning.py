@@ -16,8 +16,8 @@ Protocol (active learning):
 - Data: ``bayesflip.datasets.load_digits(seed=0)``: the 1,437 training digits
   are the pool (their labels the oracle), the 360 test digits the test set.
 - Per seed: a balanced seed set of 20 labels (2 per class, drawn with the
-  seed), then 10 acquisitions per round up to 300 labels (29 acquisitions,
-  30 trainings); 5 seeds; every acquisition function of
+  seed), then 10 acquisitions per round up to 300 labels (28 acquisitions,
+  29 trainings); 5 seeds; every acquisition function of
   ``bayesflip.decisions.ACQUISITIONS`` (BALD, BatchBALD, max entropy,
   variation ratios, mean std, random) with the same builder and trainer.
 - Builder: the demo's 64-128-128-10 flipout MLP
@@ -25,7 +25,7 @@ Protocol (active learning):
   (``ActiveLearningLoop(retrain="scratch")``) with the demo's recipe: the
   tempered posterior ``kl_weight = T / n`` with ``T = demo.DEFAULT_TEMPERATURE``,
   Adam at 1e-2 with a cosine decay to 0, a linear KL warm-up over the first
-  third of the run. To fit 900 trainings in the time budget, a training is a
+  third of the run. To fit 870 trainings in the time budget, a training is a
   fixed number of Adam steps on minibatches of 32 drawn with replacement, in one
   compiled loop (``--steps``, default 150: the budget's cut; measured on one
   training with 300 labels, 250 steps gave 0.919 test accuracy and 500 steps
