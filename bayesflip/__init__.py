@@ -37,6 +37,7 @@ from bayesflip import (  # noqa: E402
     conformal,  # noqa: E402
     convert,  # noqa: E402
     datasets,
+    decisions,
     diagnostics,
     elbo,
     es,
@@ -63,6 +64,7 @@ from bayesflip.serving import export  # noqa: E402
 __all__ = [
     "calibration",
     "datasets",
+    "decisions",
     "diagnostics",
     "elbo",
     "es",
