@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, str] = {
     "rank1": "bench_rank1",
     "ablation_rank1": "ablation_rank1",
     "laplace": "bench_laplace",
+    "active_learning": "bench_active_learning",
 }
 
 

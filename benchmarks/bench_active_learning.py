@@ -2,9 +2,8 @@
 
 Run from the repository root (bayesflip installed)::
 
-    python benchmarks/bench_active_learning.py            # full protocol, writes benchmarks/results/scratch/
-    python benchmarks/bench_active_learning.py --quick    # smoke run (2 seeds, 60 labels, fewer steps)
-    python benchmarks/bench_active_learning.py --output benchmarks/results   # the committed results
+    python -m benchmarks run active_learning            # full protocol, writes benchmarks/results/
+    python -m benchmarks run active_learning --quick    # a smoke run, to benchmarks/results/scratch/
 
 The active-learning part can run as one process per seed sharing ``--output``
 (``--seed-list 0`` … ``--seed-list 4`` with ``--no-decisions``); every loop keeps
@@ -52,7 +51,6 @@ Writes ``active_learning.json`` and ``active_learning.png`` (active learning) an
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -75,8 +73,8 @@ from bayesflip.demo import (  # noqa: E402
     fit_deterministic_mlp,
 )
 from bayesflip.uncertainty import mc_predict  # noqa: E402
+from benchmarks._meta import output_dir, write_json  # noqa: E402
 
-DEFAULT_OUTPUT = os.path.join("benchmarks", "results", "scratch")
 NUM_CLASSES = 10
 
 
@@ -350,15 +348,15 @@ def _decisions_summary(results: dict) -> dict:
 
 
 def write(args, out: dict, name: str) -> None:
+    """Write ``out`` with the metadata record, atomically (the per-seed processes share the folder)."""
     path = os.path.join(args.output, name)
-    with open(path + ".tmp", "w") as f:
-        json.dump(out, f, indent=1)
+    write_json(path + ".tmp", out, args)
     os.replace(path + ".tmp", path)
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", default=DEFAULT_OUTPUT)
+    parser.add_argument("--output", default=None, help="output folder (default: see benchmarks/_meta)")
     parser.add_argument("--quick", action="store_true", help="2 seeds, 60 labels, 100 steps, 10 epochs")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument(
@@ -385,6 +383,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-decisions", action="store_true")
     parser.add_argument("--no-active", action="store_true")
     args = parser.parse_args(argv)
+    output_dir(parser, args, ignore=("seed_list", "no_decisions", "no_active"))
     if args.quick:
         args.seeds, args.max_labels, args.steps, args.epochs = 2, 60, 100, 10
     os.makedirs(args.output, exist_ok=True)
