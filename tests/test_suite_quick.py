@@ -109,6 +109,23 @@ def test_every_method_gets_a_grid_of_the_same_size(suite):
         suite.check_grid_sizes(full._replace(dropout_grid=(0.05,)))
 
 
+def test_an_epoch_checkpoint_is_the_same_run_as_a_shorter_one(suite, rng):
+    cfg = suite.make_config(quick=True)
+    trainer = suite.RegressionTrainer(3, cfg)
+    x = rng.normal(size=(40, 3)).astype("float32")
+    y = rng.normal(size=(40, 1)).astype("float32")
+    setting = {"epochs": 1, "lr": 1e-2, "components": 2, "temperature": 0.5}
+    learners, finite = trainer.fit("rank1", setting, x, y, np.random.default_rng(5), seed=3)
+    short = [w.copy() for w in learners[0].model.get_weights()]
+    path = trainer.fit_path("rank1", setting, x, y, np.random.default_rng(5), 3, checkpoints=[2, 1])
+    epochs, learners, finite = next(path)
+    assert epochs == 1 and finite
+    for a, b in zip(short, learners[0].model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert next(path)[0] == 2 and not np.array_equal(short[0], learners[0].model.get_weights()[0])
+    assert learners[0].traces == 1  # both runs, any length: one compiled loop
+
+
 def test_gap_splits_hold_out_the_middle_third_of_each_feature(suite, rng):
     x = rng.normal(size=(31, 3))
     x[:, 2] = np.round(x[:, 2])  # ties: a stable sort keeps the data's order
