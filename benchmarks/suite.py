@@ -673,7 +673,7 @@ def run_regression(name: str, cfg: Config, log=print) -> dict:
     per = {m: {"rmse": [], "ll": []} for m in cfg.methods}
     wall = {m: 0.0 for m in cfg.methods}
     for split in range(cfg.splits):
-        rng = np.random.default_rng([cfg.seed, split])
+        rng = np.random.default_rng([cfg.seed, split, 2])  # batches (the split's own stream drew the split)
         tr, te = splits[split][:n_train], splits[split][n_train:]
         x_tr, y_tr, x_te, ys = _standardised(x, y, tr, te)
         for m in cfg.methods:
