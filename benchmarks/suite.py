@@ -2,30 +2,58 @@
 
 Run from the repository root::
 
-    python -m benchmarks run suite            # full suite (~30 min on 2 cores)
-    python -m benchmarks run suite --quick    # smoke run (< 1 min)
+    python -m benchmarks run suite            # full suite (estimated ~35-40 min on 2 idle cores)
+    python -m benchmarks run suite --quick    # smoke run (well under 2 min)
 
 1. **Regression** (protocol of Hernández-Lobato & Adams 2015, as used by Gal &
    Ghahramani 2016 and Lakshminarayanan et al. 2017): random 90/10 splits, one
    hidden layer of 50 ReLU units, inputs and targets standardised on the training
-   split, a Gaussian likelihood with a learned homoscedastic noise scale. Test
+   data, a Gaussian likelihood with a learned homoscedastic noise scale. Test
    RMSE of the predictive mean and test log-likelihood
    ``mean_i log (1/T) sum_t N(y_i | mu_ti, sigma_ti)`` in the original units
    (``mu = loc * std_y + mean_y``, ``sigma = scale * std_y``), mean ± standard
    error over splits.
-2. **Classification under dataset shift** (after Ovadia et al. 2019): the demo's
-   64-128-128-10 MLP on scikit-learn's digits; rotation, Gaussian noise and pixel
-   dropout at five severities; accuracy, NLL, ECE (15 bins), Brier; OOD AUROC /
-   AUPR from the predictive entropy on the demo's OOD kinds.
 
-Methods (same architecture and training budget per network):
-``map`` (deterministic, L2 = the N(0, 1) prior, learned noise), ``mc_dropout``
-(p = 0.05 regression / 0.1 classification), ``ensemble`` (independently trained
-``map`` nets, mixture predictive), ``flipout`` (``DenseFlipout`` with the library's
-default arguments and ``set_kl_weight(model, num_examples=n_train)``: the plain ELBO),
-``flipout_cold`` (the same with the demo's posterior temperature,
-``set_kl_weight(..., temperature=bayesflip.demo.DEFAULT_TEMPERATURE)``), ``local``
-and ``shared`` (``flipout`` with ``estimator="local"`` / ``"shared"``).
+   **Every method its best budget, chosen on validation data** (never the test
+   split): each method has a grid of the same size (:func:`search_grid`, 24 points
+   in the full run): epochs 20/40/80/160 × learning rate 3e-3/1e-2 × its own
+   hyper-parameter (the KL temperature 1/0.3/0.1 of ``flipout``/``local``/``shared``,
+   the dropout rate 0.01/0.05/0.1 of ``mc_dropout``, ``(K, T)`` (2, 1)/(4, 1)/(2, 0.1)
+   of ``rank1``); ``map``, ``ensemble`` and ``flipout_cold`` have none and get six
+   learning rates instead. On each of the first ``search_splits`` random splits
+   (2 of 20), 20 % of the training split is held out, every grid point trains on the
+   rest and is scored by validation log-likelihood; the setting with the best mean
+   is the method's choice for the set, reused on all 20 splits, each of which trains
+   on its whole training split and is tested as before. The epoch budgets of a grid
+   are checkpoints of one run (constant learning rate, so a 20-epoch run is the
+   first 20 epochs of the 160-epoch run): 6 training runs per method and search
+   split, the same compute for every method (the ensemble's runs train 5 networks).
+   What was cut to keep the run at about 40 minutes: the search runs on 2 of the 20
+   splits (not all), and the grid stops at 160 epochs and 2 (map-like: 6) learning
+   rates.
+   **CPU seconds** (``time.process_time()``, all threads of the process) per method:
+   training (its share of the search included) and prediction, per split.
+   **Gap splits** (Foong et al. 2019, "'In-Between' Uncertainty in Bayesian Neural
+   Networks"): per input feature, the data sorted by it (stable sort) and the
+   middle third held out as the test set; each method trains with the setting its
+   random-split search chose; mean test log-likelihood over features.
+2. **Classification under dataset shift** (after Ovadia et al. 2019): the demo's
+   64-128-128-10 MLP on scikit-learn's digits at the demo's budget (no search);
+   rotation, Gaussian noise and pixel dropout at five severities; accuracy, NLL,
+   ECE (15 bins), Brier; OOD AUROC / AUPR from the predictive entropy on the demo's
+   OOD kinds; CPU seconds of training and prediction.
+
+Methods: ``map`` (deterministic, L2 = the N(0, 1) prior, learned noise), ``mc_dropout``
+(dropout on input and hidden layer in regression, p = 0.1 after each hidden layer in
+classification), ``ensemble`` (independently trained ``map`` nets, mixture predictive),
+``flipout`` (``DenseFlipout`` with the library's default arguments and
+``set_kl_weight(model, num_examples=n, temperature=T)``), ``flipout_cold`` (the same
+with ``T`` fixed at the demo's ``bayesflip.demo.DEFAULT_TEMPERATURE``), ``local`` and
+``shared`` (``flipout`` with ``estimator="local"`` / ``"shared"``), ``rank1``
+(``DenseFlipout(..., posterior=Rank1(num_components=K))`` layers, trained on batches
+that repeat each example ``K`` times in a row, :func:`bayesflip.posteriors.tile_for_components`;
+in classification the demo's ``DEFAULT_RANK1_COMPONENTS`` / ``DEFAULT_RANK1_TEMPERATURE``;
+its point-estimate weight has no L2 here).
 
 Writes ``suite.json``, ``suite.md`` and ``shift_<metric>.png`` into ``--output``.
 """
@@ -53,6 +81,8 @@ import bayesflip  # noqa: E402
 from bayesflip import calibration, uncertainty  # noqa: E402
 from bayesflip.datasets import corrupt_images, load_digits  # noqa: E402
 from bayesflip.demo import (
+    DEFAULT_RANK1_COMPONENTS,
+    DEFAULT_RANK1_TEMPERATURE,
     DEFAULT_TEMPERATURE,
     OOD_KINDS,
     build_bayesian_mlp,
@@ -60,12 +90,20 @@ from bayesflip.demo import (
     run_demo,
 )  # noqa: E402
 from bayesflip.layers import DenseFlipout  # noqa: E402
+from bayesflip.posteriors import Rank1, tile_for_components  # noqa: E402
 from benchmarks import uci_data  # noqa: E402
 from benchmarks._meta import metadata, output_dir  # noqa: E402
 
-METHODS = ("map", "mc_dropout", "ensemble", "flipout", "flipout_cold", "local", "shared")
-# method -> estimator; all DenseFlipout with the library's default arguments otherwise.
-BAYESIAN = {"flipout": "flipout", "flipout_cold": "flipout", "local": "local", "shared": "shared"}
+METHODS = ("map", "mc_dropout", "ensemble", "flipout", "flipout_cold", "local", "shared", "rank1")
+# method -> estimator; all DenseFlipout with the library's default arguments otherwise ("rank1": with
+# posterior=Rank1(num_components=K), trained on batches tiled K times).
+BAYESIAN = {
+    "flipout": "flipout",
+    "flipout_cold": "flipout",
+    "local": "local",
+    "shared": "shared",
+    "rank1": "flipout",
+}
 # method -> posterior temperature of set_kl_weight (1 = the Bayesian posterior / plain ELBO). "flipout_cold"
 # is the demo's tempered default (kl_weight = T / n_train), for reference.
 TEMPERATURE = {"flipout_cold": DEFAULT_TEMPERATURE}
@@ -95,12 +133,14 @@ PUBLISHED = {
         "VI (Graves 2011) [HL&A 2015]": {"rmse": (4.32, 0.29), "ll": (-2.90, 0.07)},
         "PBP [HL&A 2015]": {"rmse": (3.01, 0.18), "ll": (-2.57, 0.09)},
         "MC dropout [G&G 2016]": {"rmse": (2.97, 0.85), "ll": (-2.46, 0.25)},
+        "MC dropout, grid search [Gal 2016 repo]": {"ll": (-2.40, 0.04)},
         "Deep ensembles (5) [Lakshminarayanan 2017]": {"rmse": (3.28, 1.00), "ll": (-2.41, 0.25)},
     },
     "concrete": {
         "VI (Graves 2011) [HL&A 2015]": {"ll": (-3.39, 0.02)},
         "PBP [HL&A 2015]": {"rmse": (5.67, 0.09), "ll": (-3.16, 0.02)},
         "MC dropout [G&G 2016]": {"rmse": (5.23, 0.53), "ll": (-3.04, 0.09)},
+        "MC dropout, grid search [Gal 2016 repo]": {"ll": (-2.93, 0.02)},
         "Deep ensembles (5) [Lakshminarayanan 2017]": {"rmse": (6.03, 0.58), "ll": (-3.06, 0.18)},
     },
 }
@@ -111,6 +151,9 @@ CITATIONS = {
     "G&G 2016": "Y. Gal and Z. Ghahramani. Dropout as a Bayesian Approximation: Representing Model "
     "Uncertainty in "
     "Deep Learning. ICML 2016, Tables 1-2.",
+    "Gal 2016 repo": "Y. Gal. DropoutUncertaintyExps (github.com/yaringal/DropoutUncertaintyExps), README: "
+    "the updated MC-dropout results with the dropout rate and the noise precision chosen by grid search "
+    "(log-likelihood only listed here).",
     "Lakshminarayanan 2017": "B. Lakshminarayanan, A. Pritzel, C. Blundell. Simple and Scalable Predictive "
     "Uncertainty Estimation using Deep Ensembles. NeurIPS 2017, Table 1 (NLL, negated here).",
     "Ovadia 2019": "Y. Ovadia et al. Can You Trust Your Model's Uncertainty? Evaluating Predictive "
@@ -120,15 +163,13 @@ CITATIONS = {
 
 
 class Config(NamedTuple):
-    """Budgets of one run (see :func:`make_config`)."""
+    """Budgets of one run (see :func:`make_config`) and the regression search grids (see :func:`search_grid`)."""
 
     sets: tuple[str, ...]
     methods: tuple[str, ...]
     splits: int
     seed: int
-    reg_epochs: int
     reg_batch: int
-    reg_lr: float
     reg_samples: int
     ensemble_size: int
     cls_epochs: int
@@ -136,7 +177,16 @@ class Config(NamedTuple):
     cls_lr: float
     cls_samples: int
     severities: tuple[int, ...]  # 1-based indices into SEVERITY_LEVELS
-    dropout_reg: float = 0.05
+    search_splits: int  # the first `search_splits` random splits choose each method's setting
+    validation_fraction: float  # of each training split, held out to choose
+    epochs_grid: tuple[int, ...]  # epochs × lr: every method with a third hyper-parameter
+    lr_grid: tuple[float, ...]
+    fine_epochs_grid: tuple[int, ...]  # epochs × lr of the methods without one (same grid size)
+    fine_lr_grid: tuple[float, ...]
+    temperature_grid: tuple[float, ...]  # flipout, local, shared
+    dropout_grid: tuple[float, ...]  # mc_dropout
+    rank1_grid: tuple[tuple[int, float], ...]  # rank1: (num_components K, temperature T)
+    gap_features: int | None = None  # gap splits on the first n features (None: every feature)
     dropout_cls: float = 0.1
     hidden: int = 50
 
@@ -148,22 +198,31 @@ def _demo_default(name):
 def make_config(quick: bool, sets=None, methods=None, splits=None, seed: int = 0) -> Config:
     """Full or quick budgets; the classification budget follows the demo's defaults."""
     if quick:
-        # Mostly tracing time: one compiled training loop per network (and per MC sampler).
+        # Mostly tracing time: one compiled training loop per network (and per MC sampler). The grids
+        # vary only the epochs (checkpoints of one run: no new network, no extra trace); one feature's gap split.
         cfg = Config(
             sets=("diabetes", "boston"),
             methods=METHODS,
             splits=2,
             seed=seed,
-            reg_epochs=4,
             reg_batch=32,
-            reg_lr=1e-2,
-            reg_samples=10,
+            reg_samples=8,
             ensemble_size=2,
             cls_epochs=3,
             cls_batch=64,
             cls_lr=1e-2,
             cls_samples=4,
             severities=(1, 3),
+            search_splits=1,
+            validation_fraction=0.2,
+            epochs_grid=(1, 3),
+            lr_grid=(1e-2,),
+            fine_epochs_grid=(1, 3),
+            fine_lr_grid=(1e-2,),
+            temperature_grid=(1.0,),
+            dropout_grid=(0.05,),
+            rank1_grid=((DEFAULT_RANK1_COMPONENTS, DEFAULT_RANK1_TEMPERATURE),),
+            gap_features=1,
         )
     else:
         cfg = Config(
@@ -171,9 +230,7 @@ def make_config(quick: bool, sets=None, methods=None, splits=None, seed: int = 0
             methods=METHODS,
             splits=20,
             seed=seed,
-            reg_epochs=40,
             reg_batch=32,
-            reg_lr=1e-2,
             reg_samples=100,
             ensemble_size=5,
             cls_epochs=_demo_default("epochs"),
@@ -181,12 +238,60 @@ def make_config(quick: bool, sets=None, methods=None, splits=None, seed: int = 0
             cls_lr=_demo_default("learning_rate"),
             cls_samples=_demo_default("num_samples"),
             severities=(1, 2, 3, 4, 5),
+            search_splits=2,
+            validation_fraction=0.2,
+            epochs_grid=(20, 40, 80, 160),
+            lr_grid=(3e-3, 1e-2),
+            fine_epochs_grid=(20, 40, 80, 160),
+            fine_lr_grid=(1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 3e-2),
+            temperature_grid=(1.0, 0.3, 0.1),
+            dropout_grid=(0.01, 0.05, 0.1),
+            rank1_grid=((DEFAULT_RANK1_COMPONENTS, 1.0), (4, 1.0), (DEFAULT_RANK1_COMPONENTS, 0.1)),
         )
-    return cfg._replace(
+    cfg = cfg._replace(
         sets=tuple(sets) if sets else cfg.sets,
         methods=tuple(methods) if methods else cfg.methods,
         splits=splits if splits else cfg.splits,
     )
+    return cfg._replace(search_splits=min(cfg.search_splits, cfg.splits))
+
+
+def search_grid(method: str, cfg: Config) -> list[dict]:
+    """The settings ``method`` is chosen from: the same number for every method.
+
+    epochs × lr × the method's own hyper-parameter (``temperature`` of the variational methods, the
+    ``dropout`` rate of MC dropout, ``(components, temperature)`` of rank-1); ``map``, ``ensemble`` and
+    ``flipout_cold`` (its temperature fixed at the demo's) have none and get the finer epochs × lr grid.
+    """
+    base = [{"epochs": e, "lr": lr} for e in cfg.epochs_grid for lr in cfg.lr_grid]
+    if method in ("flipout", "local", "shared"):
+        return [b | {"temperature": t} for b in base for t in cfg.temperature_grid]
+    if method == "mc_dropout":
+        return [b | {"dropout": p} for b in base for p in cfg.dropout_grid]
+    if method == "rank1":
+        return [b | {"components": k, "temperature": t} for b in base for k, t in cfg.rank1_grid]
+    fine = [{"epochs": e, "lr": lr} for e in cfg.fine_epochs_grid for lr in cfg.fine_lr_grid]
+    if method == "flipout_cold":
+        return [f | {"temperature": TEMPERATURE["flipout_cold"]} for f in fine]
+    return fine
+
+
+def check_grid_sizes(cfg: Config) -> int:
+    """The common grid size; a ``ValueError`` when the methods' grids differ in size (unequal budgets)."""
+    sizes = {m: len(search_grid(m, cfg)) for m in METHODS}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"suite: every method needs a search grid of the same size, got {sizes}.")
+    return next(iter(sizes.values()))
+
+
+def describe_setting(setting: dict) -> str:
+    """``'160 ep, lr 0.003, T 0.1'``: a chosen setting in a table cell."""
+    names = {"lr": "lr", "temperature": "T", "dropout": "p", "components": "K"}
+    parts = [f"{setting['epochs']} ep"]
+    parts += [
+        f"{names[k]} {setting[k]:g}" for k in ("lr", "components", "temperature", "dropout") if k in setting
+    ]
+    return ", ".join(parts)
 
 
 # --------------------------------------------------------------------------- likelihood head
@@ -259,11 +364,26 @@ def batch_indices(n: int, batch: int, epochs: int, rng: np.random.Generator) -> 
     return stream[: steps * batch].reshape(steps, batch).astype("int32")
 
 
+def tile_batches(batches: np.ndarray, num_components: int) -> np.ndarray:
+    """``(steps, K · batch)`` indices: each example of a batch ``K`` times in a row (the rank-1 recipe).
+
+    The index batches go through :func:`bayesflip.posteriors.tile_for_components`, so the suite's
+    compiled loop sees exactly the batches ``fit_bayesian_mlp(..., tile_components=K)`` trains on.
+    """
+    if num_components == 1:
+        return batches
+    if len(batches) == 0:
+        return np.zeros((0, batches.shape[1] * num_components), "int32")
+    tiled = tile_for_components(tf.data.Dataset.from_tensor_slices(batches), num_components)
+    return np.stack([b.numpy() for b in tiled]).astype("int32")
+
+
 class Learner:
     """One network + its Adam optimizer + a compiled whole-training loop (traced once, reused).
 
-    ``reset(seed)`` re-draws the initial weights (from a fresh twin of the model) and zeroes the
-    optimizer, so the same compiled loop trains a new network on every split.
+    ``reset(seed, learning_rate)`` re-draws the initial weights (from a fresh twin of the model),
+    zeroes the optimizer and sets its learning rate, so the same compiled loop trains a new network
+    on every split and grid point (the loop takes inputs of any length and any number of steps).
     """
 
     def __init__(self, build, loss_fn, learning_rate: float):
@@ -273,7 +393,7 @@ class Learner:
         self.optimizer.build(self.model.trainable_variables)
         # Initial optimizer state (iterations, moments, and the learning-rate variable) to restore.
         self._opt_init = [v.numpy() for v in self.optimizer.variables]
-        self._train = tf.function(self._loop, reduce_retracing=True)
+        self._train = None  # compiled on the first fit, with every dimension left open
         self.traces = 0  # Python side effect: counts traces (1 expected per learner)
 
     def _loop(self, x, y, batches):
@@ -296,14 +416,22 @@ class Learner:
         )
         return last
 
-    def reset(self, seed: int) -> None:
+    def reset(self, seed: int, learning_rate: float | None = None) -> None:
         keras.utils.set_random_seed(seed)
         self.model.set_weights(self.build(seed=seed).get_weights())
         for v, init in zip(self.optimizer.variables, self._opt_init):
             v.assign(init)
+        if learning_rate is not None:
+            self.optimizer.learning_rate.assign(learning_rate)
 
     def fit(self, x, y, batches) -> bool:
         """Train; return whether the final loss and every weight are finite (False: diverged)."""
+        x, y, batches = np.asarray(x), np.asarray(y), np.asarray(batches)
+        if self._train is None:
+            # rows and steps open, the feature axes fixed (the layers need them)
+            specs = [tf.TensorSpec([None, *a.shape[1:]], tf.as_dtype(a.dtype)) for a in (x, y)]
+            specs.append(tf.TensorSpec([None, None], tf.int32))
+            self._train = tf.function(self._loop, input_signature=specs)
         loss = float(self._train(tf.constant(x), tf.constant(y), tf.constant(batches)))
         if hasattr(self.model, "_clear_losses"):
             self.model._clear_losses()  # the loop's graph KL tensors
@@ -336,74 +464,264 @@ def members(method: str, cfg: Config) -> int:
 
 
 # --------------------------------------------------------------------------- regression
-def build_regressor(method: str, dim: int, n_train: int, cfg: Config, seed: int = 0) -> keras.Model:
-    """One hidden layer of ``cfg.hidden`` ReLU units + the Gaussian head, for ``method``."""
+class L2Prior(keras.regularizers.Regularizer):
+    """``weight · Σ w²`` with ``weight`` in a variable: set per fit (``1 / (2 n)``) without retracing."""
+
+    def __init__(self, weight: float):
+        self.weight = tf.Variable(weight, trainable=False, dtype="float32")
+
+    def __call__(self, x):
+        return self.weight * tf.reduce_sum(tf.square(x))
+
+    def get_config(self) -> dict:
+        return {"weight": float(self.weight.numpy())}
+
+
+def build_regressor(
+    method: str,
+    dim: int,
+    n_train: int,
+    cfg: Config,
+    seed: int = 0,
+    dropout: float = 0.05,
+    components: int = DEFAULT_RANK1_COMPONENTS,
+) -> keras.Model:
+    """One hidden layer of ``cfg.hidden`` ReLU units + the Gaussian head, for ``method``.
+
+    ``dropout``: MC dropout's rate; ``components``: rank-1's ``K`` (both fixed in the network).
+    The variational nets get ``kl_weight = 1 / n_train`` here; training sets its temperature.
+    """
     head, _, _ = gaussian_head()
-    if method in BAYESIAN:  # library defaults; only the estimator varies
+    if method == "rank1":
+        body = [
+            DenseFlipout(
+                cfg.hidden, activation="relu", posterior=Rank1(num_components=components), seed=seed
+            ),
+            DenseFlipout(1, posterior=Rank1(num_components=components), seed=seed + 1),
+        ]
+    elif method in BAYESIAN:  # library defaults; only the estimator varies
         est = BAYESIAN[method]
         body = [
             DenseFlipout(cfg.hidden, activation="relu", estimator=est, seed=seed),
             DenseFlipout(1, estimator=est, seed=seed + 1),
         ]
     else:
-        reg = keras.regularizers.L2(1.0 / (2.0 * n_train))  # MAP under the N(0, 1) prior, per example
+        reg = L2Prior(1.0 / (2.0 * n_train))  # MAP under the N(0, 1) prior, per example
         body = [
             keras.layers.Dense(cfg.hidden, activation="relu", kernel_regularizer=reg),
             keras.layers.Dense(1, kernel_regularizer=reg),
         ]
         if method == "mc_dropout":  # Gal & Ghahramani: dropout on the input and the hidden layer
             body = [
-                keras.layers.Dropout(cfg.dropout_reg, seed=seed),
+                keras.layers.Dropout(dropout, seed=seed),
                 body[0],
-                keras.layers.Dropout(cfg.dropout_reg, seed=seed + 1),
+                keras.layers.Dropout(dropout, seed=seed + 1),
                 body[1],
             ]
     model = keras.Sequential([keras.Input((dim,)), *body, *head], name=f"reg_{method}")
     if method in BAYESIAN:
-        bayesflip.set_kl_weight(model, num_examples=n_train, temperature=TEMPERATURE.get(method, 1.0))
+        bayesflip.set_kl_weight(model, num_examples=n_train)
     return model
 
 
+class RegressionTrainer:
+    """Trains ``method`` at a grid setting on one set: the learners (one compiled loop each) per network.
+
+    Networks differ only where a setting changes the graph (MC dropout's rate, rank-1's ``K``);
+    epochs, learning rate and temperature are set on the same learners. The map net's L2 weight and
+    the KL weight follow the number of training rows of each fit. ``cpu`` accumulates
+    ``time.process_time()`` seconds (all of the process's threads) per method and phase.
+    """
+
+    def __init__(self, dim: int, cfg: Config):
+        self.dim, self.cfg = dim, cfg
+        self.loss_fn = gaussian_head()[1]
+        self.pool: dict[tuple, list[Learner]] = {}
+
+    def learners(self, method: str, setting: dict) -> list[Learner]:
+        key = (method, setting.get("dropout"), setting.get("components"))
+        if key not in self.pool:
+            kwargs = {k: setting[k] for k in ("dropout", "components") if k in setting}
+            self.pool[key] = [
+                Learner(
+                    lambda seed=0: build_regressor(method, self.dim, 1, self.cfg, seed, **kwargs),
+                    self.loss_fn,
+                    setting["lr"],
+                )
+                for _ in range(members(method, self.cfg))
+            ]
+        return self.pool[key]
+
+    def fit_path(self, method: str, setting: dict, x, y, rng: np.random.Generator, seed: int, checkpoints):
+        """Train every network of ``method`` at ``setting`` (its ``"epochs"`` ignored) on ``(x, y)``.
+
+        Yields ``(epochs, learners, finite)`` after each of the sorted ``checkpoints`` (epochs): one run
+        serves every epoch budget of a grid, and is the same run as a separate one of that many epochs
+        (constant learning rate; the batches of a longer run begin with those of a shorter one).
+        """
+        learners, plans = self.learners(method, setting), []
+        for k, learner in enumerate(learners):
+            learner.reset(seed + 10 * k, setting["lr"])
+            model = learner.model
+            if method in BAYESIAN:
+                bayesflip.set_kl_weight(
+                    model, num_examples=len(x), temperature=setting.get("temperature", 1.0)
+                )
+            else:  # the N(0, 1) prior per example: L2 weight 1 / (2 n)
+                for layer in model.layers:
+                    if isinstance(getattr(layer, "kernel_regularizer", None), L2Prior):
+                        layer.kernel_regularizer.weight.assign(1.0 / (2.0 * len(x)))
+            batches = batch_indices(len(x), self.cfg.reg_batch, max(checkpoints), rng)
+            plans.append(tile_batches(batches, setting.get("components", 1)))
+        steps, done, finite = math.ceil(len(x) / self.cfg.reg_batch), 0, True
+        for epochs in sorted(checkpoints):
+            for learner, batches in zip(learners, plans):
+                finite &= learner.fit(x, y, batches[done * steps : epochs * steps])
+            done = epochs
+            yield epochs, learners, finite
+
+    def fit(self, method: str, setting: dict, x, y, rng: np.random.Generator, seed: int) -> tuple[list, bool]:
+        """Train every network of ``method`` at ``setting`` on ``(x, y)``; ``(learners, finite)``."""
+        ((_, learners, finite),) = self.fit_path(method, setting, x, y, rng, seed, [setting["epochs"]])
+        return learners, finite
+
+    def traces(self, method: str) -> list[int]:
+        return [lr.traces for key, ls in self.pool.items() if key[0] == method for lr in ls]
+
+
+def _standardised(x, y, train, test):
+    xs, ys = Standardizer.fit(x[train]), Standardizer.fit(y[train])
+    return xs.transform(x[train]), ys.transform(y[train])[:, None], xs.transform(x[test]), ys
+
+
+def gap_splits(x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Foong et al. (2019) gap splits: per feature, sort by it and test on the middle third.
+
+    ``[(train, test)]`` index arrays, one pair per feature; ties keep the data's order (stable sort).
+    """
+    n, out = len(x), []
+    for j in range(x.shape[1]):
+        order = np.argsort(x[:, j], kind="stable")
+        lo, hi = n // 3, 2 * n // 3
+        out.append((np.concatenate([order[:lo], order[hi:]]), order[lo:hi]))
+    return out
+
+
 def run_regression(name: str, cfg: Config, log=print) -> dict:
+    """Search each method's setting on validation data, then train on each split and test.
+
+    1. On each of the first ``cfg.search_splits`` random 90/10 splits, a random
+       ``cfg.validation_fraction`` of the training split is held out; every grid point is trained
+       on the rest and scored by validation log-likelihood. The setting with the highest mean over
+       these splits is the method's choice for the set (the test splits are never looked at).
+    2. Every one of the ``cfg.splits`` splits (the search splits included) trains the chosen setting
+       on its whole training split and scores the test split.
+    3. Gap splits: the chosen setting, trained and tested on each feature's gap split.
+    """
     x, y = uci_data.load(name)
     n = len(x)
     n_train = int(round(0.9 * n))
-    _, loss_fn, head_name = gaussian_head()
-    out = {"head": head_name, "n": n, "d": int(x.shape[1]), "n_train": n_train, "methods": {}}
-    learners = {
-        m: [
-            Learner(
-                lambda seed=0, m=m: build_regressor(m, x.shape[1], n_train, cfg, seed), loss_fn, cfg.reg_lr
-            )
-            for _ in range(members(m, cfg))
-        ]
-        for m in cfg.methods
-    }
-    per = {m: {"rmse": [], "ll": [], "train_seconds": []} for m in cfg.methods}
+    _, _, head_name = gaussian_head()
+    trainer = RegressionTrainer(x.shape[1], cfg)
+    splits = [np.random.default_rng([cfg.seed, split]).permutation(n) for split in range(cfg.splits)]
+    cpu = {m: {"search": 0.0, "train": 0.0, "predict": 0.0, "gap": 0.0} for m in cfg.methods}
+    grids = {m: search_grid(m, cfg) for m in cfg.methods}
+
+    def run(m, setting, x_tr, y_tr, x_te, y_te, ys, rng, seed, phase):
+        t0 = time.process_time()
+        learners, finite = trainer.fit(m, setting, x_tr, y_tr, rng, seed)
+        t1 = time.process_time()
+        cpu[m][phase if phase != "test" else "train"] += t1 - t0
+        if not finite:  # reported, not hidden: the split counts as diverged
+            return {"rmse": math.nan, "ll": math.nan}
+        scores = regression_scores(y_te, sample_outputs(learners, m, x_te, cfg.reg_samples), ys)
+        cpu[m][phase if phase != "test" else "predict"] += time.process_time() - t1
+        return scores
+
+    # 1. validation search
+    val_ll = {m: np.zeros((cfg.search_splits, len(grids[m]))) for m in cfg.methods}
+    for split in range(cfg.search_splits):
+        tr = splits[split][:n_train]
+        rng = np.random.default_rng([cfg.seed, split, 1])
+        n_val = int(round(cfg.validation_fraction * len(tr)))
+        shuffled = rng.permutation(tr)
+        val, sub = shuffled[:n_val], shuffled[n_val:]
+        x_sub, y_sub, x_val, ys = _standardised(x, y, sub, val)
+        for m in cfg.methods:
+            # One run per setting other than epochs, scored at each epoch budget of the grid.
+            paths: dict[tuple, dict[int, int]] = {}
+            for g, setting in enumerate(grids[m]):
+                key = tuple(sorted((k, v) for k, v in setting.items() if k != "epochs"))
+                paths.setdefault(key, {})[setting["epochs"]] = g
+            for p, (key, at) in enumerate(paths.items()):
+                seed = 1000 * cfg.seed + 100 * split + 7 + 100_000 * (p + 1)
+                t0 = time.process_time()
+                for epochs, learners, finite in trainer.fit_path(
+                    m, dict(key), x_sub, y_sub, rng, seed, list(at)
+                ):
+                    ll = -np.inf
+                    if finite:
+                        draws = sample_outputs(learners, m, x_val, cfg.reg_samples)
+                        ll = regression_scores(y[val], draws, ys)["ll"]
+                    val_ll[m][split, at[epochs]] = ll if math.isfinite(ll) else -np.inf
+                cpu[m]["search"] += time.process_time() - t0
+        log(f"  {name} search split {split + 1}/{cfg.search_splits} done")
+    chosen = {m: grids[m][int(np.argmax(val_ll[m].mean(0)))] for m in cfg.methods}
+    log(f"  {name} chosen: " + "; ".join(f"{m} {describe_setting(chosen[m])}" for m in cfg.methods))
+
+    # 2. test on every random split
+    per = {m: {"rmse": [], "ll": []} for m in cfg.methods}
+    wall = {m: 0.0 for m in cfg.methods}
     for split in range(cfg.splits):
-        rng = np.random.default_rng([cfg.seed, split])
-        perm = rng.permutation(n)
-        tr, te = perm[:n_train], perm[n_train:]
-        xs, ys = Standardizer.fit(x[tr]), Standardizer.fit(y[tr])
-        x_tr, x_te, y_tr = xs.transform(x[tr]), xs.transform(x[te]), ys.transform(y[tr])[:, None]
+        rng = np.random.default_rng([cfg.seed, split, 2])  # batches (the split's own stream drew the split)
+        tr, te = splits[split][:n_train], splits[split][n_train:]
+        x_tr, y_tr, x_te, ys = _standardised(x, y, tr, te)
         for m in cfg.methods:
             t0 = time.perf_counter()
-            finite = True
-            for k, learner in enumerate(learners[m]):
-                seed = 1000 * cfg.seed + 100 * split + 10 * k + 1
-                learner.reset(seed)
-                finite &= learner.fit(x_tr, y_tr, batch_indices(n_train, cfg.reg_batch, cfg.reg_epochs, rng))
-            per[m]["train_seconds"].append(time.perf_counter() - t0)
-            if finite:
-                scores = regression_scores(y[te], sample_outputs(learners[m], m, x_te, cfg.reg_samples), ys)
-            else:  # reported, not hidden: the split counts as diverged
-                scores = {"rmse": math.nan, "ll": math.nan}
+            scores = run(
+                m, chosen[m], x_tr, y_tr, x_te, y[te], ys, rng, 1000 * cfg.seed + 100 * split + 1, "test"
+            )
+            wall[m] += time.perf_counter() - t0
             for key, value in scores.items():
                 per[m][key].append(value)
         log(
             f"  {name} split {split + 1}/{cfg.splits}: "
             + "  ".join(f"{m} {per[m]['rmse'][-1]:.2f}/{per[m]['ll'][-1]:.2f}" for m in cfg.methods)
         )
+
+    # 3. gap splits (chosen settings of the random-split search)
+    gaps = gap_splits(x)[: cfg.gap_features]
+    gap = {m: {"rmse": [], "ll": []} for m in cfg.methods}
+    for j, (tr, te) in enumerate(gaps):
+        rng = np.random.default_rng([cfg.seed, 7, j])
+        x_tr, y_tr, x_te, ys = _standardised(x, y, tr, te)
+        for m in cfg.methods:
+            scores = run(
+                m, chosen[m], x_tr, y_tr, x_te, y[te], ys, rng, 1000 * cfg.seed + 50_000 + 10 * j, "gap"
+            )
+            for key, value in scores.items():
+                gap[m][key].append(value)
+    if gaps:
+        log(
+            f"  {name} gap splits ({len(gaps)} features): "
+            + "  ".join(f"{m} {np.nanmean(gap[m]['ll']):.2f}" for m in cfg.methods)
+        )
+
+    out = {
+        "head": head_name,
+        "n": n,
+        "d": int(x.shape[1]),
+        "n_train": n_train,
+        "methods": {},
+        "search": {
+            "splits": cfg.search_splits,
+            "validation_fraction": cfg.validation_fraction,
+            "criterion": "mean validation log-likelihood (original units) over the search splits",
+            "grid": grids,
+            "val_ll": {m: _json_safe(val_ll[m].tolist()) for m in cfg.methods},
+        },
+        "gap": {"features": len(gaps), "test_size": [len(te) for _, te in gaps], "methods": {}},
+    }
     for m, vals in per.items():
         ok = [i for i, r in enumerate(vals["rmse"]) if math.isfinite(r)]
         rmse, ll = [vals["rmse"][i] for i in ok], [vals["ll"][i] for i in ok]
@@ -415,9 +733,22 @@ def run_regression(name: str, cfg: Config, log=print) -> dict:
                 "ll": float(np.std(ll, ddof=1)) if len(ok) > 1 else 0.0,
             },
             "diverged_splits": cfg.splits - len(ok),
-            "traces": learners[m][0].traces,
-            "train_seconds_per_split": float(np.mean(vals["train_seconds"])),
+            "traces": max(trainer.traces(m)),
+            "train_seconds_per_split": wall[m] / cfg.splits,
+            "chosen": chosen[m],
+            "cpu_seconds": cpu[m]
+            | {
+                "train_per_split": (cpu[m]["search"] + cpu[m]["train"]) / cfg.splits,
+                "predict_per_split": cpu[m]["predict"] / cfg.splits,
+            },
             "per_split": {"rmse": vals["rmse"], "ll": vals["ll"]},
+        }
+        g_ok = [i for i, r in enumerate(gap[m]["ll"]) if math.isfinite(r)]
+        out["gap"]["methods"][m] = {
+            "ll": mean_se([gap[m]["ll"][i] for i in g_ok]),
+            "rmse": mean_se([gap[m]["rmse"][i] for i in g_ok]),
+            "diverged_features": len(gaps) - len(g_ok),
+            "per_feature": gap[m],
         }
     return out
 
@@ -449,7 +780,17 @@ def with_dropout(model: keras.Model, rate: float, seed: int = 0) -> keras.Model:
 
 
 def build_classifier(method: str, n_train: int, cfg: Config, seed: int = 0) -> keras.Model:
-    """The demo's 64-128-128-10 MLP for ``method`` (built with the demo's own builders)."""
+    """The demo's 64-128-128-10 MLP for ``method`` (built with the demo's own builders).
+
+    ``rank1``: the demo's rank-1 net, ``Rank1(num_components=DEFAULT_RANK1_COMPONENTS)`` at
+    ``DEFAULT_RANK1_TEMPERATURE`` (trained on batches tiled ``K`` times).
+    """
+    if method == "rank1":
+        model = build_bayesian_mlp(
+            64, 10, seed=seed, posterior=Rank1(num_components=DEFAULT_RANK1_COMPONENTS)
+        )
+        bayesflip.set_kl_weight(model, num_examples=n_train, temperature=DEFAULT_RANK1_TEMPERATURE)
+        return model
     if method in BAYESIAN:
         model = build_bayesian_mlp(64, 10, estimator=BAYESIAN[method], seed=seed)
         bayesflip.set_kl_weight(model, num_examples=n_train, temperature=TEMPERATURE.get(method, 1.0))
@@ -485,21 +826,24 @@ def run_classification(cfg: Config, log=print) -> dict:
         "shift": {k: {} for k in SHIFTS},
         "ood": {k: {} for k in OOD_KINDS},
         "train_seconds": {},
+        "cpu_seconds": {},
     }
     rng = np.random.default_rng([cfg.seed, 99])
     for m in cfg.methods:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         learners, finite = [], True
+        tiles = DEFAULT_RANK1_COMPONENTS if m == "rank1" else 1
         for k in range(members(m, cfg)):
             learner = Learner(
                 lambda seed=0, m=m: build_classifier(m, n_train, cfg, seed), loss_fn, cfg.cls_lr
             )
             learner.reset(1000 * cfg.seed + 10 * k + 7)
-            finite &= learner.fit(
-                x_tr, data.y_train, batch_indices(n_train, cfg.cls_batch, cfg.cls_epochs, rng)
-            )
+            batches = batch_indices(n_train, cfg.cls_batch, cfg.cls_epochs, rng)
+            finite &= learner.fit(x_tr, data.y_train, tile_batches(batches, tiles))
             learners.append(learner)
         result["train_seconds"][m] = time.perf_counter() - t0
+        result["cpu_seconds"][m] = {"train": time.process_time() - c0}
+        c1 = time.process_time()
         if not finite:  # non-finite weights after training: reported as diverged, no metrics
             result.setdefault("diverged", []).append(m)
             for kind in SHIFTS:
@@ -537,6 +881,7 @@ def run_classification(cfg: Config, log=print) -> dict:
                 "auroc": float(uncertainty.ood_auroc(h_in, h_out)),
                 "aupr": float(uncertainty.ood_aupr(h_in, h_out)),
             }
+        result["cpu_seconds"][m]["predict"] = time.process_time() - c1
         log(
             f"  digits {m}: clean accuracy {result['shift'][SHIFTS[0]][m]['accuracy'][0]:.3f}, "
             f"train {result['train_seconds'][m]:.1f} s"
@@ -596,8 +941,55 @@ def _pm(pair, digits=2):
     return f"{pair[0]:.{digits}f} ± {pair[1]:.{digits}f}"
 
 
-#: methods in the README's summary tables
-SUMMARY_METHODS = ("map", "mc_dropout", "ensemble", "flipout", "flipout_cold")
+#: methods in the README's summary tables (those of the run)
+SUMMARY_METHODS = ("map", "mc_dropout", "ensemble", "flipout", "flipout_cold", "rank1")
+
+
+def _grid_size(cfg: dict) -> int:
+    return len(search_grid(cfg["methods"][0], Config(**{k: cfg[k] for k in Config._fields})))
+
+
+def grid_text(method: str, cfg: dict) -> str:
+    """A method's search grid in words, from a report's config."""
+    c = Config(**{k: cfg[k] for k in Config._fields})
+    grid = search_grid(method, c)
+
+    def values(key):
+        return "/".join(f"{v:g}" for v in dict.fromkeys(g[key] for g in grid))
+
+    text = f"epochs {values('epochs')} × lr {values('lr')}"
+    if method == "rank1":
+        text += " × (K, T) " + "/".join(f"({k}, {t:g})" for k, t in c.rank1_grid)
+    elif "dropout" in grid[0]:
+        text += f" × p {values('dropout')}"
+    elif "temperature" in grid[0] and method != "flipout_cold":
+        text += f" × T {values('temperature')}"
+    return text + f" ({len(grid)})"
+
+
+def gap_markdown(report: dict) -> list[str]:
+    """The gap-split section (Foong et al. 2019); empty for a run without gap splits."""
+    reg = {n: r for n, r in report.get("regression", {}).items() if r.get("gap", {}).get("features")}
+    if not reg:
+        return []
+    methods = list(next(iter(reg.values()))["gap"]["methods"])
+    lines = [
+        "## Gap splits (in-between uncertainty, Foong et al. 2019)",
+        "",
+        "Per input feature, the data sorted by it and the middle third held out as the test set; each "
+        "method with the setting its random-split search chose. Test log-likelihood, mean ± standard error "
+        "over features (higher is better).",
+        "",
+        "| method | "
+        + " | ".join(
+            f"{n} ({k} feature{'s' * (k != 1)})" for n, r in reg.items() for k in [r["gap"]["features"]]
+        )
+        + " |",
+        "|---|" + "---:|" * len(reg),
+    ]
+    for m in methods:
+        lines.append(f"| {m} | " + " | ".join(_pm(r["gap"]["methods"][m]["ll"]) for r in reg.values()) + " |")
+    return [*lines, ""]
 
 
 def summary_markdown(report: dict) -> str:
@@ -650,12 +1042,13 @@ def markdown(report: dict) -> str:
         f"Run of {report['finished']}, wall time {report['wall_seconds']:.0f} s "
         f"({'quick' if cfg['quick'] else 'full'} mode, seed {cfg['seed']}).",
         "",
-        "Methods: `map` deterministic net (L2 = N(0, 1) prior), `mc_dropout` (p = "
-        f"{cfg['dropout_reg']} regression / {cfg['dropout_cls']} classification), `ensemble` of "
+        "Methods: `map` deterministic net (L2 = N(0, 1) prior), `mc_dropout` (dropout on input and hidden "
+        f"layer in regression, p = {cfg['dropout_cls']} after each hidden layer in classification), `ensemble` of "
         f"{cfg['ensemble_size']} `map` nets, `flipout` = `DenseFlipout` defaults + "
-        "`set_kl_weight(model, num_examples=n_train)` (plain ELBO), `flipout_cold` = the same with "
-        f"posterior temperature {cfg['temperature'].get('flipout_cold')} (the demo's default), "
-        "`local` / `shared` = `flipout` with `estimator='local'` / `'shared'`. Regression: learned "
+        "`set_kl_weight(model, num_examples=n_train, temperature=T)`, `flipout_cold` = the same with "
+        f"T fixed at {cfg['temperature'].get('flipout_cold')} (the demo's default), "
+        "`local` / `shared` = `flipout` with `estimator='local'` / `'shared'`, `rank1` = `DenseFlipout(..., "
+        "posterior=Rank1(num_components=K))` trained on batches tiled K times. Regression: learned "
         "homoscedastic Gaussian noise for every method.",
         "",
     ]
@@ -664,11 +1057,18 @@ def markdown(report: dict) -> str:
             "## UCI regression (Hernández-Lobato & Adams 2015 protocol)",
             "",
             f"{cfg['splits']} random 90/10 splits, 1 hidden layer of {cfg['hidden']} ReLU units, "
-            f"{cfg['reg_epochs']} epochs, batch {cfg['reg_batch']}, Adam lr {cfg['reg_lr']}, "
+            f"batch {cfg['reg_batch']}, Adam, "
             f"{cfg['reg_samples']} predictive draws, ensemble of {cfg['ensemble_size']}. "
+            f"Each method's setting (epochs, learning rate and its own hyper-parameter; {_grid_size(cfg)} grid "
+            f"points per method) is chosen per set by the mean validation log-likelihood over the first "
+            f"{cfg['search_splits']} splits ({100 * cfg['validation_fraction']:g} % of each training split held "
+            "out), then trained on every whole training split and tested. "
             "Ours: mean ± standard error over splits (standard deviation over splits in brackets); "
-            "original units. Published rows (italic): ± as printed (HL&A 2015: standard errors; "
+            "original units. CPU s = `time.process_time()` per split (training includes the search's share). "
+            "Published rows (italic): ± as printed (HL&A 2015: standard errors; "
             "G&G 2016 and Lakshminarayanan 2017: apparently standard deviations).",
+            "",
+            "Grids: " + "; ".join(f"`{m}` {grid_text(m, cfg)}" for m in cfg["methods"]) + ".",
             "",
         ]
         for name, res in report["regression"].items():
@@ -677,8 +1077,8 @@ def markdown(report: dict) -> str:
                 f"### {name} (n = {res['n']}, d = {res['d']}; "
                 f"{src['wheel']} {src['version']}, {src['item']})",
                 "",
-                "| method | test RMSE | test log-likelihood | train s / split |",
-                "|---|---:|---:|---:|",
+                "| method | chosen setting | test RMSE | test log-likelihood | CPU s train / predict |",
+                "|---|---|---:|---:|---:|",
             ]
             for m, v in res["methods"].items():
                 div = (
@@ -686,20 +1086,22 @@ def markdown(report: dict) -> str:
                     if v["diverged_splits"]
                     else ""
                 )
+                c = v["cpu_seconds"]
                 lines.append(
-                    f"| {m}{div} | {_pm(v['rmse'])} ({v['sd']['rmse']:.2f}) | "
+                    f"| {m}{div} | {describe_setting(v['chosen'])} | {_pm(v['rmse'])} ({v['sd']['rmse']:.2f}) | "
                     f"{_pm(v['ll'])} ({v['sd']['ll']:.2f}) | "
-                    f"{v['train_seconds_per_split']:.1f} |"
+                    f"{c['train_per_split']:.1f} / {c['predict_per_split']:.2f} |"
                 )
             for label, v in PUBLISHED.get(name, {}).items():
                 lines.append(
-                    f"| *{label}* | {_pm(v['rmse']) if 'rmse' in v else '—'} | "
+                    f"| *{label}* | | {_pm(v['rmse']) if 'rmse' in v else '—'} | "
                     f"{_pm(v['ll']) if 'll' in v else '—'} | |"
                 )
             lines.append("")
         for name, reason in report.get("skipped_sets", {}).items():
             lines.append(f"- skipped {name}: {reason}")
         lines += ["", "Citations: " + " ".join(f"[{k}] {v}" for k, v in CITATIONS.items()), ""]
+        lines += gap_markdown(report)
     cls = report.get("classification")
     if cls:
         lines += [
@@ -737,6 +1139,16 @@ def markdown(report: dict) -> str:
                 + " |"
             )
         lines.append("")
+        if cls.get("cpu_seconds"):
+            lines += [
+                "CPU seconds (`time.process_time()`), training / prediction of every test set: "
+                + ", ".join(
+                    f"{m} {v['train']:.1f} / {v.get('predict', math.nan):.1f}"
+                    for m, v in cls["cpu_seconds"].items()
+                )
+                + ".",
+                "",
+            ]
         if cls.get("diverged"):
             lines += [
                 f"Diverged (non-finite weights after training, no metrics): {', '.join(cls['diverged'])}.",
@@ -754,12 +1166,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sets", nargs="+", choices=sorted(uci_data.SOURCES), help="regression data sets")
     p.add_argument("--methods", nargs="+", choices=METHODS, help="methods (default: all)")
     p.add_argument("--splits", type=int, help="random 90/10 splits (default 20, quick 2)")
+    p.add_argument(
+        "--search-splits", type=int, help="splits that choose each method's setting (default 2, quick 1)"
+    )
+    p.add_argument("--gap-features", type=int, help="gap splits on the first N features (default: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", default=None, help="output folder (default: see benchmarks/_meta.py)")
     p.add_argument("--no-classification", action="store_true", help="skip the digits shift benchmark")
     args = p.parse_args(argv)
-    if args.splits is not None and args.splits < 1:
-        p.error(f"--splits must be >= 1, got {args.splits}")
+    for name in ("splits", "search_splits"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.gap_features is not None and args.gap_features < 0:
+        p.error(f"--gap-features must be >= 0, got {args.gap_features}")
     output_dir(p, args)
     return args
 
@@ -770,6 +1190,11 @@ def main(argv=None) -> dict:
     # the many distinct loops, not retraces.
     tf.get_logger().setLevel("ERROR")
     cfg = make_config(args.quick, args.sets, args.methods, args.splits, args.seed)
+    check_grid_sizes(cfg)
+    if args.search_splits:
+        cfg = cfg._replace(search_splits=min(args.search_splits, cfg.splits))
+    if args.gap_features is not None:
+        cfg = cfg._replace(gap_features=args.gap_features)
     os.makedirs(args.output, exist_ok=True)
     t_start = time.perf_counter()
     report = {

@@ -39,7 +39,7 @@ def test_quick_mode_writes_every_method_set_and_metric_to_scratch(suite, tmp_pat
     assert set(meta["versions"]) >= {"bayesflip", "tensorflow", "keras", "tfp", "numpy", "python"}
     cfg = report["config"]
     assert cfg["quick"] and cfg["splits"] == 2 and cfg["ensemble_size"] == 2
-    assert set(cfg["methods"]) == set(suite.METHODS)
+    assert set(cfg["methods"]) == set(suite.METHODS) and "rank1" in cfg["methods"]
     # Every requested set either ran or was skipped with the wheel that would provide it.
     assert set(cfg["sets"]) == set(report["regression"]) | set(report["skipped_sets"])
     assert "diabetes" in report["regression"]  # scikit-learn's, always available
@@ -48,12 +48,27 @@ def test_quick_mode_writes_every_method_set_and_metric_to_scratch(suite, tmp_pat
     for name, res in report["regression"].items():
         assert report["data_sources"][name]["wheel"]
         assert set(res["methods"]) == set(cfg["methods"])
-        for _m, v in res["methods"].items():
+        search = res["search"]
+        assert (
+            search["splits"] == cfg["search_splits"] and len({len(g) for g in search["grid"].values()}) == 1
+        )
+        for m, v in res["methods"].items():
             for key in ("rmse", "ll"):
                 assert len(v[key]) == 2 and all(_finite(t) for t in v[key])
                 assert len(v["per_split"][key]) == cfg["splits"]
             assert v["rmse"][0] > 0 and v["rmse"][1] >= 0 and v["sd"]["rmse"] >= 0
-            assert v["traces"] == 1  # one compiled training loop per network, reused across splits
+            assert v["traces"] == 1  # one compiled training loop per network, reused across splits and grid
+            # The choice is the grid point with the best mean validation log-likelihood.
+            val = np.asarray(search["val_ll"][m], dtype=float)
+            assert val.shape == (cfg["search_splits"], len(search["grid"][m])) and np.isfinite(val).all()
+            assert v["chosen"] == search["grid"][m][int(np.argmax(val.mean(0)))]
+            cpu = v["cpu_seconds"]
+            assert all(_finite(cpu[k]) and cpu[k] > 0 for k in ("search", "train", "predict", "gap"))
+            np.testing.assert_allclose(cpu["train_per_split"], (cpu["search"] + cpu["train"]) / cfg["splits"])
+            gap = res["gap"]["methods"][m]
+            assert len(gap["per_feature"]["ll"]) == cfg["gap_features"] and _finite(gap["ll"][0])
+        assert res["gap"]["features"] == cfg["gap_features"]
+        assert all(abs(t - res["n"] / 3) <= 1 for t in res["gap"]["test_size"])
     cls = report["classification"]
     assert cls["severities"] == [0, *cfg["severities"]]
     for kind in suite.SHIFTS:
@@ -71,7 +86,64 @@ def test_quick_mode_writes_every_method_set_and_metric_to_scratch(suite, tmp_pat
         assert os.path.getsize(os.path.join(out, f"shift_{metric}.png")) > 0
     with open(os.path.join(out, "suite.md")) as f:
         md = f.read()
-    assert "| flipout |" in md and "OOD" in md
+    assert "| flipout |" in md and "OOD" in md and "| rank1 |" in md
+    assert "Gap splits" in md and "chosen setting" in md and "CPU s" in md
+    assert set(cls["cpu_seconds"]) == set(cfg["methods"])
+    assert all(v["train"] > 0 and v["predict"] > 0 for v in cls["cpu_seconds"].values())
+
+
+def test_every_method_gets_a_grid_of_the_same_size(suite):
+    for quick in (False, True):
+        cfg = suite.make_config(quick=quick)
+        size = suite.check_grid_sizes(cfg)
+        for m in suite.METHODS:
+            grid = suite.search_grid(m, cfg)
+            assert len(grid) == size and len({tuple(sorted(g.items())) for g in grid}) == size  # distinct
+    full = suite.make_config(quick=False)
+    assert {g["temperature"] for g in suite.search_grid("flipout", full)} == set(full.temperature_grid)
+    assert {g["dropout"] for g in suite.search_grid("mc_dropout", full)} == set(full.dropout_grid)
+    assert {(g["components"], g["temperature"]) for g in suite.search_grid("rank1", full)} == set(
+        full.rank1_grid
+    )
+    with pytest.raises(ValueError, match="same size"):
+        suite.check_grid_sizes(full._replace(dropout_grid=(0.05,)))
+
+
+def test_an_epoch_checkpoint_is_the_same_run_as_a_shorter_one(suite, rng):
+    cfg = suite.make_config(quick=True)
+    trainer = suite.RegressionTrainer(3, cfg)
+    x = rng.normal(size=(40, 3)).astype("float32")
+    y = rng.normal(size=(40, 1)).astype("float32")
+    setting = {"epochs": 1, "lr": 1e-2, "components": 2, "temperature": 0.5}
+    learners, finite = trainer.fit("rank1", setting, x, y, np.random.default_rng(5), seed=3)
+    short = [w.copy() for w in learners[0].model.get_weights()]
+    path = trainer.fit_path("rank1", setting, x, y, np.random.default_rng(5), 3, checkpoints=[2, 1])
+    epochs, learners, finite = next(path)
+    assert epochs == 1 and finite
+    for a, b in zip(short, learners[0].model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert next(path)[0] == 2 and not np.array_equal(short[0], learners[0].model.get_weights()[0])
+    assert learners[0].traces == 1  # both runs, any length: one compiled loop
+
+
+def test_gap_splits_hold_out_the_middle_third_of_each_feature(suite, rng):
+    x = rng.normal(size=(31, 3))
+    x[:, 2] = np.round(x[:, 2])  # ties: a stable sort keeps the data's order
+    splits = suite.gap_splits(x)
+    assert len(splits) == 3
+    for j, (train, test) in enumerate(splits):
+        assert len(test) == 31 * 2 // 3 - 31 // 3 and sorted([*train, *test]) == list(range(31))
+        order = np.argsort(x[:, j], kind="stable")
+        np.testing.assert_array_equal(test, order[31 // 3 : 2 * 31 // 3])
+        below, above = x[order[: 31 // 3], j], x[order[2 * 31 // 3 :], j]
+        assert below.max() <= x[test, j].min() and x[test, j].max() <= above.min()
+
+
+def test_rank1_batches_repeat_each_example_k_times(suite, rng):
+    batches = suite.batch_indices(10, 4, epochs=2, rng=rng)
+    tiled = suite.tile_batches(batches, 3)
+    np.testing.assert_array_equal(tiled, np.repeat(batches, 3, axis=1))
+    assert tiled.dtype == np.int32 and suite.tile_batches(batches, 1) is batches
 
 
 def test_mixture_log_likelihood_matches_scipy(suite):
