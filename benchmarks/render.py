@@ -115,7 +115,7 @@ def demo_setup() -> str:
     cfg = _demo()["config"]
     seeds = _ablation()[CHOSEN]["seeds"]
     return (
-        f"Both nets 64-128-128-10 with logit outputs (the convention of every example here), Adam "
+        f"All nets 64-128-128-10 with logit outputs (the convention of every example here), Adam "
         f"{cfg['learning_rate']:g} with {cfg['schedule']} decay, {cfg['epochs']} epochs, batch {cfg['batch_size']},\n"
         f"trained on {cfg['train_examples']:,} digits; temperature scaling fitted on {cfg['temperature_examples']} "
         f"held-out digits; {cfg['test_examples']}\ntest digits; BNN prediction = {cfg['num_samples']}-sample MC "
@@ -125,7 +125,11 @@ def demo_setup() -> str:
         f"{seeds} seeds in the\n"
         "[defaults ablation](benchmarks/README.md#defaults-ablation) (the test split is\n"
         "never used to choose; the deterministic net gets the learning-rate schedule\n"
-        f"with its own lowest held-out NLL, also the {cfg['schedule']} decay).\n"
+        f"with its own lowest held-out NLL, also the {cfg['schedule']} decay). The rank-1 BNN\n"
+        f"(`Rank1(num_components={cfg.get('rank1_components')})`) trains on the Bayesian posterior "
+        f"`T = {cfg.get('rank1_temperature', 1):g}` with batches\n"
+        "tiled `K` times (`tile_for_components`), the setting with the lowest mean held-out NLL over\n"
+        f"{len(result('demo_rank1_settings.json')['config']['seeds'])} seeds in `benchmarks/ablation_rank1.py`.\n"
     )
 
 
@@ -190,23 +194,53 @@ def demo_table() -> str:
     return "\n".join(lines)
 
 
+def compare(net: dict, det: dict) -> str:
+    """Which of accuracy, NLL, Brier and ECE ``net`` wins, ties or loses against ``det`` (3 decimals, as shown)."""
+    better, same, worse = [], [], []
+    for key, sign in (("accuracy", 1), ("nll", -1), ("brier", -1), ("ece", -1)):
+        a, b = round(net[key], 3), round(det[key], 3)
+        name = {"accuracy": "accuracy", "nll": "NLL", "brier": "Brier", "ece": "ECE"}[key]
+        (better if sign * (a - b) > 0 else same if a == b else worse).append(name)
+    parts = []
+    if better:
+        parts.append("better " + ", ".join(better))
+    if same:
+        parts.append("the same " + ", ".join(same))
+    if worse:
+        parts.append("worse " + ", ".join(worse))
+    return "; ".join(parts)
+
+
 @block("demo-findings")
 def demo_findings() -> str:
     report, s = _demo(), _ablation()
+    det = report["deterministic"]
     unc = report["uncertainty"]
-    auroc = {
-        n: [unc[k][f"auroc_entropy_{n}"] for k in ("permuted", "noise")]
-        for n in ("bayesian", "deterministic")
-    }
-    det = "deterministic_cosine"
-    det_auroc = [_m(s, det, "auroc_permuted"), _m(s, det, "auroc_noise")]
-    return (
-        "- **At seed 0 the BNN beats the deterministic net on every count before\n"
-        "  temperature scaling**: accuracy, NLL, Brier and ECE, and OOD detection from\n"
-        f"  the predictive entropy (AUROC {min(auroc['bayesian']):.2f} vs {max(auroc['deterministic']):.2f}).\n"
-        f"- **Over {s[CHOSEN]['seeds']} seeds** (ablation table) it keeps the higher accuracy and the\n"
-        f"  lower NLL ({_m(s, CHOSEN, 'nll'):.3f} vs {_m(s, det, 'nll'):.3f}) but not the lower ECE "
-        f"({_m(s, CHOSEN, 'ece'):.3f} vs {_m(s, det, 'ece'):.3f}, within the\n"
+    kinds = ("permuted", "noise")
+    auroc = {n: [unc[k][f"auroc_entropy_{n}"] for k in kinds] for n in ("bayesian", "deterministic")}
+    det_cosine = "deterministic_cosine"
+    det_auroc = [_m(s, det_cosine, "auroc_permuted"), _m(s, det_cosine, "auroc_noise")]
+    lines = (
+        "- **At seed 0, before temperature scaling, the flipout BNN** against the\n"
+        f"  deterministic net: {compare(report['bayesian'], det)} (at the\n"
+        "  table's three decimals); OOD detection from the predictive entropy\n"
+        f"  AUROC {min(auroc['bayesian']):.2f}–{max(auroc['bayesian']):.2f} vs "
+        f"{min(auroc['deterministic']):.2f}–{max(auroc['deterministic']):.2f}.\n"
+    )
+    if "rank1" in report:
+        r1, cfg = report["rank1"], report["config"]
+        r1_auroc = [unc[k]["rank1"]["auroc_entropy_rank1"] for k in kinds]
+        lines += (
+            f"- **The rank-1 BNN** (`Rank1(num_components={cfg['rank1_components']})`, `T = "
+            f"{cfg['rank1_temperature']:g}`, batches tiled; {r1['parameters'] / det['parameters']:.2f}× the\n"
+            f"  deterministic net's trainable parameters, the flipout BNN "
+            f"{report['bayesian']['parameters'] / det['parameters']:.2f}×): {compare(r1, det)};\n"
+            f"  OOD AUROC {min(r1_auroc):.2f}–{max(r1_auroc):.2f}.\n"
+        )
+    return lines + (
+        f"- **Over {s[CHOSEN]['seeds']} seeds** (ablation table) the flipout BNN keeps the higher accuracy and the\n"
+        f"  lower NLL ({_m(s, CHOSEN, 'nll'):.3f} vs {_m(s, det_cosine, 'nll'):.3f}) but not the lower ECE "
+        f"({_m(s, CHOSEN, 'ece'):.3f} vs {_m(s, det_cosine, 'ece'):.3f}, within the\n"
         f"  seed spread); its OOD AUROC is {_m(s, CHOSEN, 'auroc_permuted'):.3f}–{_m(s, CHOSEN, 'auroc_noise'):.3f} "
         f"against {min(det_auroc):.2f}–{max(det_auroc):.2f}.\n"
         "- **What the plain ELBO does here is measured too**: at `T = 1` with a constant\n"
