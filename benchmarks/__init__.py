@@ -35,6 +35,7 @@ BENCHMARKS: dict[str, str] = {
     "ablation_rank1": "ablation_rank1",
     "laplace": "bench_laplace",
     "active_learning": "bench_active_learning",
+    "main_job": "main_job",
 }
 
 
