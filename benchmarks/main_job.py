@@ -15,7 +15,7 @@ import os
 from collections.abc import Sequence
 
 from bayesflip.demo import run_demo
-from benchmarks._meta import output_dir, write_json
+from benchmarks._meta import metadata, output_dir
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -25,11 +25,16 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     folder = os.path.join(output_dir(parser, args), "demo")
     kwargs = {"epochs": 3, "num_samples": 4} if args.quick else {}
+    meta = metadata(args)  # before the run rewrites the committed report (the tree is clean here)
     run_demo(output=folder, verbose=0, **kwargs)
     path = os.path.join(folder, "report.json")
     with open(path, encoding="utf-8") as f:
-        report = json.load(f)
-    return write_json(path, report, args, indent=2)
+        report = {"meta": meta, **json.load(f)}
+    report.pop("report_path", None)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+        f.write("\n")
+    return report
 
 
 if __name__ == "__main__":
