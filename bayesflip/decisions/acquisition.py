@@ -113,8 +113,9 @@ def batchbald(
         ``(k,)`` pool indices in the order chosen.
 
     Example:
-    >>> p = np.array([[[1.0, 0.0], [1.0, 0.0], [0.6, 0.4]], [[0.0, 1.0], [0.0, 1.0], [0.4, 0.6]]])
-    >>> batchbald(p, 2).tolist()  # inputs 0 and 1 are duplicates: only one of them
+    >>> s = np.array([[0.9, 0.9, 0.85], [0.9, 0.9, 0.15], [0.1, 0.1, 0.85], [0.1, 0.1, 0.15]])
+    >>> p = np.stack([1 - s, s], axis=-1)  # 4 draws, 3 inputs (0 and 1 duplicates), 2 classes
+    >>> batchbald(p, 2).tolist()  # top-2 BALD would take both duplicates (0.368 each vs 0.270)
     [0, 2]
     """
     fn = "batchbald"

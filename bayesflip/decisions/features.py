@@ -10,11 +10,11 @@
 
 Both scores are higher = more out-of-distribution (the orientation of
 :func:`bayesflip.decisions.evaluate_ood`). Fit them on training features
-(:meth:`fit_features`) or on a model's layer (:meth:`fit`, features from
+(``fit_features``) or on a model's layer (``fit``, features from
 :func:`layer_features`, batched). Covariances get ``jitter × mean variance``
 added on their diagonal so that they stay invertible.
 
-File format (:meth:`save` / :meth:`load`): a NumPy ``.npz`` with ``kind``
+File format (``save`` / ``load``): a NumPy ``.npz`` with ``kind``
 (``"mahalanobis"`` or ``"gaussian_density"``), ``layer`` (the layer name, or
 ``""``), ``jitter``, ``means (C, D)``, ``covariances`` (``(D, D)`` shared or
 ``(C, D, D)`` per class) and ``priors (C,)``; save it beside the ``.keras`` file.

@@ -20,6 +20,7 @@ relabels which of its components pairs with which elsewhere, once and for good.
 
 from __future__ import annotations
 
+import random as python_random
 from typing import Any
 
 import keras
@@ -41,7 +42,9 @@ class RandomSignInitializer(keras.initializers.Initializer):
         random_sign_init: ``p > 0``: each entry is ``+1`` with probability ``p``,
             else ``−1`` (``0.5``: balanced signs); ``p < 0``: ``N(1, p²)``;
             ``0``: all ones.
-        seed: seed of the draw (``None``: Keras' global RNG).
+        seed: seed of the draw (``None``: one drawn from Python's ``random`` at
+            construction, as Keras' random initializers do, so that
+            ``keras.utils.set_random_seed`` makes it reproducible).
 
     Example:
     >>> import numpy as np
@@ -53,11 +56,12 @@ class RandomSignInitializer(keras.initializers.Initializer):
     def __init__(self, random_sign_init: float = 0.5, seed: int | None = None):
         self.random_sign_init = _check_random_sign_init("RandomSignInitializer", random_sign_init)
         self.seed = seed
+        self._draw_seed = seed if seed is not None else python_random.randint(1, int(1e9))
 
     def __call__(self, shape: Any, dtype: Any = None) -> Any:
         dtype = dtype or "float32"
         p = self.random_sign_init
-        seed = keras.random.SeedGenerator(self.seed) if self.seed is not None else None
+        seed = self._draw_seed
         if p > 0:
             u = keras.random.uniform(shape, dtype=dtype, seed=seed)
             return keras.ops.where(u < p, 1.0, -1.0)
@@ -121,7 +125,6 @@ class Rank1Posterior(WeightPosterior):
         k = self.num_components
         in_dim, out_dim = shape[self.input_axis], shape[output_axis]
         rho_init = keras.initializers.Constant(rnd.softplus_inverse(init_scale - min_scale))
-        sign_init = RandomSignInitializer(random_sign_init)
 
         def add(suffix, shape_, initializer):
             return layer.add_weight(
@@ -129,9 +132,9 @@ class Rank1Posterior(WeightPosterior):
             )
 
         self.loc = add("", shape, loc_initializer)
-        self.s_loc = add("_s_loc", (k, in_dim), sign_init)
+        self.s_loc = add("_s_loc", (k, in_dim), RandomSignInitializer(random_sign_init))
         self.s_rho = add("_s_rho", (k, in_dim), rho_init)
-        self.r_loc = add("_r_loc", (k, out_dim), sign_init)
+        self.r_loc = add("_r_loc", (k, out_dim), RandomSignInitializer(random_sign_init))
         self.r_rho = add("_r_rho", (k, out_dim), rho_init)
         self.component_bias = add("_component_bias", (k, out_dim), "zeros") if component_bias else None
 

@@ -138,7 +138,10 @@ EQUIVALENCE_CASES = [
 def test_posterior_mean_equals_keras_layer(cls, keras_cls, kwargs, extra, input_shape):
     x = random_inputs(input_shape)
     layer = cls(seed=0, bias_initializer="random_normal", **kwargs, **extra)
-    reference = keras_cls(bias_initializer="random_normal", **kwargs)
+    try:
+        reference = keras_cls(bias_initializer="random_normal", **kwargs)
+    except ValueError as err:  # Keras < 3.11 refuses strides > 1 with dilation_rate > 1 in its layer
+        pytest.skip(f"this Keras version has no reference layer for {kwargs}: {err}")
     layer.build(input_shape)
     reference.build(input_shape)
     reference.set_weights(_keras_weights(layer))  # Keras' shapes, so this also checks the layouts
@@ -356,7 +359,7 @@ def test_bad_inputs():
     layer = SeparableConv1DFlipout(2, 3, dilation_rate=3, seed=0, name="sep")
     with pytest.raises(ValueError, match=r"SeparableConv1DFlipout 'sep'.*\(7,\)"):
         layer(np.ones((1, 6, 2), "float32"))
-    with pytest.raises(ValueError, match=r"layer 'r'.*expected ndim=3"):
+    with pytest.raises(ValueError, match=r"""layer ['"]r['"].*expected ndim=3"""):
         DepthwiseConv1DFlipout(3, name="r")(np.ones((1, 4, 4, 2), "float32"))
     layer = SeparableConv2DFlipout(2, 3, seed=0, name="built")
     layer(np.ones((1, 5, 5, 2), "float32"))
