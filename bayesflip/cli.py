@@ -104,13 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--rank1-components",
         type=_non_negative_int,
-        default=2,
+        default=_DEMO_DEFAULTS["rank1_components"],
         help="mixture components of the rank-1 BNN, 0 for no rank-1 net (default: %(default)s)",
     )
     demo.add_argument(
         "--rank1-temperature",
         type=_positive_float,
-        default=1.0,
+        default=_DEMO_DEFAULTS["rank1_temperature"],
         help="posterior temperature of the rank-1 BNN (default: %(default)s)",
     )
     demo.add_argument("--quiet", action="store_true", help="no progress output")

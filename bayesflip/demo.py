@@ -5,7 +5,7 @@ training split — the mean-field flipout BNN on the tempered posterior ``T = 0.
 by default (``kl_weight = T / N``; ``temperature=1`` gives the Bayesian
 posterior), the temperature chosen on held-out NLL
 (``benchmarks/ablation_defaults.py``); the rank-1 BNN (:class:`~bayesflip.posteriors.Rank1`,
-``K = 2`` components) on the Bayesian posterior with batches tiled ``K`` times —
+``K = 4`` components) on the Bayesian posterior with batches tiled ``K`` times —
 fits a temperature for each on the remaining 15 % (held out), then reports test
 accuracy, NLL, Brier score and ECE before and after temperature scaling, and the
 predictive entropy / mutual information on in-distribution digits versus
@@ -40,6 +40,7 @@ __all__ = [
     "fit_deterministic_mlp",
     "run_demo",
     "DEFAULT_RANK1_COMPONENTS",
+    "DEFAULT_RANK1_SIGN_INIT",
     "DEFAULT_RANK1_TEMPERATURE",
 ]
 
@@ -54,12 +55,15 @@ OOD_KINDS = ("permuted", "noise")
 DEFAULT_TEMPERATURE = 0.1
 DEFAULT_KL_WARMUP_EPOCHS = 10
 DEFAULT_SCHEDULE = "cosine"
-#: The rank-1 net: ``Rank1(num_components=2)`` (prior ``N(1, 0.1²)``, random-sign
-#: init) trained on batches tiled ``K`` times at ``T = 1`` (the Bayesian posterior):
-#: the lowest mean held-out NLL over seeds 0–2 in ``benchmarks/ablation_rank1.py``
-#: (``K`` 2 or 4, ``T`` 1 or 0.3, sign or Gaussian init, tiled or split batches;
-#: its result is ``demo_rank1_settings.json``; the test split is not used).
-DEFAULT_RANK1_COMPONENTS = 2
+#: The rank-1 net: ``Rank1(num_components=4, random_sign_init=-0.5)`` (prior
+#: ``N(1, 0.1²)``, factor means initialised from ``N(1, 0.5²)``) trained on batches
+#: tiled ``K`` times at ``T = 1`` (the Bayesian posterior): the lowest mean held-out
+#: NLL over seeds 0–2 in ``benchmarks/ablation_rank1.py`` (``K`` 2 or 4, ``T`` 1 or
+#: 0.3, sign or Gaussian init, tiled or split batches; its result is
+#: ``demo_rank1_settings.json``; the test split is not used).
+DEFAULT_RANK1_COMPONENTS = 4
+#: Initial factor means of the rank-1 net (``Rank1``'s ``random_sign_init``), chosen with its ``K``.
+DEFAULT_RANK1_SIGN_INIT = -0.5
 #: Posterior temperature of the rank-1 net (1: the Bayesian posterior), chosen with its ``K``.
 DEFAULT_RANK1_TEMPERATURE = 1.0
 
@@ -306,6 +310,7 @@ def run_demo(
             if posterior_temperature == 1
             else f"tempered (T = {posterior_temperature:g})",
             "rank1_components": rank1_components,
+            "rank1_sign_init": DEFAULT_RANK1_SIGN_INIT,
             "rank1_temperature": rank1_temperature,
             "train_examples": int(n_train),
             "temperature_examples": int(len(x_val)),
@@ -345,7 +350,10 @@ def run_demo(
         keras.utils.set_random_seed(seed)
         t0 = time.perf_counter()
         rank1 = build_bayesian_mlp(
-            dim, num_classes, seed=seed, posterior=Rank1(num_components=rank1_components)
+            dim,
+            num_classes,
+            seed=seed,
+            posterior=Rank1(num_components=rank1_components, random_sign_init=DEFAULT_RANK1_SIGN_INIT),
         )
         if verbose:
             print(

@@ -372,7 +372,9 @@ def test_the_demo_rank1_settings_are_the_ablations_best_held_out_nll():
     assert result["best_held_out_nll"] == best
     family, temperature, tiled = grid[best]
     assert tiled and temperature == demo.DEFAULT_RANK1_TEMPERATURE
-    assert Rank1(**family) == Rank1(num_components=demo.DEFAULT_RANK1_COMPONENTS)
+    assert Rank1(**family) == Rank1(
+        num_components=demo.DEFAULT_RANK1_COMPONENTS, random_sign_init=demo.DEFAULT_RANK1_SIGN_INIT
+    )
     for name, per_seed in result["per_seed"].items():  # the means are the seeds' means
         for key in ("nll", "ece"):
             mean = np.mean([scores[key] for scores in per_seed.values()])
