@@ -18,7 +18,7 @@ Run from the repository root::
    split): each method has a grid of the same size (:func:`search_grid`, 24 points
    in the full run): epochs 20/40/80/160 × learning rate 3e-3/1e-2 × its own
    hyper-parameter (the KL temperature 1/0.3/0.1 of ``flipout``/``local``/``shared``,
-   the dropout rate 0.01/0.05/0.1 of ``mc_dropout``, ``(K, T)`` (2, 1)/(4, 1)/(2, 0.1)
+   the dropout rate 0.01/0.05/0.1 of ``mc_dropout``, ``(K, T)`` (2, 1)/(4, 1)/(4, 0.1)
    of ``rank1``); ``map``, ``ensemble`` and ``flipout_cold`` have none and get six
    learning rates instead. On each of the first ``search_splits`` random splits
    (2 of 20), 20 % of the training split is held out, every grid point trains on the
@@ -82,6 +82,7 @@ from bayesflip import calibration, uncertainty  # noqa: E402
 from bayesflip.datasets import corrupt_images, load_digits  # noqa: E402
 from bayesflip.demo import (
     DEFAULT_RANK1_COMPONENTS,
+    DEFAULT_RANK1_SIGN_INIT,
     DEFAULT_RANK1_TEMPERATURE,
     DEFAULT_TEMPERATURE,
     OOD_KINDS,
@@ -246,7 +247,7 @@ def make_config(quick: bool, sets=None, methods=None, splits=None, seed: int = 0
             fine_lr_grid=(1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 3e-2),
             temperature_grid=(1.0, 0.3, 0.1),
             dropout_grid=(0.01, 0.05, 0.1),
-            rank1_grid=((DEFAULT_RANK1_COMPONENTS, 1.0), (4, 1.0), (DEFAULT_RANK1_COMPONENTS, 0.1)),
+            rank1_grid=((2, 1.0), (4, 1.0), (4, 0.1)),
         )
     cfg = cfg._replace(
         sets=tuple(sets) if sets else cfg.sets,
@@ -782,12 +783,17 @@ def with_dropout(model: keras.Model, rate: float, seed: int = 0) -> keras.Model:
 def build_classifier(method: str, n_train: int, cfg: Config, seed: int = 0) -> keras.Model:
     """The demo's 64-128-128-10 MLP for ``method`` (built with the demo's own builders).
 
-    ``rank1``: the demo's rank-1 net, ``Rank1(num_components=DEFAULT_RANK1_COMPONENTS)`` at
+    ``rank1``: the demo's rank-1 net (``DEFAULT_RANK1_COMPONENTS``, ``DEFAULT_RANK1_SIGN_INIT``) at
     ``DEFAULT_RANK1_TEMPERATURE`` (trained on batches tiled ``K`` times).
     """
     if method == "rank1":
         model = build_bayesian_mlp(
-            64, 10, seed=seed, posterior=Rank1(num_components=DEFAULT_RANK1_COMPONENTS)
+            64,
+            10,
+            seed=seed,
+            posterior=Rank1(
+                num_components=DEFAULT_RANK1_COMPONENTS, random_sign_init=DEFAULT_RANK1_SIGN_INIT
+            ),
         )
         bayesflip.set_kl_weight(model, num_examples=n_train, temperature=DEFAULT_RANK1_TEMPERATURE)
         return model
