@@ -82,14 +82,14 @@ def step_times(k: int, batch: int, steps: int, warmup: int = 5) -> dict:
 
 def parameter_counts(ks: Sequence[int]) -> dict:
     """Parameters of the main job's MLP with rank-1 layers, ÷ the deterministic net's."""
-    from bayesflip.demo import build_bayesian_mlp, build_deterministic_mlp
+    from bayesflip.demo import _parameters, build_bayesian_mlp, build_deterministic_mlp
 
     det = build_deterministic_mlp(64, 10).count_params()
     out: dict = {"deterministic": det}
     for k in ks:
         for bias in (True, False):
             model = build_bayesian_mlp(64, 10, posterior=Rank1(num_components=k, component_bias=bias))
-            n = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+            n = _parameters(model)
             out[f"rank1_K{k}{'' if bias else '_no_component_bias'}"] = {"params": n, "ratio": n / det}
     return out
 
