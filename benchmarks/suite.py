@@ -53,7 +53,10 @@ with ``T`` fixed at the demo's ``bayesflip.demo.DEFAULT_TEMPERATURE``), ``local`
 (``DenseFlipout(..., posterior=Rank1(num_components=K))`` layers, trained on batches
 that repeat each example ``K`` times in a row, :func:`bayesflip.posteriors.tile_for_components`;
 in classification the demo's ``DEFAULT_RANK1_COMPONENTS`` / ``DEFAULT_RANK1_TEMPERATURE``;
-its point-estimate weight has no L2 here).
+its point-estimate weight has no L2 here), and post hoc on each ``map`` network as trained
+(no training or search of their own) ``laplace_kfac`` (last-layer KFAC) and ``laplace_diag``
+(all-layer diagonal) Laplace approximations (:func:`bayesflip.laplace.fit_laplace`, GGN,
+GLM predictive, prior precision and noise by the marginal likelihood of the training split).
 
 Writes ``suite.json``, ``suite.md`` and ``shift_<metric>.png`` into ``--output``.
 """
@@ -90,12 +93,33 @@ from bayesflip.demo import (
     build_deterministic_mlp,
     run_demo,
 )  # noqa: E402
+from bayesflip.laplace import fit_laplace  # noqa: E402
 from bayesflip.layers import DenseFlipout  # noqa: E402
 from bayesflip.posteriors import Rank1, tile_for_components  # noqa: E402
 from benchmarks import uci_data  # noqa: E402
 from benchmarks._meta import metadata, output_dir  # noqa: E402
 
-METHODS = ("map", "mc_dropout", "ensemble", "flipout", "flipout_cold", "local", "shared", "rank1")
+METHODS = (
+    "map",
+    "mc_dropout",
+    "ensemble",
+    "flipout",
+    "flipout_cold",
+    "local",
+    "shared",
+    "rank1",
+    "laplace_kfac",
+    "laplace_diag",
+)
+# method -> fit_laplace arguments. Post hoc: a Laplace approximation of the `map` method's networks as
+# trained on each split (no training and no grid of their own), GLM (linearised) predictive, prior
+# precision (and regression noise) by the Laplace marginal likelihood on the training split.
+LAPLACE = {
+    "laplace_kfac": {"subset_of_weights": "last_layer", "hessian_structure": "kron"},
+    "laplace_diag": {"subset_of_weights": "all", "hessian_structure": "diag"},
+}
+#: the methods that train networks of their own (and get a search grid)
+TRAINED = tuple(m for m in METHODS if m not in LAPLACE)
 # method -> estimator; all DenseFlipout with the library's default arguments otherwise ("rank1": with
 # posterior=Rank1(num_components=K), trained on batches tiled K times).
 BAYESIAN = {
@@ -254,6 +278,13 @@ def make_config(quick: bool, sets=None, methods=None, splits=None, seed: int = 0
         methods=tuple(methods) if methods else cfg.methods,
         splits=splits if splits else cfg.splits,
     )
+    if any(m in LAPLACE for m in cfg.methods) and "map" not in cfg.methods:
+        raise ValueError(
+            f"suite: the Laplace methods {sorted(LAPLACE)} approximate the map method's networks; "
+            f"add 'map' to the methods, got {list(cfg.methods)}."
+        )
+    # METHODS order: map trains before the Laplace methods read its networks.
+    cfg = cfg._replace(methods=tuple(m for m in METHODS if m in cfg.methods))
     return cfg._replace(search_splits=min(cfg.search_splits, cfg.splits))
 
 
@@ -264,6 +295,8 @@ def search_grid(method: str, cfg: Config) -> list[dict]:
     ``dropout`` rate of MC dropout, ``(components, temperature)`` of rank-1); ``map``, ``ensemble`` and
     ``flipout_cold`` (its temperature fixed at the demo's) have none and get the finer epochs × lr grid.
     """
+    if method in LAPLACE:
+        raise ValueError(f"suite: {method} has no search grid: it uses map's chosen setting and networks.")
     base = [{"epochs": e, "lr": lr} for e in cfg.epochs_grid for lr in cfg.lr_grid]
     if method in ("flipout", "local", "shared"):
         return [b | {"temperature": t} for b in base for t in cfg.temperature_grid]
@@ -279,7 +312,7 @@ def search_grid(method: str, cfg: Config) -> list[dict]:
 
 def check_grid_sizes(cfg: Config) -> int:
     """The common grid size; a ``ValueError`` when the methods' grids differ in size (unequal budgets)."""
-    sizes = {m: len(search_grid(m, cfg)) for m in METHODS}
+    sizes = {m: len(search_grid(m, cfg)) for m in TRAINED}
     if len(set(sizes.values())) != 1:
         raise ValueError(f"suite: every method needs a search grid of the same size, got {sizes}.")
     return next(iter(sizes.values()))
@@ -460,6 +493,22 @@ def sample_outputs(
     return np.asarray(tf.nn.softmax(draws, axis=-1)) if from_logits else draws
 
 
+def fit_suite_laplace(method: str, model: keras.Model, x, y, likelihood: str):
+    """``method``'s Laplace approximation of the trained ``model`` (read, not modified) on ``(x, y)``.
+
+    ``LAPLACE[method]``'s weights and Hessian structure, GGN curvature; the prior precision (and for
+    regression the noise) maximise the Laplace marginal likelihood of the training data.
+    """
+    la = fit_laplace(model, x, y, likelihood=likelihood, verbose=0, **LAPLACE[method])
+    return la.optimize_prior_precision(method="marglik")
+
+
+def laplace_regression_draws(la, x) -> np.ndarray:
+    """The GLM predictive ``N(mean, total variance)`` as one "draw" ``(1, N, 1, [loc, scale])``."""
+    pred = la.predict(x)
+    return np.stack([np.asarray(pred.mean), np.sqrt(np.asarray(pred.total_variance))], -1)[None]
+
+
 def members(method: str, cfg: Config) -> int:
     return cfg.ensemble_size if method == "ensemble" else 1
 
@@ -626,21 +675,37 @@ def run_regression(name: str, cfg: Config, log=print) -> dict:
     trainer = RegressionTrainer(x.shape[1], cfg)
     splits = [np.random.default_rng([cfg.seed, split]).permutation(n) for split in range(cfg.splits)]
     cpu = {m: {"search": 0.0, "train": 0.0, "predict": 0.0, "gap": 0.0} for m in cfg.methods}
-    grids = {m: search_grid(m, cfg) for m in cfg.methods}
+    grids = {m: search_grid(m, cfg) for m in cfg.methods if m not in LAPLACE}
+    finite_of: dict[str, bool] = {}  # the last fit of each trained method
+    hyper = {m: {"prior_precision": [], "sigma_noise": []} for m in cfg.methods if m in LAPLACE}
 
     def run(m, setting, x_tr, y_tr, x_te, y_te, ys, rng, seed, phase):
         t0 = time.process_time()
-        learners, finite = trainer.fit(m, setting, x_tr, y_tr, rng, seed)
+        la = None
+        if m in LAPLACE:  # map's networks as trained on this split just before (METHODS order)
+            learners, finite = trainer.learners("map", chosen["map"]), finite_of["map"]
+            if finite:
+                la = fit_suite_laplace(m, learners[0].model, x_tr, y_tr, "regression")
+                if phase == "test":
+                    hyper[m]["prior_precision"].append(float(np.mean(la.prior_precision)))
+                    hyper[m]["sigma_noise"].append(float(la.sigma_noise))
+        else:
+            learners, finite = trainer.fit(m, setting, x_tr, y_tr, rng, seed)
+            finite_of[m] = finite
         t1 = time.process_time()
         cpu[m][phase if phase != "test" else "train"] += t1 - t0
         if not finite:  # reported, not hidden: the split counts as diverged
             return {"rmse": math.nan, "ll": math.nan}
-        scores = regression_scores(y_te, sample_outputs(learners, m, x_te, cfg.reg_samples), ys)
+        if la is not None:
+            draws = laplace_regression_draws(la, x_te)
+        else:
+            draws = sample_outputs(learners, m, x_te, cfg.reg_samples)
+        scores = regression_scores(y_te, draws, ys)
         cpu[m][phase if phase != "test" else "predict"] += time.process_time() - t1
         return scores
 
     # 1. validation search
-    val_ll = {m: np.zeros((cfg.search_splits, len(grids[m]))) for m in cfg.methods}
+    val_ll = {m: np.zeros((cfg.search_splits, len(grids[m]))) for m in grids}
     for split in range(cfg.search_splits):
         tr = splits[split][:n_train]
         rng = np.random.default_rng([cfg.seed, split, 1])
@@ -648,7 +713,7 @@ def run_regression(name: str, cfg: Config, log=print) -> dict:
         shuffled = rng.permutation(tr)
         val, sub = shuffled[:n_val], shuffled[n_val:]
         x_sub, y_sub, x_val, ys = _standardised(x, y, sub, val)
-        for m in cfg.methods:
+        for m in grids:
             # One run per setting other than epochs, scored at each epoch budget of the grid.
             paths: dict[tuple, dict[int, int]] = {}
             for g, setting in enumerate(grids[m]):
@@ -667,7 +732,8 @@ def run_regression(name: str, cfg: Config, log=print) -> dict:
                     val_ll[m][split, at[epochs]] = ll if math.isfinite(ll) else -np.inf
                 cpu[m]["search"] += time.process_time() - t0
         log(f"  {name} search split {split + 1}/{cfg.search_splits} done")
-    chosen = {m: grids[m][int(np.argmax(val_ll[m].mean(0)))] for m in cfg.methods}
+    chosen = {m: grids[m][int(np.argmax(val_ll[m].mean(0)))] for m in grids}
+    chosen |= {m: chosen["map"] for m in cfg.methods if m in LAPLACE}
     log(f"  {name} chosen: " + "; ".join(f"{m} {describe_setting(chosen[m])}" for m in cfg.methods))
 
     # 2. test on every random split
@@ -719,8 +785,9 @@ def run_regression(name: str, cfg: Config, log=print) -> dict:
             "validation_fraction": cfg.validation_fraction,
             "criterion": "mean validation log-likelihood (original units) over the search splits",
             "grid": grids,
-            "val_ll": {m: _json_safe(val_ll[m].tolist()) for m in cfg.methods},
+            "val_ll": {m: _json_safe(val_ll[m].tolist()) for m in grids},
         },
+        "laplace": hyper,
         "gap": {"features": len(gaps), "test_size": [len(te) for _, te in gaps], "methods": {}},
     }
     for m, vals in per.items():
@@ -734,7 +801,7 @@ def run_regression(name: str, cfg: Config, log=print) -> dict:
                 "ll": float(np.std(ll, ddof=1)) if len(ok) > 1 else 0.0,
             },
             "diverged_splits": cfg.splits - len(ok),
-            "traces": max(trainer.traces(m)),
+            "traces": max(trainer.traces("map" if m in LAPLACE else m)),
             "train_seconds_per_split": wall[m] / cfg.splits,
             "chosen": chosen[m],
             "cpu_seconds": cpu[m]
@@ -835,11 +902,19 @@ def run_classification(cfg: Config, log=print) -> dict:
         "cpu_seconds": {},
     }
     rng = np.random.default_rng([cfg.seed, 99])
+    trained: dict[str, tuple[list, bool]] = {}
     for m in cfg.methods:
         t0, c0 = time.perf_counter(), time.process_time()
-        learners, finite = [], True
+        learners, finite, la = [], True, None
         tiles = DEFAULT_RANK1_COMPONENTS if m == "rank1" else 1
-        for k in range(members(m, cfg)):
+        if m in LAPLACE:  # post hoc on map's network (METHODS order: map ran first)
+            learners, finite = trained["map"]
+            if finite:
+                la = fit_suite_laplace(m, learners[0].model, x_tr, data.y_train, "categorical")
+                result.setdefault("laplace", {})[m] = {
+                    "prior_precision": np.asarray(la.prior_precision).tolist()
+                }
+        for k in range(members(m, cfg) if m not in LAPLACE else 0):
             learner = Learner(
                 lambda seed=0, m=m: build_classifier(m, n_train, cfg, seed), loss_fn, cfg.cls_lr
             )
@@ -847,6 +922,7 @@ def run_classification(cfg: Config, log=print) -> dict:
             batches = batch_indices(n_train, cfg.cls_batch, cfg.cls_epochs, rng)
             finite &= learner.fit(x_tr, data.y_train, tile_batches(batches, tiles))
             learners.append(learner)
+        trained[m] = (learners, finite)
         result["train_seconds"][m] = time.perf_counter() - t0
         result["cpu_seconds"][m] = {"train": time.process_time() - c0}
         c1 = time.process_time()
@@ -864,7 +940,9 @@ def run_classification(cfg: Config, log=print) -> dict:
             )
             continue
 
-        def predict(images, learners=learners, m=m):
+        def predict(images, learners=learners, m=m, la=la):
+            if la is not None:  # the GLM predictive (probit)
+                return np.asarray(la.predict(images.reshape(len(images), -1)))
             return sample_outputs(
                 learners,
                 m,
@@ -948,7 +1026,16 @@ def _pm(pair, digits=2):
 
 
 #: methods in the README's summary tables (those of the run)
-SUMMARY_METHODS = ("map", "mc_dropout", "ensemble", "flipout", "flipout_cold", "rank1")
+SUMMARY_METHODS = (
+    "map",
+    "mc_dropout",
+    "ensemble",
+    "flipout",
+    "flipout_cold",
+    "rank1",
+    "laplace_kfac",
+    "laplace_diag",
+)
 
 
 def _grid_size(cfg: dict) -> int:
@@ -1054,8 +1141,12 @@ def markdown(report: dict) -> str:
         "`set_kl_weight(model, num_examples=n_train, temperature=T)`, `flipout_cold` = the same with "
         f"T fixed at {cfg['temperature'].get('flipout_cold')} (the demo's default), "
         "`local` / `shared` = `flipout` with `estimator='local'` / `'shared'`, `rank1` = `DenseFlipout(..., "
-        "posterior=Rank1(num_components=K))` trained on batches tiled K times. Regression: learned "
-        "homoscedastic Gaussian noise for every method.",
+        "posterior=Rank1(num_components=K))` trained on batches tiled K times, `laplace_kfac` / "
+        "`laplace_diag` = `bayesflip.laplace.fit_laplace` on each `map` net as trained (post hoc: no "
+        "training or grid of their own): last-layer KFAC / all-layer diagonal GGN, GLM (linearised) "
+        "predictive (probit in classification), prior precision (and regression noise) by the Laplace "
+        "marginal likelihood of the training split; their CPU s are the Laplace fit and prediction only "
+        "(add map's). Regression: learned homoscedastic Gaussian noise for every method.",
         "",
     ]
     if report.get("regression"):
@@ -1074,7 +1165,9 @@ def markdown(report: dict) -> str:
             "Published rows (italic): ± as printed (HL&A 2015: standard errors; "
             "G&G 2016 and Lakshminarayanan 2017: apparently standard deviations).",
             "",
-            "Grids: " + "; ".join(f"`{m}` {grid_text(m, cfg)}" for m in cfg["methods"]) + ".",
+            "Grids: "
+            + "; ".join(f"`{m}` {grid_text(m, cfg)}" for m in cfg["methods"] if m not in LAPLACE)
+            + ".",
             "",
         ]
         for name, res in report["regression"].items():
@@ -1094,7 +1187,7 @@ def markdown(report: dict) -> str:
                 )
                 c = v["cpu_seconds"]
                 lines.append(
-                    f"| {m}{div} | {describe_setting(v['chosen'])} | {_pm(v['rmse'])} ({v['sd']['rmse']:.2f}) | "
+                    f"| {m}{div} | {'map net: ' * (m in LAPLACE)}{describe_setting(v['chosen'])} | {_pm(v['rmse'])} ({v['sd']['rmse']:.2f}) | "
                     f"{_pm(v['ll'])} ({v['sd']['ll']:.2f}) | "
                     f"{c['train_per_split']:.1f} / {c['predict_per_split']:.2f} |"
                 )

@@ -58,12 +58,25 @@ def test_quick_mode_writes_every_method_set_and_metric_to_scratch(suite, tmp_pat
                 assert len(v["per_split"][key]) == cfg["splits"]
             assert v["rmse"][0] > 0 and v["rmse"][1] >= 0 and v["sd"]["rmse"] >= 0
             assert v["traces"] == 1  # one compiled training loop per network, reused across splits and grid
-            # The choice is the grid point with the best mean validation log-likelihood.
-            val = np.asarray(search["val_ll"][m], dtype=float)
-            assert val.shape == (cfg["search_splits"], len(search["grid"][m])) and np.isfinite(val).all()
-            assert v["chosen"] == search["grid"][m][int(np.argmax(val.mean(0)))]
             cpu = v["cpu_seconds"]
-            assert all(_finite(cpu[k]) and cpu[k] > 0 for k in ("search", "train", "predict", "gap"))
+            if m in suite.LAPLACE:
+                # Post hoc on map's networks: map's setting, no search, and (GLM predictive) the
+                # network's own output as the predictive mean: map's RMSE on every split.
+                assert m not in search["grid"] and m not in search["val_ll"] and cpu["search"] == 0
+                assert v["chosen"] == res["methods"]["map"]["chosen"]
+                np.testing.assert_allclose(
+                    v["per_split"]["rmse"], res["methods"]["map"]["per_split"]["rmse"], rtol=1e-5
+                )
+                hyper = res["laplace"][m]
+                assert len(hyper["prior_precision"]) == cfg["splits"]
+                assert all(p > 0 for p in hyper["prior_precision"] + hyper["sigma_noise"])
+                assert all(_finite(cpu[k]) and cpu[k] > 0 for k in ("train", "predict", "gap"))
+            else:
+                # The choice is the grid point with the best mean validation log-likelihood.
+                val = np.asarray(search["val_ll"][m], dtype=float)
+                assert val.shape == (cfg["search_splits"], len(search["grid"][m])) and np.isfinite(val).all()
+                assert v["chosen"] == search["grid"][m][int(np.argmax(val.mean(0)))]
+                assert all(_finite(cpu[k]) and cpu[k] > 0 for k in ("search", "train", "predict", "gap"))
             np.testing.assert_allclose(cpu["train_per_split"], (cpu["search"] + cpu["train"]) / cfg["splits"])
             gap = res["gap"]["methods"][m]
             assert len(gap["per_feature"]["ll"]) == cfg["gap_features"] and _finite(gap["ll"][0])
@@ -86,7 +99,8 @@ def test_quick_mode_writes_every_method_set_and_metric_to_scratch(suite, tmp_pat
         assert os.path.getsize(os.path.join(out, f"shift_{metric}.png")) > 0
     with open(os.path.join(out, "suite.md")) as f:
         md = f.read()
-    assert "| flipout |" in md and "OOD" in md and "| rank1 |" in md
+    assert "| flipout |" in md and "OOD" in md and "| rank1 |" in md and "| laplace_kfac |" in md
+    assert set(cls["laplace"]) == set(suite.LAPLACE)
     assert "Gap splits" in md and "chosen setting" in md and "CPU s" in md
     assert set(cls["cpu_seconds"]) == set(cfg["methods"])
     assert all(v["train"] > 0 and v["predict"] > 0 for v in cls["cpu_seconds"].values())
@@ -96,7 +110,7 @@ def test_every_method_gets_a_grid_of_the_same_size(suite):
     for quick in (False, True):
         cfg = suite.make_config(quick=quick)
         size = suite.check_grid_sizes(cfg)
-        for m in suite.METHODS:
+        for m in suite.TRAINED:
             grid = suite.search_grid(m, cfg)
             assert len(grid) == size and len({tuple(sorted(g.items())) for g in grid}) == size  # distinct
     full = suite.make_config(quick=False)
@@ -107,6 +121,15 @@ def test_every_method_gets_a_grid_of_the_same_size(suite):
     )
     with pytest.raises(ValueError, match="same size"):
         suite.check_grid_sizes(full._replace(dropout_grid=(0.05,)))
+    with pytest.raises(ValueError, match="no search grid"):
+        suite.search_grid("laplace_kfac", full)
+
+
+def test_laplace_methods_need_map_and_run_after_it(suite):
+    with pytest.raises(ValueError, match="add 'map'"):
+        suite.make_config(quick=True, methods=["laplace_kfac"])
+    cfg = suite.make_config(quick=True, methods=["laplace_diag", "flipout", "map"])
+    assert cfg.methods == ("map", "flipout", "laplace_diag")
 
 
 def test_an_epoch_checkpoint_is_the_same_run_as_a_shorter_one(suite, rng):
