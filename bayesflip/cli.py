@@ -113,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=_DEMO_DEFAULTS["rank1_temperature"],
         help="posterior temperature of the rank-1 BNN (default: %(default)s)",
     )
+    demo.add_argument(
+        "--no-laplace",
+        dest="laplace",
+        action="store_false",
+        help="skip the last-layer Laplace approximation of the deterministic net",
+    )
     demo.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
 
@@ -142,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             schedule=args.schedule,
             rank1_components=args.rank1_components,
             rank1_temperature=args.rank1_temperature,
+            laplace=args.laplace,
             verbose=0 if args.quiet else 1,
         )
     return 0

@@ -74,6 +74,16 @@ def test_demo_end_to_end_writes_a_consistent_and_reproducible_report(tmp_path):
     unc = report["uncertainty"]
     for kind in ("in_distribution", "permuted", "noise"):
         assert 0.0 <= unc[kind]["mutual_information"] <= unc[kind]["predictive_entropy"] + 1e-6
+    # The Laplace column: the deterministic net made Bayesian post hoc (its parameters, its argmax
+    # under the probit GLM predictive up to near-ties), timed against that net's training.
+    la, det = report["laplace"], report["deterministic"]
+    assert la["parameters"] == det["parameters"] and la["prior_precision"] > 0
+    assert abs(la["accuracy"] - det["accuracy"]) <= 0.01
+    assert la["fit_fraction_of_training"] == pytest.approx(la["fit_seconds"] / det["train_seconds"])
+    assert la["after_temperature_scaling"]["accuracy"] == la["accuracy"]
+    for kind in ("permuted", "noise"):
+        assert 0.0 <= unc[kind]["laplace"]["auroc_entropy_laplace"] <= 1.0
+    assert os.path.getsize(os.path.join(out, "reliability_laplace.png")) > 1000
 
 
 @pytest.mark.parametrize(
