@@ -1085,6 +1085,67 @@ def gap_markdown(report: dict) -> list[str]:
     return [*lines, ""]
 
 
+#: the bayesflip methods that train a posterior (the "best bayesflip method" of the bars)
+OURS = ("flipout", "flipout_cold", "rank1")
+#: published grid-searched MC dropout (Gal 2016 repo), the stretch goal of the rank-1 net
+GRID_SEARCHED_DROPOUT = "MC dropout, grid search [Gal 2016 repo]"
+
+
+def bars(report: dict) -> dict:
+    """The suite's verdicts against the deep ensemble and MAP, computed from a full report.
+
+    Returns a dict with, per regression set, the best of :data:`OURS` by test log-likelihood against
+    the ensemble's; per shift at the highest severity, the ECE and NLL of each of :data:`OURS` against
+    the ensemble's; the rank-1 net against the published grid-searched MC dropout; each Laplace
+    method's test log-likelihood against map's per set, the severities >= 2 where its ECE is not
+    below map's, its mean gap log-likelihood against flipout's, and its CPU seconds per split
+    against the ensemble's training (the search excluded).
+    """
+    reg, cls = report.get("regression", {}), report.get("classification", {})
+    methods = report["config"]["methods"]
+    ours = [m for m in OURS if m in methods]
+    ll = {n: {m: v["ll"][0] for m, v in r["methods"].items()} for n, r in reg.items()}
+    out: dict = {"ll_vs_ensemble": {}, "shift_vs_ensemble": {}, "rank1_vs_dropout": {}, "laplace": {}}
+    for n, v in ll.items():
+        best = max(ours, key=lambda m: v[m])
+        out["ll_vs_ensemble"][n] = {"method": best, "ll": v[best], "ensemble": v["ensemble"]}
+        published = report.get("published", {}).get(n, {}).get(GRID_SEARCHED_DROPOUT)
+        if published and "rank1" in v:
+            out["rank1_vs_dropout"][n] = {"rank1": v["rank1"], "published": published["ll"][0]}
+    top = len(cls.get("severities", [])) - 1
+    for kind, by in cls.get("shift", {}).items():
+        out["shift_vs_ensemble"][kind] = {
+            m: {metric: (by[m][metric][top], by["ensemble"][metric][top]) for metric in ("ece", "nll")}
+            for m in ours
+        }
+    # one method that meets both regression and shift bars
+    out["meets_all"] = [
+        m
+        for m in ours
+        if all(v[m] >= v["ensemble"] for v in ll.values())
+        and all(a <= b for k in out["shift_vs_ensemble"].values() for a, b in k[m].values())
+    ]
+    for m in (m for m in LAPLACE if m in methods):
+        gap = {n: r["gap"]["methods"] for n, r in reg.items() if r.get("gap", {}).get("features")}
+        ens_train = {
+            n: r["methods"]["ensemble"]["cpu_seconds"]["train"] / report["config"]["splits"]
+            for n, r in reg.items()
+        }
+        out["laplace"][m] = {
+            "ll_vs_map": {n: (v[m], v["map"]) for n, v in ll.items()},
+            "ece_not_below_map": {
+                kind: [i for i in range(2, top + 1) if by[m]["ece"][i] >= by["map"]["ece"][i]]
+                for kind, by in cls.get("shift", {}).items()
+            },
+            "gap_vs_flipout": {n: (g[m]["ll"][0], g["flipout"]["ll"][0]) for n, g in gap.items()},
+            "cpu_per_split_vs_ensemble_training": {
+                n: (r["methods"][m]["cpu_seconds"]["train"] / report["config"]["splits"], ens_train[n])
+                for n, r in reg.items()
+            },
+        }
+    return out
+
+
 def summary_markdown(report: dict) -> str:
     """The README's summary of a full run: UCI test log-likelihood and digits at the highest shift severity."""
     methods = [m for m in SUMMARY_METHODS if m in report["config"]["methods"]]
