@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, str] = {
     "speed": "run_all_speed",
     "dense": "bench_dense",
     "layers_conv_rnn": "bench_layers_conv_rnn",
+    "resnet20": "bench_resnet20",
     "memory": "bench_memory",
     "mc_predictive": "bench_mc_predictive",
     "es": "bench_es",

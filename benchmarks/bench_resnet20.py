@@ -1,0 +1,165 @@
+"""Training-step time of a CIFAR-style ResNet-20: flipout vs deterministic Keras vs TFP.
+
+ResNet-20 (He et al. 2016, §4.2: a 3×3 convolution with 16 filters, three stages
+of three basic blocks with 16/32/64 filters, the 2nd and 3rd stages starting with
+stride 2 and a 1×1 projection shortcut, batch normalisation after every
+convolution, global average pooling, a 10-way dense layer; about 0.27 M
+weights) on synthetic 32×32×3 images and labels (only the shape matters for
+time), built three ways from one function:
+
+- ``keras``: ``keras.layers.Conv2D`` / ``Dense`` (deterministic);
+- ``bayesflip``: every convolution ``Conv2DFlipout`` and the head ``DenseFlipout``
+  (library defaults, ``kl_weight = 1 / 50,000``);
+- ``tfp``: TFP's ``tfp.layers.Convolution2DFlipout`` / ``DenseFlipout`` on
+  ``tf_keras`` (TFP's layers do not run in Keras 3), KL scaled the same way.
+
+One process; each model's compiled ``tf.function`` training step (Adam,
+sparse categorical cross-entropy + the KL terms), the three interleaved
+round-robin after a warm-up; reported: the median step time of each, the
+ratios of medians to the deterministic step, and the median of the per-round
+ratios (robust to load drifting on a shared machine).
+
+Usage: ``python -m benchmarks run resnet20 [--steps 20] [--batch-size 128]``
+(``--quick``: 2 steps at batch 8, into the scratch folder). Writes
+``resnet20.json`` into the output folder (see ``benchmarks/_meta.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+from collections.abc import Callable, Sequence
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from bayesflip.layers import Conv2DFlipout, DenseFlipout  # noqa: E402
+from benchmarks._meta import output_dir, write_json  # noqa: E402
+from benchmarks._steps import train_step  # noqa: E402
+from benchmarks.bench_layers_conv_rnn import _summary, interleaved  # noqa: E402
+
+IMAGE = (32, 32, 3)
+CLASSES = 10
+STAGES = (16, 32, 64)
+BLOCKS_PER_STAGE = 3
+TRAIN_EXAMPLES = 50_000  # CIFAR-10's training set: the KL weight 1 / N
+
+
+def resnet20(layers, conv: Callable, dense: Callable):
+    """ResNet-20 from a layer namespace (``keras.layers`` or ``tf_keras.layers``) and conv/dense factories."""
+    inputs = layers.Input(IMAGE)
+
+    def conv_bn(x, filters, kernel, strides=1, relu=True):
+        x = conv(filters, kernel, strides=strides, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        return layers.ReLU()(x) if relu else x
+
+    x = conv_bn(inputs, STAGES[0], 3)
+    for stage, filters in enumerate(STAGES):
+        for block in range(BLOCKS_PER_STAGE):
+            strides = 2 if stage > 0 and block == 0 else 1
+            y = conv_bn(x, filters, 3, strides)
+            y = conv_bn(y, filters, 3, relu=False)
+            shortcut = conv_bn(x, filters, 1, strides, relu=False) if strides != 1 else x
+            x = layers.ReLU()(layers.Add()([y, shortcut]))
+    x = layers.GlobalAveragePooling2D()(x)
+    return inputs, dense(CLASSES)(x)
+
+
+def keras_model(bayesian: bool) -> keras.Model:
+    kl = 1.0 / TRAIN_EXAMPLES
+    if bayesian:
+
+        def conv(filters, kernel, **kw):
+            kw.pop("use_bias")
+            return Conv2DFlipout(filters, kernel, use_bias=False, kl_weight=kl, **kw)
+
+        def dense(units):
+            return DenseFlipout(units, kl_weight=kl)
+
+    else:
+        conv, dense = keras.layers.Conv2D, keras.layers.Dense
+    inputs, outputs = resnet20(keras.layers, conv, dense)
+    return keras.Model(inputs, outputs)
+
+
+def keras_step(bayesian: bool):
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    return train_step(keras_model(bayesian), keras.optimizers.Adam(1e-3), loss_fn)
+
+
+def tfp_step():
+    import tensorflow_probability as tfp
+    import tf_keras
+
+    kl = lambda q, p, _: tfp.distributions.kl_divergence(q, p) / TRAIN_EXAMPLES  # noqa: E731
+
+    def conv(filters, kernel, strides=1, padding="same", use_bias=False):
+        del use_bias  # TFP's flipout convolution has a (deterministic) bias; it is cheap
+        return tfp.layers.Convolution2DFlipout(
+            filters, kernel, strides=strides, padding=padding, kernel_divergence_fn=kl
+        )
+
+    def dense(units):
+        return tfp.layers.DenseFlipout(units, kernel_divergence_fn=kl)
+
+    inputs, outputs = resnet20(tf_keras.layers, conv, dense)
+    model = tf_keras.Model(inputs, outputs)
+    loss_fn = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    return train_step(model, tf_keras.optimizers.Adam(1e-3), loss_fn)
+
+
+def measure(batch_size: int, steps: int, warmup: int) -> dict:
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.normal(size=(batch_size, *IMAGE)).astype("float32"))
+    labels = tf.constant(rng.integers(0, CLASSES, size=batch_size))
+    runners = {"keras": keras_step(False), "bayesflip_flipout": keras_step(True), "tfp_flipout": tfp_step()}
+    times = interleaved(runners, dict.fromkeys(runners, (images, labels)), steps, warmup)
+    summary = _summary(
+        times,
+        {
+            "bayesflip_over_keras": ("bayesflip_flipout", "keras"),
+            "tfp_over_keras": ("tfp_flipout", "keras"),
+            "tfp_over_bayesflip": ("tfp_flipout", "bayesflip_flipout"),
+        },
+    )
+    return summary | {"batch_size": batch_size, "steps": steps, "warmup": warmup}
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20, help="interleaved timed steps per model")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 steps at batch 8")
+    parser.add_argument("--output", default=None, help="output folder (default: see benchmarks/_meta.py)")
+    args = parser.parse_args(argv)
+    output_dir(parser, args)
+    if args.quick:
+        args.steps, args.batch_size = 2, 8
+    result = measure(args.batch_size, args.steps, warmup=1 if args.quick else 3)
+    params = keras_model(False).count_params()
+    print(
+        f"ResNet-20 ({params:,} weights), batch {args.batch_size}, median of {args.steps} interleaved steps:"
+    )
+    for k, v in result["median_ms"].items():
+        print(f"  {k:20s} {v:9.1f} ms")
+    for k, v in result["ratios"].items():
+        print(f"  {k:22s} {v:5.2f}x  (median of per-round ratios {result['median_paired_ratios'][k]:.2f}x)")
+    report = {
+        "benchmark": "resnet20",
+        "model": {"name": "ResNet-20", "deterministic_weights": params, "image": IMAGE, "classes": CLASSES},
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "targets": {"bayesflip_over_keras": "<= 2.3", "tfp_over_bayesflip": "> 1"},
+        "result": result,
+    }
+    write_json(os.path.join(args.output, "resnet20.json"), report, args, indent=2)
+    return report
+
+
+if __name__ == "__main__":
+    main()
