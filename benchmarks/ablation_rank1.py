@@ -6,7 +6,7 @@ the demo's budget (60 epochs, Adam 1e-2 with cosine decay, 10-epoch KL warm-up,
 batch 64, 32 posterior samples). The grid varies one thing at a time around
 the paper's settings (``Rank1()``: ``K = 4``, prior ``N(1, 0.1²)``, random-sign
 init 0.5; ``T = 1``; batches tiled ``K`` times): the posterior temperature, the
-init, the prior scale (0.03 / 0.1 / 0.3, with the Gaussian init), ``K``, and tiled
+init, the prior scale (0.03 / 0.1 / 0.3 / 1, with the Gaussian init), ``K``, and tiled
 vs split batches. The deterministic net is scored on the
 same split for reference. Writes ``demo_rank1_settings.json``.
 """
@@ -42,6 +42,11 @@ GRID = {
     "K4 gauss0.5 T1 tiled": (dict(num_components=4, random_sign_init=-0.5), 1.0, True),
     "K4 gauss0.5 prior0.3 T1 tiled": (
         dict(num_components=4, random_sign_init=-0.5, prior_scale=0.3),
+        1.0,
+        True,
+    ),
+    "K4 gauss0.5 prior1 T1 tiled": (
+        dict(num_components=4, random_sign_init=-0.5, prior_scale=1.0),
         1.0,
         True,
     ),
