@@ -851,7 +851,9 @@ def build_classifier(method: str, n_train: int, cfg: Config, seed: int = 0) -> k
     """The demo's 64-128-128-10 MLP for ``method`` (built with the demo's own builders).
 
     ``rank1``: the demo's rank-1 net (``DEFAULT_RANK1_COMPONENTS``, ``DEFAULT_RANK1_SIGN_INIT``) at
-    ``DEFAULT_RANK1_TEMPERATURE`` (trained on batches tiled ``K`` times).
+    ``DEFAULT_RANK1_TEMPERATURE`` (trained on batches tiled ``K`` times), with the family's default
+    prior ``N(1, 0.1²)`` like the regression nets (the demo's net uses ``DEFAULT_RANK1_PRIOR_SCALE``,
+    measured after the committed suite run).
     """
     if method == "rank1":
         model = build_bayesian_mlp(
