@@ -39,8 +39,7 @@ The task comes from ``task=`` or the model's :mod:`bayesflip.heads` output head
 the formulas are those of :mod:`bayesflip.uncertainty` (one shared predictive core).
 
 TFLite: the ``posterior_mean`` signature converts with builtin ops only; the
-sampling signatures need ``tf.lite.OpsSet.SELECT_TF_OPS`` (see the README's
-"Deploying" section).
+sampling signatures need ``tf.lite.OpsSet.SELECT_TF_OPS`` (see ``docs/serving.md``).
 """
 
 from __future__ import annotations

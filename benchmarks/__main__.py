@@ -15,7 +15,7 @@ from benchmarks import BENCHMARKS, _meta, describe, run  # noqa: E402
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Run bayesflip's benchmarks and render their results into the READMEs.",
+        description="Run bayesflip's benchmarks and render their results into the READMEs and the docs pages.",
         epilog=(
             "Results: the full protocol (no arguments) writes to benchmarks/results/ (committed); --quick and "
             "any changed argument write to benchmarks/results/scratch/ (git-ignored) unless --output is given. "
@@ -36,7 +36,10 @@ def _parser() -> argparse.ArgumentParser:
         nargs=argparse.REMAINDER,
         help="passed on: --quick (smoke run), --output DIR, and the benchmark's own options",
     )
-    g = sub.add_parser("render", help="fill the <!-- name --> blocks of README.md and benchmarks/README.md")
+    g = sub.add_parser(
+        "render",
+        help="fill the <!-- name --> blocks of README.md, benchmarks/README.md and the docs pages on results",
+    )
     g.add_argument("--check", action="store_true", help="change nothing; exit 1 if a block is out of date")
     return p
 

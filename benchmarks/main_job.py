@@ -3,7 +3,7 @@
 ``python -m benchmarks run main_job`` runs :func:`bayesflip.demo.run_demo` into
 ``benchmarks/results/demo/`` (``--quick``: 3 epochs and 4 samples, into the scratch
 folder) and rewrites its ``report.json`` with the record every result carries
-(versions, git commit, machine, arguments, date). The README's main-job blocks
+(versions, git commit, machine, arguments, date). The main-job blocks of docs/main_job.md
 render from that file.
 """
 

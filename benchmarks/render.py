@@ -1,13 +1,15 @@
-"""Render the ``<!-- name -->…<!-- /name -->`` blocks of README.md and benchmarks/README.md.
+"""Render the ``<!-- name -->…<!-- /name -->`` blocks of the pages that quote benchmark results.
 
-Every number the READMEs quote from a benchmark lives in such a block and is computed here from
+The pages are :data:`FILES`: README.md, benchmarks/README.md and the docs pages on results.
+Every number they quote from a benchmark lives in such a block and is computed here from
 the committed result JSONs (``benchmarks/results/``, superseded runs in ``results/archive/``);
 prose outside the blocks states no benchmark number. ``python -m benchmarks render`` rewrites
 the blocks; ``--check`` (and ``tests/test_readme_numbers.py``) fails when a block is out of date.
 
 A block is registered with ``@block("name")`` on a function returning its Markdown. A one-line
 result is rendered inline, between the two markers on one line; a multi-line one between
-lines of their own.
+lines of their own. A renderer writes its Markdown links relative to the repository root;
+:func:`render_text` rewrites them relative to the page the block sits in.
 """
 
 from __future__ import annotations
@@ -23,8 +25,19 @@ from benchmarks import BENCHMARKS, describe
 from benchmarks._meta import ARCHIVE, RESULTS, ROOT
 
 #: the files whose blocks are rendered
-FILES = (os.path.join(ROOT, "README.md"), os.path.join(ROOT, "benchmarks", "README.md"))
+FILES = tuple(
+    os.path.join(ROOT, *rel.split("/"))
+    for rel in (
+        "README.md",
+        "benchmarks/README.md",
+        "docs/main_job.md",
+        "docs/benchmarks.md",
+        "docs/conformal.md",
+    )
+)
 BLOCK_RE = re.compile(r"<!-- ([a-z0-9_.-]+) -->(.*?)<!-- /\1 -->", re.S)
+# a Markdown link's target: ``](target)`` or ``](target#anchor)``
+_LINK_RE = re.compile(r"\]\((?!https?:|#|/)([^)#\s]+)")
 
 BLOCKS: dict[str, Callable[[], str]] = {}
 
@@ -47,14 +60,31 @@ def result(*parts: str) -> Any:
         return json.load(f)
 
 
-def render_text(text: str) -> str:
-    """``text`` with every block's content replaced by its renderer's output."""
+def relink(body: str, path: str | None) -> str:
+    """``body``'s relative Markdown links (written from the repository root) as seen from the file ``path``."""
+    if path is None:
+        return body
+    here = os.path.dirname(os.path.abspath(path))
+
+    def target(match: re.Match) -> str:
+        rel = os.path.relpath(os.path.join(ROOT, match.group(1)), here)
+        return "](" + rel.replace(os.sep, "/")
+
+    return _LINK_RE.sub(target, body)
+
+
+def render_text(text: str, path: str | None = None) -> str:
+    """``text`` with every block's content replaced by its renderer's output.
+
+    ``path``: the file ``text`` comes from, to which the blocks' links are made relative (``None``:
+    the repository root).
+    """
 
     def fill(match: re.Match) -> str:
         name = match.group(1)
         if name not in BLOCKS:
             raise KeyError(f"render: no renderer for block <!-- {name} -->; known: {sorted(BLOCKS)}.")
-        body = BLOCKS[name]()
+        body = relink(BLOCKS[name](), path)
         content = body if "\n" not in body.strip("\n") else "\n" + body.strip("\n") + "\n"
         return f"<!-- {name} -->{content}<!-- /{name} -->"
 
@@ -67,7 +97,7 @@ def render_files(write: bool = True, files: tuple[str, ...] = FILES) -> list[str
     for path in files:  # render everything first: a failing block writes nothing
         with open(path, encoding="utf-8") as f:
             old = f.read()
-        new = render_text(old)
+        new = render_text(old, path)
         if new != old:
             rendered[path] = new
     if write:

@@ -1027,7 +1027,7 @@ def _pm(pair, digits=2):
     return f"{pair[0]:.{digits}f} ± {pair[1]:.{digits}f}"
 
 
-#: methods in the README's summary tables (those of the run)
+#: methods in the summary tables of docs/benchmarks.md (those of the run)
 SUMMARY_METHODS = (
     "map",
     "mc_dropout",
@@ -1149,7 +1149,7 @@ def bars(report: dict) -> dict:
 
 
 def summary_markdown(report: dict) -> str:
-    """The README's summary of a full run: UCI test log-likelihood and digits at the highest shift severity."""
+    """The summary of a full run in docs/benchmarks.md: UCI test log-likelihood and digits at the highest shift severity."""
     methods = [m for m in SUMMARY_METHODS if m in report["config"]["methods"]]
     lines = []
     if report.get("regression"):

@@ -10,7 +10,9 @@ Sources:
 * ``guide/``: copies of the repository's Markdown pages (README.md, docs/*.md, tutorials/README.md,
   benchmarks/README.md and the result tables it links) and the tutorial notebooks, laid out as in
   the repository so their relative links resolve; rendered by MyST-NB *without executing* the
-  notebooks (they are stored without outputs and executed by tests/test_tutorials.py).
+  notebooks: the site shows the outputs committed with them (tests/test_tutorials.py executes them).
+
+Theme: furo (a page width that follows the window, wide code cells scroll inside their box).
 """
 
 import os
@@ -31,11 +33,11 @@ import gen_api  # noqa: E402
 import bayesflip  # noqa: E402
 
 # -- the repository's pages, mirrored under guide/ ----------------------------------------------
+# The docs/*.md pages except this site's own index.
+DOC_PAGES = sorted(p.name for p in DOCS.glob("*.md") if p.name != "index.md")
 GUIDE_FILES = [
     "README.md",
-    "docs/reliability.md",
-    "docs/migrating_from_tfp.md",
-    "docs/posterior_families.md",
+    *(f"docs/{name}" for name in DOC_PAGES),
     "tutorials/README.md",
     *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tutorials").glob("*.ipynb")),
     "benchmarks/README.md",
@@ -85,13 +87,7 @@ extensions = [
 root_doc = "index"
 # docs/*.md are rendered from their guide/ copies (so that their links to ../README.md resolve);
 # gen_api.py and this file are not pages.
-exclude_patterns = [
-    "_build",
-    "reliability.md",
-    "migrating_from_tfp.md",
-    "posterior_families.md",
-    "**/.ipynb_checkpoints",
-]
+exclude_patterns = ["_build", *DOC_PAGES, "**/.ipynb_checkpoints"]
 
 # -- autodoc / napoleon -------------------------------------------------------------------------
 autodoc_member_order = "bysource"
@@ -124,13 +120,15 @@ napoleon_use_rtype = False
 napoleon_custom_sections = ["Input shape", "Output shape", ("Call arguments", "params_style")]
 
 # -- MyST / MyST-NB -----------------------------------------------------------------------------
-nb_execution_mode = "off"  # the notebooks are executed by the test suite, not by the docs build
+nb_execution_mode = "off"  # show the committed outputs; the test suite executes the notebooks
 myst_heading_anchors = 3  # README links such as benchmarks/README.md#defaults-ablation
 myst_enable_extensions = ["dollarmath"]
 
 # -- HTML ---------------------------------------------------------------------------------------
-html_theme = "alabaster"
+html_theme = "furo"
 html_title = f"bayesflip {release}"
+html_static_path = ["_static"]
+html_css_files = ["bayesflip.css"]
 
 
 # -- docstring conventions napoleon does not read as written -----------------------------------

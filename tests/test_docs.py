@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("docs")]
 
 # The documentation's dependencies (the ``docs`` extra). A missing one fails these tests instead of
 # skipping them: a skip would let the documentation build go unchecked in CI.
-DOCS_DEPENDENCIES = ("sphinx", "myst_parser", "myst_nb")
+DOCS_DEPENDENCIES = ("sphinx", "myst_parser", "myst_nb", "furo")
 
 
 def _missing_docs_dependencies() -> list[str]:
@@ -84,15 +84,18 @@ def test_docs_build_without_warnings_and_list_every_public_name(tmp_path):
             missing.append(full)
     assert not missing, f"public names missing from the API reference: {missing}"
 
-    for page in [
-        "index",
-        "guide/README",
-        "guide/docs/reliability",
-        "guide/docs/migrating_from_tfp",
-        "guide/tutorials/README",
-        "guide/tutorials/01_quickstart",
-        "guide/benchmarks/README",
-    ]:
+    pages = ["index", "guide/README", "guide/tutorials/README", "guide/benchmarks/README"]
+    pages += [f"guide/docs/{p.stem}" for p in (ROOT / "docs").glob("*.md") if p.stem != "index"]
+    assert "guide/docs/training" in pages and "guide/docs/benchmarks" in pages
+    for page in pages:
         assert (out / f"{page}.html").is_file(), page
+    # every docs page is reachable from the front page's table of contents (a page left out of the
+    # toctree would still be built, but no reader would find it)
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert all(f'href="{page}.html"' in index for page in pages[1:]), (
+        "a guide page is missing from the toctree"
+    )
+    # the furo theme, with the notebook cells' overflow rule
+    assert "furo" in index and (out / "_static" / "bayesflip.css").is_file()
     notebooks = sorted(p.stem for p in (ROOT / "tutorials").glob("*.ipynb"))
     assert notebooks and all((out / "guide" / "tutorials" / f"{n}.html").is_file() for n in notebooks)

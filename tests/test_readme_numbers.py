@@ -1,6 +1,6 @@
-"""README.md and benchmarks/README.md state the committed results.
+"""README.md, benchmarks/README.md and the docs pages on results state the committed results.
 
-Every benchmark number in the two files sits in a ``<!-- name -->`` block that
+Every benchmark number in these files (``render.FILES``) sits in a ``<!-- name -->`` block that
 ``benchmarks/render.py`` fills from the result JSONs: re-rendering in memory must change nothing.
 The other tests check what the prose says in words (who wins, which verdict holds) and re-derive
 a few tables another way, against the same JSONs.
@@ -55,13 +55,31 @@ def _table(text: str, marker: str) -> dict[str, list[str]]:
 def test_re_rendering_the_readme_blocks_changes_nothing(path):
     with open(path, encoding="utf-8") as f:
         text = f.read()
-    rendered = render.render_text(text)
+    rendered = render.render_text(text, path)
     stale = [
         name
         for (name, old), (_, new) in zip(render.BLOCK_RE.findall(text), render.BLOCK_RE.findall(rendered))
         if old != new
     ]
     assert rendered == text, f"out of date: {stale}; run `python -m benchmarks render`"
+
+
+def test_the_blocks_links_resolve_from_the_page_they_are_in():
+    """Renderers write links from the repository root; each page gets them relative to itself."""
+    checked = 0
+    for path in render.FILES:
+        here = os.path.dirname(path)
+        for name, body in render.BLOCK_RE.findall(_read(path)):
+            for target in re.findall(r"\]\((?!https?:|#)([^)#\s]+)", body):
+                assert os.path.exists(os.path.join(here, target)), (os.path.relpath(path, ROOT), name, target)
+                checked += 1
+    assert checked
+    assert render.relink("[a](benchmarks/README.md#x)", os.path.join(ROOT, "docs", "p.md")) == (
+        "[a](../benchmarks/README.md#x)"
+    )
+    assert render.relink("[a](https://x.org/a.md) [b](#c)", os.path.join(ROOT, "docs", "p.md")) == (
+        "[a](https://x.org/a.md) [b](#c)"
+    )
 
 
 def test_every_block_has_a_renderer_and_every_renderer_is_used():
@@ -84,7 +102,7 @@ def test_render_fills_an_inline_and_a_multiline_block():
 # --------------------------------------------------------------------------- tables, re-derived
 def test_readme_main_job_table_matches_the_committed_report():
     report = _result("demo", "report.json")
-    rows = _table(_read("README.md"), "demo-table")
+    rows = _table(_read("docs", "main_job.md"), "demo-table")
     nets = [n for n in ("deterministic", "bayesian", "rank1") if n in report]
     assert "rank1" in nets  # the main job trains the rank-1 net by default
     for key in ("accuracy", "nll", "brier", "ece"):
@@ -129,7 +147,7 @@ def test_readme_performance_table_matches_speed_json():
     def ratio(benchmark, batch, layer, implementation):  # step time over the Keras layer's, recomputed
         return ms(benchmark, batch, implementation) / ms(benchmark, batch, f"keras_{layer}")
 
-    table = _table(_read("README.md"), "performance")
+    table = _table(_read("docs", "benchmarks.md"), "performance")
     expected = {
         "MLP 512-512-10, batch 256 (`bench_dense.py`)": (
             "dense",
