@@ -44,6 +44,7 @@ __all__ = [
     "run_demo",
     "DEFAULT_RANK1_COMPONENTS",
     "DEFAULT_RANK1_SIGN_INIT",
+    "DEFAULT_RANK1_PRIOR_SCALE",
     "DEFAULT_RANK1_TEMPERATURE",
 ]
 
@@ -58,15 +59,18 @@ OOD_KINDS = ("permuted", "noise")
 DEFAULT_TEMPERATURE = 0.1
 DEFAULT_KL_WARMUP_EPOCHS = 10
 DEFAULT_SCHEDULE = "cosine"
-#: The rank-1 net: ``Rank1(num_components=4, random_sign_init=-0.5)`` (prior
-#: ``N(1, 0.1²)``, factor means initialised from ``N(1, 0.5²)``) trained on batches
+#: The rank-1 net: ``Rank1(num_components=4, random_sign_init=-0.5, prior_scale=0.3)``
+#: (prior ``N(1, 0.3²)``, factor means initialised from ``N(1, 0.5²)``) trained on batches
 #: tiled ``K`` times at ``T = 1`` (the Bayesian posterior): the lowest mean held-out
 #: NLL over seeds 0–2 in ``benchmarks/ablation_rank1.py`` (``K`` 2 or 4, ``T`` 1 or
-#: 0.3, sign or Gaussian init, tiled or split batches; its result is
-#: ``demo_rank1_settings.json``; the test split is not used).
+#: 0.3, sign or Gaussian init, prior scale 0.03 to 1, tiled or split batches; its
+#: result is ``demo_rank1_settings.json``; the test split is not used).
 DEFAULT_RANK1_COMPONENTS = 4
 #: Initial factor means of the rank-1 net (``Rank1``'s ``random_sign_init``), chosen with its ``K``.
 DEFAULT_RANK1_SIGN_INIT = -0.5
+#: Prior scale of the rank-1 factors (``Rank1``'s ``prior_scale``; the prior is ``N(1, s²)``), chosen with
+#: its ``K`` (0.03 / 0.1 / 0.3 / 1 measured; the paper's and the family's default is 0.1).
+DEFAULT_RANK1_PRIOR_SCALE = 0.3
 #: Posterior temperature of the rank-1 net (1: the Bayesian posterior), chosen with its ``K``.
 DEFAULT_RANK1_TEMPERATURE = 1.0
 
@@ -319,6 +323,7 @@ def run_demo(
             else f"tempered (T = {posterior_temperature:g})",
             "rank1_components": rank1_components,
             "rank1_sign_init": DEFAULT_RANK1_SIGN_INIT,
+            "rank1_prior_scale": DEFAULT_RANK1_PRIOR_SCALE,
             "rank1_temperature": rank1_temperature,
             "train_examples": int(n_train),
             "temperature_examples": int(len(x_val)),
@@ -375,7 +380,11 @@ def run_demo(
             dim,
             num_classes,
             seed=seed,
-            posterior=Rank1(num_components=rank1_components, random_sign_init=DEFAULT_RANK1_SIGN_INIT),
+            posterior=Rank1(
+                num_components=rank1_components,
+                random_sign_init=DEFAULT_RANK1_SIGN_INIT,
+                prior_scale=DEFAULT_RANK1_PRIOR_SCALE,
+            ),
         )
         if verbose:
             print(

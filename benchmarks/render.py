@@ -156,7 +156,7 @@ def demo_setup() -> str:
         "[defaults ablation](benchmarks/README.md#defaults-ablation) (the test split is\n"
         "never used to choose; the deterministic net gets the learning-rate schedule\n"
         f"with its own lowest held-out NLL, also the {cfg['schedule']} decay). The rank-1 BNN\n"
-        f"(`Rank1(num_components={cfg.get('rank1_components')}, random_sign_init={cfg.get('rank1_sign_init')})`) trains on the Bayesian posterior "
+        f"(`Rank1(num_components={cfg.get('rank1_components')}, random_sign_init={cfg.get('rank1_sign_init')}, prior_scale={cfg.get('rank1_prior_scale', 0.1)})`) trains on the Bayesian posterior "
         f"`T = {cfg.get('rank1_temperature', 1):g}` with batches\n"
         "tiled `K` times (`tile_for_components`), the setting with the lowest mean held-out NLL over\n"
         f"{len(result('demo_rank1_settings.json')['config']['seeds'])} seeds in `benchmarks/ablation_rank1.py`.\n"
@@ -268,7 +268,7 @@ def demo_findings() -> str:
         r1_auroc = [unc[k]["rank1"]["auroc_entropy_rank1"] for k in kinds]
         lines += (
             f"- **The rank-1 BNN** (`Rank1(num_components={cfg['rank1_components']}, "
-            f"random_sign_init={cfg.get('rank1_sign_init')})`, `T = "
+            f"random_sign_init={cfg.get('rank1_sign_init')}, prior_scale={cfg.get('rank1_prior_scale', 0.1)})`, `T = "
             f"{cfg['rank1_temperature']:g}`, batches tiled; {r1['parameters'] / det['parameters']:.2f}× the\n"
             f"  deterministic net's trainable parameters, the flipout BNN "
             f"{report['bayesian']['parameters'] / det['parameters']:.2f}×): {compare(r1, det)};\n"

@@ -396,7 +396,9 @@ def test_the_demo_rank1_settings_are_the_ablations_best_held_out_nll():
     family, temperature, tiled = grid[best]
     assert tiled and temperature == demo.DEFAULT_RANK1_TEMPERATURE
     assert Rank1(**family) == Rank1(
-        num_components=demo.DEFAULT_RANK1_COMPONENTS, random_sign_init=demo.DEFAULT_RANK1_SIGN_INIT
+        num_components=demo.DEFAULT_RANK1_COMPONENTS,
+        random_sign_init=demo.DEFAULT_RANK1_SIGN_INIT,
+        prior_scale=demo.DEFAULT_RANK1_PRIOR_SCALE,
     )
     for name, per_seed in result["per_seed"].items():  # the means are the seeds' means
         for key in ("nll", "ece"):
