@@ -103,19 +103,26 @@ def test_render_fills_an_inline_and_a_multiline_block():
 def test_readme_main_job_table_matches_the_committed_report():
     report = _result("demo", "report.json")
     rows = _table(_read("docs", "main_job.md"), "demo-table")
-    nets = [n for n in ("deterministic", "bayesian", "rank1") if n in report]
-    assert "rank1" in nets  # the main job trains the rank-1 net by default
+    nets = [n for n in ("deterministic", "bayesian", "rank1", "laplace") if n in report]
+    assert nets[2:] == ["rank1", "laplace"]  # the main job trains the rank-1 net and fits the Laplace one
     for key in ("accuracy", "nll", "brier", "ece"):
         assert rows[key] == [f"{report[n][key]:.3f}" for n in nets], key
     assert rows["fitted temperature"] == [f"{report[n]['temperature']:.2f}" for n in nets]
     assert rows["trainable parameters"] == [f"{report[n]['parameters']:,}" for n in nets]
     unc = report["uncertainty"]
     auroc = {n: [unc[k][f"auroc_entropy_{n}"] for k in ("permuted", "noise")] for n in nets[:2]}
-    auroc["rank1"] = [unc[k]["rank1"]["auroc_entropy_rank1"] for k in ("permuted", "noise")]
+    for n in nets[2:]:
+        auroc[n] = [unc[k][n][f"auroc_entropy_{n}"] for k in ("permuted", "noise")]
     assert rows["AUROC (entropy) test vs permuted / noise"] == [
         f"{auroc[n][0]:.3f} / {auroc[n][1]:.3f}" for n in nets
     ]
     assert rows["posterior"][:2] == ["—", report["config"]["posterior"]]
+    # The Laplace column's bars: NLL and ECE below the deterministic net's before temperature scaling,
+    # fitted in at most 10 % of that net's training time.
+    la, det = report["laplace"], report["deterministic"]
+    assert la["nll"] < det["nll"] and la["ece"] < det["ece"]
+    assert la["fit_fraction_of_training"] == pytest.approx(la["fit_seconds"] / det["train_seconds"])
+    assert la["fit_fraction_of_training"] <= 0.10
 
 
 @pytest.mark.parametrize("metric", ["val_nll", "accuracy", "nll", "ece"])
