@@ -11,13 +11,19 @@ time), built three ways from one function:
 - ``bayesflip``: every convolution ``Conv2DFlipout`` and the head ``DenseFlipout``
   (library defaults, ``kl_weight = 1 / 50,000``);
 - ``tfp``: TFP's ``tfp.layers.Convolution2DFlipout`` / ``DenseFlipout`` on
-  ``tf_keras`` (TFP's layers do not run in Keras 3), KL scaled the same way.
+  ``tf_keras`` (TFP's layers do not run in Keras 3), KL scaled the same way;
+- ``tf_keras``: the deterministic net on ``tf_keras`` (TFP's own framework
+  baseline: ``tfp ÷ tf_keras`` is TFP's flipout overhead as ``bayesflip ÷ keras``
+  is ours, and ``tf_keras ÷ keras`` the frameworks' difference).
 
-One process; each model's compiled ``tf.function`` training step (Adam,
-sparse categorical cross-entropy + the KL terms), the three interleaved
-round-robin after a warm-up; reported: the median step time of each, the
-ratios of medians to the deterministic step, and the median of the per-round
-ratios (robust to load drifting on a shared machine).
+One process; each model's compiled ``tf.function`` training step (sparse
+categorical cross-entropy + the KL terms), the three interleaved round-robin
+after a warm-up; reported: the median step time of each, the ratios of medians
+to the deterministic step, and the median of the per-round ratios (robust to
+load drifting on a shared machine). Two update rules, as in
+``bench_layers_conv_rnn.py``: each framework's own Adam (``adam``; tf_keras'
+is a fused kernel, Keras 3's is not) and the same hand-written SGD step for
+every model (``sgd``), which isolates the layers' own forward/backward cost.
 
 Usage: ``python -m benchmarks run resnet20 [--steps 20] [--batch-size 128]``
 (``--quick``: 2 steps at batch 8, into the scratch folder). Writes
@@ -88,12 +94,21 @@ def keras_model(bayesian: bool) -> keras.Model:
     return keras.Model(inputs, outputs)
 
 
-def keras_step(bayesian: bool):
+def keras_step(bayesian: bool, update: str):
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    return train_step(keras_model(bayesian), keras.optimizers.Adam(1e-3), loss_fn)
+    return train_step(keras_model(bayesian), keras.optimizers.Adam(1e-3), loss_fn, update)
 
 
-def tfp_step():
+def tf_keras_step(update: str):
+    """The deterministic ResNet-20 on tf_keras: TFP's own framework baseline."""
+    import tf_keras
+
+    inputs, outputs = resnet20(tf_keras.layers, tf_keras.layers.Conv2D, tf_keras.layers.Dense)
+    loss_fn = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    return train_step(tf_keras.Model(inputs, outputs), tf_keras.optimizers.Adam(1e-3), loss_fn, update)
+
+
+def tfp_step(update: str):
     import tensorflow_probability as tfp
     import tf_keras
 
@@ -111,14 +126,19 @@ def tfp_step():
     inputs, outputs = resnet20(tf_keras.layers, conv, dense)
     model = tf_keras.Model(inputs, outputs)
     loss_fn = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    return train_step(model, tf_keras.optimizers.Adam(1e-3), loss_fn)
+    return train_step(model, tf_keras.optimizers.Adam(1e-3), loss_fn, update)
 
 
-def measure(batch_size: int, steps: int, warmup: int) -> dict:
+def measure(batch_size: int, steps: int, warmup: int, update: str) -> dict:
     rng = np.random.default_rng(0)
     images = tf.constant(rng.normal(size=(batch_size, *IMAGE)).astype("float32"))
     labels = tf.constant(rng.integers(0, CLASSES, size=batch_size))
-    runners = {"keras": keras_step(False), "bayesflip_flipout": keras_step(True), "tfp_flipout": tfp_step()}
+    runners = {
+        "keras": keras_step(False, update),
+        "bayesflip_flipout": keras_step(True, update),
+        "tfp_flipout": tfp_step(update),
+        "tf_keras": tf_keras_step(update),
+    }
     times = interleaved(runners, dict.fromkeys(runners, (images, labels)), steps, warmup)
     summary = _summary(
         times,
@@ -126,36 +146,48 @@ def measure(batch_size: int, steps: int, warmup: int) -> dict:
             "bayesflip_over_keras": ("bayesflip_flipout", "keras"),
             "tfp_over_keras": ("tfp_flipout", "keras"),
             "tfp_over_bayesflip": ("tfp_flipout", "bayesflip_flipout"),
+            "tfp_over_tf_keras": ("tfp_flipout", "tf_keras"),
+            "tf_keras_over_keras": ("tf_keras", "keras"),
         },
     )
-    return summary | {"batch_size": batch_size, "steps": steps, "warmup": warmup}
+    return summary | {"batch_size": batch_size, "steps": steps, "warmup": warmup, "update": update}
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20, help="interleaved timed steps per model")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--quick", action="store_true", help="smoke run: 2 steps at batch 8")
+    parser.add_argument("--updates", nargs="+", default=["adam", "sgd"], choices=["adam", "sgd"])
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 steps at batch 8, Adam only")
     parser.add_argument("--output", default=None, help="output folder (default: see benchmarks/_meta.py)")
     args = parser.parse_args(argv)
     output_dir(parser, args)
     if args.quick:
-        args.steps, args.batch_size = 2, 8
-    result = measure(args.batch_size, args.steps, warmup=1 if args.quick else 3)
+        args.steps, args.batch_size, args.updates = 2, 8, ["adam"]
     params = keras_model(False).count_params()
-    print(
-        f"ResNet-20 ({params:,} weights), batch {args.batch_size}, median of {args.steps} interleaved steps:"
-    )
-    for k, v in result["median_ms"].items():
-        print(f"  {k:20s} {v:9.1f} ms")
-    for k, v in result["ratios"].items():
-        print(f"  {k:22s} {v:5.2f}x  (median of per-round ratios {result['median_paired_ratios'][k]:.2f}x)")
+    runs = []
+    for update in args.updates:
+        result = measure(args.batch_size, args.steps, 1 if args.quick else 3, update)
+        runs.append(result)
+        print(
+            f"ResNet-20 ({params:,} weights), {update}, batch {args.batch_size}, median of {args.steps} steps:"
+        )
+        for k, v in result["median_ms"].items():
+            print(f"  {k:20s} {v:9.1f} ms")
+        for k, v in result["ratios"].items():
+            print(
+                f"  {k:22s} {v:5.2f}x  (median of per-round ratios {result['median_paired_ratios'][k]:.2f}x)"
+            )
     report = {
         "benchmark": "resnet20",
         "model": {"name": "ResNet-20", "deterministic_weights": params, "image": IMAGE, "classes": CLASSES},
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "targets": {"bayesflip_over_keras": "<= 2.3", "tfp_over_bayesflip": "> 1"},
-        "result": result,
+        "updates": {
+            "adam": "each framework's own Adam (Keras 3's for Keras 3 models, tf_keras' fused one for TFP)",
+            "sgd": "the same hand-written v -= 0.01 g for every model (isolates the layers)",
+        },
+        "runs": runs,
     }
     write_json(os.path.join(args.output, "resnet20.json"), report, args, indent=2)
     return report

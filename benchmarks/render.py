@@ -514,6 +514,38 @@ def suite_shift_findings() -> str:
     )
 
 
+@block("resnet20")
+def resnet20() -> str:
+    report = result("resnet20.json")
+    lines = [
+        "| update | batch | Keras ms | bayesflip ms | TFP ms | tf_keras ms | bayesflip ÷ Keras | TFP ÷ tf_keras "
+        "| TFP ÷ bayesflip | tf_keras ÷ Keras |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in report["runs"]:
+        ms, r = run["median_ms"], run["ratios"]
+        lines.append(
+            f"| {run['update']} | {run['batch_size']} | {ms['keras']:.0f} | {ms['bayesflip_flipout']:.0f} | "
+            f"{ms['tfp_flipout']:.0f} | {ms['tf_keras']:.0f} | {r['bayesflip_over_keras']:.2f}× | "
+            f"{r['tfp_over_tf_keras']:.2f}× | {r['tfp_over_bayesflip']:.2f}× | {r['tf_keras_over_keras']:.2f}× |"
+        )
+    adam = next(run for run in report["runs"] if run["update"] == "adam")["ratios"]
+    faster = adam["tfp_over_bayesflip"] > 1
+    lines += [
+        "",
+        f"bayesflip's flipout costs {adam['bayesflip_over_keras']:.2f}× its deterministic Keras net "
+        f"(target ≤ 2.3×), TFP's {adam['tfp_over_tf_keras']:.2f}× its `tf_keras` one; "
+        + (
+            "and bayesflip's step is the faster one."
+            if faster
+            else f"yet TFP's step is the faster one, because the deterministic `tf_keras` net runs in "
+            f"{adam['tf_keras_over_keras']:.2f}× the Keras 3 net's time: the gap is the frameworks' "
+            "(the same layers on Keras 3 and on tf_keras), not the flipout layers'."
+        ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
 # --------------------------------------------------------------------------- performance
 def _speed_ratio(benchmark, batch, layer, implementation, update="adam"):
     (row,) = [
