@@ -6,6 +6,9 @@ Imported by the ``bench_*.py`` scripts, which run from this folder (it is on
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Sequence
+
 import keras
 import tensorflow as tf
 
@@ -45,3 +48,26 @@ def train_step(model, optimizer, loss_fn, update: str = "adam"):
         return loss
 
     return step
+
+
+def parse_step_args(
+    argv: Sequence[str] | None, description: str, steps: int, batch_size: int, quick_steps: int
+) -> argparse.Namespace:
+    """The command line of a training-step benchmark: ``--steps``, ``--batch-size``, ``--updates``,
+    ``--quick`` (``quick_steps`` steps at batch 8, Adam only) and ``--output`` (folder chosen by
+    :func:`benchmarks._meta.output_dir`)."""
+    from benchmarks._meta import output_dir
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--steps", type=int, default=steps, help="interleaved timed steps per model")
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--updates", nargs="+", default=["adam", "sgd"], choices=["adam", "sgd"])
+    parser.add_argument(
+        "--quick", action="store_true", help=f"smoke run: {quick_steps} steps at batch 8, Adam only"
+    )
+    parser.add_argument("--output", default=None, help="output folder (default: see benchmarks/_meta.py)")
+    args = parser.parse_args(argv)
+    output_dir(parser, args)
+    if args.quick:
+        args.steps, args.batch_size, args.updates = quick_steps, 8, ["adam"]
+    return args

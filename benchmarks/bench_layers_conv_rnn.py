@@ -24,7 +24,6 @@ Writes ``layers_conv_rnn.json`` into the output folder (see ``benchmarks/_meta.p
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import sys
@@ -38,8 +37,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bayesflip.layers import Conv2DFlipout, GRUFlipout, LSTMFlipout  # noqa: E402
-from benchmarks._meta import output_dir, write_json  # noqa: E402
-from benchmarks._steps import train_step  # noqa: E402
+from benchmarks._meta import write_json  # noqa: E402
+from benchmarks._steps import parse_step_args, train_step  # noqa: E402
 
 IMAGE = (32, 32, 3)
 SEQUENCE = (32, 32)
@@ -158,16 +157,7 @@ def measure(batch_size: int, steps: int, update: str = "adam") -> dict:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--updates", nargs="+", default=["adam", "sgd"], choices=["adam", "sgd"])
-    parser.add_argument("--quick", action="store_true", help="smoke run: 3 steps, batch 8, Adam only")
-    parser.add_argument("--output", default=None, help="output folder (default: see benchmarks/_meta.py)")
-    args = parser.parse_args(argv)
-    output_dir(parser, args)
-    if args.quick:
-        args.steps, args.batch_size, args.updates = 3, 8, ["adam"]
+    args = parse_step_args(argv, __doc__.splitlines()[0], steps=40, batch_size=64, quick_steps=3)
     runs = []
     for update in args.updates:
         result = measure(args.batch_size, args.steps, update)

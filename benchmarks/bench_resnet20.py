@@ -32,7 +32,6 @@ Usage: ``python -m benchmarks run resnet20 [--steps 20] [--batch-size 128]``
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 from collections.abc import Callable, Sequence
@@ -45,8 +44,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bayesflip.layers import Conv2DFlipout, DenseFlipout  # noqa: E402
-from benchmarks._meta import output_dir, write_json  # noqa: E402
-from benchmarks._steps import train_step  # noqa: E402
+from benchmarks._meta import write_json  # noqa: E402
+from benchmarks._steps import parse_step_args, train_step  # noqa: E402
 from benchmarks.bench_layers_conv_rnn import _summary, interleaved  # noqa: E402
 
 IMAGE = (32, 32, 3)
@@ -154,16 +153,7 @@ def measure(batch_size: int, steps: int, warmup: int, update: str) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20, help="interleaved timed steps per model")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--updates", nargs="+", default=["adam", "sgd"], choices=["adam", "sgd"])
-    parser.add_argument("--quick", action="store_true", help="smoke run: 2 steps at batch 8, Adam only")
-    parser.add_argument("--output", default=None, help="output folder (default: see benchmarks/_meta.py)")
-    args = parser.parse_args(argv)
-    output_dir(parser, args)
-    if args.quick:
-        args.steps, args.batch_size, args.updates = 2, 8, ["adam"]
+    args = parse_step_args(argv, __doc__.splitlines()[0], steps=20, batch_size=128, quick_steps=2)
     params = keras_model(False).count_params()
     runs = []
     for update in args.updates:
