@@ -370,7 +370,10 @@ def suite_findings() -> str:
     below = [n for n, v in reg.items() if v["ll"] < v["ensemble"]]
     lines = [
         "- **Best bayesflip posterior vs the deep ensemble, test LL**: "
-        + "; ".join(f"{n} `{v['method']}` {f(v['ll'])} vs {f(v['ensemble'])}" for n, v in reg.items())
+        + "; ".join(
+            f"{n} `{v['method']}` {_minus(format(v['ll'], '.3f'))} vs {_minus(format(v['ensemble'], '.3f'))}"
+            for n, v in reg.items()
+        )
         + (
             " — at least the ensemble's on every set."
             if not below
