@@ -8,14 +8,23 @@ working directory (files they save do not litter the repo), with a
 non-interactive matplotlib backend. Any cell that raises fails the test with
 the cell's traceback.
 
-The notebooks are stored without outputs (see ``tutorials/README.md``); this
-test is what checks that they still run and reproduce their claims (the
-notebooks ``assert`` their key facts).
+The notebooks are committed *executed* (``python tutorials/refresh.py`` re-runs
+them in place, see ``tutorials/README.md``). This test checks that they still
+run and reproduce their claims (the notebooks ``assert`` their key facts), and
+that the committed outputs still come from the current code: every number
+printed by a *checking* cell (a code cell containing ``assert``) in the fresh
+run must match the committed one within ``REL_TOL`` relative or ``ABS_TOL``
+absolute. The seeded CPU runs are reproducible up to float noise, which these
+tolerances absorb; a changed result (a different table, a lost digit of
+accuracy) does not pass. Cells that time something (``perf_counter`` in their
+source, or the ``nondeterministic`` tag) are not compared.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -32,6 +41,45 @@ NOTEBOOKS = sorted(TUTORIALS.glob("*.ipynb"))
 KERNEL_NAME = "bayesflip-tutorials"
 #: Per-notebook limit; each notebook is written to run in well under 2 minutes on 2 CPU cores.
 TIMEOUT_S = 240
+#: A committed number ``a`` and a fresh one ``b`` agree when ``|a - b| <= max(REL_TOL * max(|a|, |b|), ABS_TOL)``.
+REL_TOL = 0.05
+ABS_TOL = 0.01
+_NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
+
+
+def cell_text(cell) -> str:
+    """The plain text a code cell printed or displayed (streams and ``text/plain``)."""
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream" and out.get("name") == "stdout":
+            parts.append(out["text"])
+        elif out.get("output_type") in ("execute_result", "display_data"):
+            parts.append(out.get("data", {}).get("text/plain", ""))
+    return "".join(parts)
+
+
+def checked_numbers(nb) -> dict[int, list[float]]:
+    """The numbers printed by each checking cell (one containing ``assert``), by cell index."""
+    numbers = {}
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or "assert" not in cell.source:
+            continue
+        if "perf_counter" in cell.source or "nondeterministic" in cell.metadata.get("tags", []):
+            continue
+        numbers[i] = [float(x) for x in _NUMBER.findall(cell_text(cell))]
+    return numbers
+
+
+def agree(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
+
+
+def test_number_comparison_catches_changes():
+    """The comparison tolerates float noise and nothing more."""
+    assert agree(0.912, 0.9121) and agree(0.0031, 0.0102)
+    assert not agree(0.912, 0.85) and not agree(1437, 1221)
+    nums = [float(x) for x in _NUMBER.findall("accuracy 0.975, NLL -0.114 at T=1e-2 (360, 10) ep1")]
+    assert nums == [0.975, -0.114, 1e-2, 360, 10]
 
 
 @pytest.fixture
@@ -60,8 +108,16 @@ def test_tutorials_exist():
 def test_notebook_runs(path: Path, kernel_env: str, tmp_path: Path):
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
-    stored_outputs = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.get("outputs")]
-    assert not stored_outputs, f"{path.name}: store notebooks without outputs (cells {stored_outputs})"
+    committed = checked_numbers(nb)
+    figures = sum(
+        "image/png" in o.get("data", {})
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    )
+    assert figures, (
+        f"{path.name}: commit the notebook executed (python tutorials/refresh.py), with its figures"
+    )
     workdir = tmp_path / "work"
     workdir.mkdir()
     client = nbclient.NotebookClient(
@@ -83,3 +139,12 @@ def test_notebook_runs(path: Path, kernel_env: str, tmp_path: Path):
         if o.get("output_type") == "stream" and o["name"] == "stderr"
     ]
     assert not noise, f"{path.name}: the first cell printed TensorFlow's start-up lines: {noise}"
+    fresh = checked_numbers(nb)
+    for i, old in committed.items():
+        new = fresh[i]
+        assert len(new) == len(old), f"{path.name} cell {i}: printed {len(new)} numbers, {len(old)} committed"
+        bad = [(a, b) for a, b in zip(old, new) if not agree(a, b)]
+        assert not bad, (
+            f"{path.name} cell {i}: committed outputs no longer come from the code (committed, fresh): {bad};"
+            " refresh them with python tutorials/refresh.py"
+        )
