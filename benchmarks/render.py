@@ -348,10 +348,6 @@ def suite_summary() -> str:
     return suite.summary_markdown(_suite())
 
 
-def _suite_ll():
-    return {s: {m: v["ll"][0] for m, v in r["methods"].items()} for s, r in _suite()["regression"].items()}
-
-
 @block("suite-findings")
 def suite_findings() -> str:
     from benchmarks import suite
@@ -363,17 +359,14 @@ def suite_findings() -> str:
     cls = report["classification"]
     top = cls["severities"][-1]
 
-    def f(x):
-        return _minus(f"{x:.2f}")
+    def f(x, digits=2):
+        return _minus(f"{x:.{digits}f}")
 
     reg = b["ll_vs_ensemble"]
     below = [n for n, v in reg.items() if v["ll"] < v["ensemble"]]
     lines = [
         "- **Best bayesflip posterior vs the deep ensemble, test LL**: "
-        + "; ".join(
-            f"{n} `{v['method']}` {_minus(format(v['ll'], '.3f'))} vs {_minus(format(v['ensemble'], '.3f'))}"
-            for n, v in reg.items()
-        )
+        + "; ".join(f"{n} `{v['method']}` {f(v['ll'], 3)} vs {f(v['ensemble'], 3)}" for n, v in reg.items())
         + (
             " — at least the ensemble's on every set."
             if not below

@@ -510,6 +510,9 @@ def laplace_regression_draws(la, x) -> np.ndarray:
 
 
 def members(method: str, cfg: Config) -> int:
+    """How many networks ``method`` trains (the Laplace methods none: they read map's)."""
+    if method in LAPLACE:
+        return 0
     return cfg.ensemble_size if method == "ensemble" else 1
 
 
@@ -916,7 +919,7 @@ def run_classification(cfg: Config, log=print) -> dict:
                 result.setdefault("laplace", {})[m] = {
                     "prior_precision": np.asarray(la.prior_precision).tolist()
                 }
-        for k in range(members(m, cfg) if m not in LAPLACE else 0):
+        for k in range(members(m, cfg)):
             learner = Learner(
                 lambda seed=0, m=m: build_classifier(m, n_train, cfg, seed), loss_fn, cfg.cls_lr
             )
@@ -1127,12 +1130,12 @@ def bars(report: dict) -> dict:
         if all(v[m] >= v["ensemble"] for v in ll.values())
         and all(a <= b for k in out["shift_vs_ensemble"].values() for a, b in k[m].values())
     ]
+    gap = {n: r["gap"]["methods"] for n, r in reg.items() if r.get("gap", {}).get("features")}
+    ens_train = {
+        n: r["methods"]["ensemble"]["cpu_seconds"]["train"] / report["config"]["splits"]
+        for n, r in reg.items()
+    }
     for m in (m for m in LAPLACE if m in methods):
-        gap = {n: r["gap"]["methods"] for n, r in reg.items() if r.get("gap", {}).get("features")}
-        ens_train = {
-            n: r["methods"]["ensemble"]["cpu_seconds"]["train"] / report["config"]["splits"]
-            for n, r in reg.items()
-        }
         out["laplace"][m] = {
             "ll_vs_map": {n: (v[m], v["map"]) for n, v in ll.items()},
             "ece_not_below_map": {
