@@ -7,7 +7,10 @@ Usage (from the repository root)::
 
 Each notebook runs top to bottom in a fresh kernel of this Python, in a temporary working
 directory, with the non-interactive matplotlib backend; its outputs (printed numbers and PNG
-figures) replace the stored ones and its run time is printed. A notebook that raises is left
+figures) replace the stored ones and its run time is printed. TensorFlow's own start-up lines
+(oneDNN, CUDA probing, CPU features: printed by its C++ runtime before any log level applies) are
+dropped from the stored outputs by :func:`drop_tensorflow_startup_lines`; a reader who runs the
+notebook sees them on stderr. A notebook that raises is left
 unchanged and the script exits non-zero. ``tests/test_tutorials.py`` re-executes the notebooks and
 compares the numbers printed by their checking cells with these committed outputs.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -26,6 +30,38 @@ import nbformat
 
 TUTORIALS = Path(__file__).resolve().parent
 TIMEOUT_S = 240
+#: One line TensorFlow's C++ runtime prints while it loads and probes devices (absl's pre-init banner,
+#: ``I0000 … port.cc:153] oneDNN custom operations are on …``, CUDA probing, the CPU-feature notice).
+_TF_STARTUP_LINE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IWE]\d{4} [\d:.]+ +\d+ (port|cudart_stub|cpu_feature_guard|cuda_platform|cuda_executor|cuda_dnn"
+    r"|cuda_fft|cuda_blas|gpu_device|cpu_utils)\.cc:\d+\] .*"
+    r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.)$"
+)
+
+
+def drop_tensorflow_startup_lines(nb: nbformat.NotebookNode) -> int:
+    """Remove TensorFlow's start-up lines from ``nb``'s stderr outputs in place; return how many.
+
+    Only lines that match ``_TF_STARTUP_LINE`` go; any other stderr text (a warning the code
+    raises) stays, and a stream left empty is removed.
+    """
+    dropped = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                lines = out["text"].splitlines(keepends=True)
+                rest = [line for line in lines if not _TF_STARTUP_LINE.match(line.rstrip("\n"))]
+                dropped += len(lines) - len(rest)
+                if not rest:
+                    continue
+                out["text"] = "".join(rest)
+            kept.append(out)
+        cell["outputs"] = kept
+    return dropped
 
 
 def execute(nb: nbformat.NotebookNode, workdir: str, kernel_name: str = "python3") -> float:
@@ -62,6 +98,7 @@ def main(prefixes: list[str]) -> int:
                 print(f"{path.name}: FAILED\n{err}", flush=True)
                 failed.append(path.name)
                 continue
+        drop_tensorflow_startup_lines(nb)
         for cell in nb.cells:  # execution counts and timings would churn the diff
             if cell.cell_type == "code":
                 cell.metadata.pop("execution", None)
