@@ -439,3 +439,55 @@ def test_regression_uncertainty_is_a_regression_predictive_and_the_old_name_warn
         assert unc.RegressionUncertainty is unc.RegressionPredictive
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         unc.nope  # noqa: B018
+
+
+def _scipy_mixture_log_prob(y, mu, sd, df=None):
+    comp = stats.norm.logpdf(y[None], mu, sd) if df is None else stats.t.logpdf(y[None], df, mu, sd)
+    return special.logsumexp(comp, axis=0) - np.log(len(mu))
+
+
+@pytest.mark.parametrize("student", [False, True])
+def test_regression_predictive_log_prob_matches_scipy(rng, student):
+    mu, sd = rng.normal(size=(16, 5, 2)), rng.uniform(0.2, 2.0, (16, 5, 2))
+    df = rng.uniform(1.5, 10.0, (16, 5, 2)) if student else None
+    draws = np.stack([mu, sd] + ([df] if student else []), axis=-1)
+    p = heads.RegressionPredictive.from_draws(draws)
+    y = rng.normal(scale=3.0, size=(5, 2))
+    got = p.log_prob(y)
+    assert got.shape == (5, 2) and got.dtype == np.float64
+    np.testing.assert_allclose(got, _scipy_mixture_log_prob(y, mu, sd, df), rtol=1e-10)
+    # a tf.Tensor target gives the same values
+    np.testing.assert_allclose(p.log_prob(tf.constant(y)), got, rtol=1e-12)
+
+
+def test_regression_predictive_log_prob_is_stable_where_a_naive_sum_underflows(rng):
+    mu, sd = rng.normal(size=(8, 4)), rng.uniform(0.01, 0.05, (8, 4))
+    p = unc.regression_uncertainty(mu, sd)
+    y = np.array([60.0, -80.0, 1e3, 0.0])  # thousands of scales from every draw (except the last)
+    with np.errstate(under="ignore", divide="ignore"):
+        naive = np.log(np.mean(stats.norm.pdf(y[None], mu, sd), axis=0))
+    assert np.all(np.isneginf(naive[:3]))  # every density underflows to 0
+    got = p.log_prob(y)
+    assert np.all(np.isfinite(got)) and np.all(got[:3] < -1e5)
+    np.testing.assert_allclose(got, _scipy_mixture_log_prob(y, mu, sd), rtol=1e-12)
+    # one draw: the plain Gaussian log density
+    one = unc.regression_uncertainty(mu[:1], sd[:1])
+    np.testing.assert_allclose(one.log_prob(y), stats.norm.logpdf(y, mu[0], sd[0]), rtol=1e-12)
+
+
+def test_regression_predictive_log_prob_from_mc_predict_and_errors():
+    head = heads.GaussianHead(units=1)
+    model = keras.Sequential([keras.Input((3,)), DenseFlipout(2, seed=0, init_scale=0.3), head])
+    x = np.random.default_rng(0).normal(size=(7, 3)).astype("float32")
+    p = unc.mc_predict(model, x, num_samples=12)
+    y = np.linspace(-1, 1, 7)[:, None]
+    comps = head.distribution(p.samples).log_prob(y[None]).numpy()[..., 0].astype(np.float64)
+    expected = special.logsumexp(comps, axis=0) - np.log(12)
+    np.testing.assert_allclose(p.log_prob(y)[:, 0], expected, rtol=1e-5)
+    with pytest.raises(
+        ValueError, match=r"RegressionPredictive.log_prob: `y` must have the shape.*\(7, 1\).*\(7,\)"
+    ):
+        p.log_prob(y[:, 0])
+    bad = heads.RegressionPredictive.from_draws(np.array([[[0.0, 0.0]]]))
+    with pytest.raises(ValueError, match=r"RegressionPredictive.log_prob: every scale must be > 0"):
+        bad.log_prob([0.0])
