@@ -22,6 +22,8 @@ BENCHMARKS: dict[str, str] = {
     "dense": "bench_dense",
     "layers_conv_rnn": "bench_layers_conv_rnn",
     "resnet20": "bench_resnet20",
+    "cost_growth": "bench_cost_growth",
+    "applications": "bench_applications",
     "memory": "bench_memory",
     "mc_predictive": "bench_mc_predictive",
     "es": "bench_es",

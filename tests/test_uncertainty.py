@@ -216,6 +216,48 @@ def test_mc_predict_multi_output_regression_model():
     assert np.all(u.epistemic_variance > 0)
 
 
+@pytest.mark.parametrize("element", ["x", "x_y", "x_y_w"])
+def test_mc_predict_on_a_dataset_equals_the_same_batches_in_memory(element):
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(10, 3)).astype("float32")
+    y = rng.integers(0, 2, size=10)
+    a, _ = linear_model(3, 2, seed=11)
+    b, _ = linear_model(3, 2, seed=11)  # the same weights and RNG state
+    b.set_weights(a.get_weights())
+    parts = {"x": (x,), "x_y": (x, y), "x_y_w": (x, y, np.ones(10, "float32"))}[element]
+    data = tf.data.Dataset.from_tensor_slices(parts[0] if element == "x" else parts).batch(4)
+    for kwargs in (dict(return_samples=True), dict(from_logits=True)):
+        ref = unc.mc_predict(a, x, num_samples=5, batch_size=4, **kwargs)  # 3 calls: 4 + 4 + 2
+        got = unc.mc_predict(b, data, num_samples=5, **kwargs)
+        np.testing.assert_array_equal(got, ref)
+    assert got.shape == (10, 2)
+
+
+def test_mc_predict_on_a_dataset_returns_the_heads_regression_predictive():
+    def model():
+        keras.utils.set_random_seed(0)
+        return keras.Sequential(
+            [keras.Input((2,)), DenseFlipout(2, seed=5, init_scale=0.2), heads.GaussianHead(units=1)]
+        )
+
+    a, b = model(), model()
+    b.set_weights(a.get_weights())
+    x = np.random.default_rng(4).normal(size=(7, 2)).astype("float32")
+    ref = unc.mc_predict(a, x, num_samples=6, batch_size=3)
+    got = unc.mc_predict(b, tf.data.Dataset.from_tensor_slices(x).batch(3), num_samples=6)
+    assert type(got) is type(ref)
+    np.testing.assert_array_equal(got.mean, ref.mean)
+    np.testing.assert_array_equal(got.samples, ref.samples)
+    assert got.samples.shape[:2] == (6, 7)
+
+
+def test_mc_predict_on_an_empty_dataset_says_so():
+    model, _ = linear_model(3, 2)
+    empty = tf.data.Dataset.from_tensor_slices(np.zeros((0, 3), "float32")).batch(2)
+    with pytest.raises(ValueError, match=r"mc_predict: the tf.data.Dataset `x` yielded no batches"):
+        unc.mc_predict(model, empty)
+
+
 @pytest.mark.parametrize(
     "kwargs, err, match",
     [

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import warnings
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -148,9 +149,13 @@ def mc_predict(
     Args:
         model: a Keras model or layer (built, or buildable by calling it on ``x``).
         x: inputs, an array/tensor ``(N, ...)`` or a nested structure of them
-            with the same first dimension.
+            with the same first dimension; or a ``tf.data.Dataset`` of batches
+            (elements ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``, as
+            ``model.fit`` takes them: the targets are ignored), whose results are
+            concatenated in the dataset's order.
         num_samples: number of posterior draws ``T`` (positive int).
-        batch_size: inputs per compiled call; default ``min(N, 1024)``. Memory of
+        batch_size: inputs per compiled call; default ``min(N, 1024)`` (for a
+            dataset: each of its batches, split further if larger). Memory of
             one call is about ``T × batch_size × outputs`` floats with
             ``return_samples``.
         return_samples: return all draws (sample axis first) instead of their mean.
@@ -188,6 +193,32 @@ def mc_predict(
         raise TypeError(f"{fn}: `model` must be a Keras model or layer, got {type(model).__name__}.")
     num_samples = check_positive_int(fn, "num_samples", num_samples)
     batch_size = check_positive_int(fn, "batch_size", batch_size, allow_none=True)
+    settings = (num_samples, batch_size, return_samples, from_logits, training, jit_compile)
+    if isinstance(x, tf.data.Dataset):
+        parts = [_draws(model, keras.utils.unpack_x_y_sample_weight(batch)[0], *settings) for batch in x]
+        if not parts:
+            raise ValueError(f"{fn}: the tf.data.Dataset `x` yielded no batches.")
+        axis, finish = parts[0][1], parts[0][2]
+        result = tf.nest.map_structure(
+            lambda *chunks: np.concatenate(chunks, axis=axis), *[part[0] for part in parts]
+        )
+    else:
+        result, _, finish = _draws(model, x, *settings)
+    return result if finish is None else finish(result)
+
+
+def _draws(
+    model: keras.layers.Layer,
+    x: Any,
+    num_samples: int,
+    batch_size: int | None,
+    return_samples: bool,
+    from_logits: bool,
+    training: bool,
+    jit_compile: bool,
+) -> tuple[Any, int, Callable | None]:
+    """:func:`mc_predict` on in-memory inputs: ``(draws or their mean, the batch axis, the head's finish)``."""
+    fn = "mc_predict"
     leaves = tf.nest.flatten(x)
     if not leaves:
         raise ValueError(f"{fn}: `x` is empty.")
@@ -258,7 +289,5 @@ def mc_predict(
     clear_losses(model)
     axis = 1 if return_samples else 0
     if len(outputs) == 1:
-        result = outputs[0]
-    else:
-        result = tf.nest.map_structure(lambda *parts: np.concatenate(parts, axis=axis), *outputs)
-    return result if finish is None else finish(result)
+        return outputs[0], axis, finish
+    return tf.nest.map_structure(lambda *parts: np.concatenate(parts, axis=axis), *outputs), axis, finish
