@@ -102,11 +102,34 @@ def measure(width: int, batch: int, depth: int, steps: int, warmup: int) -> dict
         v: train_step(stack(v, width, depth), keras.optimizers.Adam(1e-3), keras.losses.MeanSquaredError())
         for v in VARIANTS
     }
+    runners["normal_draws"] = normal_draws(width, depth)
     times = interleaved(runners, dict.fromkeys(runners, (x, y)), steps, warmup)
     summary = _summary(times, {f"{v}_over_dense": (v, "dense") for v in VARIANTS if v != "dense"})
     med = summary["median_ms"]
     share = (med["flipout"] - med["two_matmul"]) / med["flipout"]
-    return summary | {"width": width, "batch": batch, "depth": depth, "sampling_share": share}
+    draw_share = med["normal_draws"] / med["flipout"]
+    return summary | {
+        "width": width,
+        "batch": batch,
+        "depth": depth,
+        "sampling_share": share,
+        "normal_draw_share": draw_share,
+    }
+
+
+def normal_draws(width: int, depth: int):
+    """A compiled step that only draws what a flipout step draws for its kernels: ``depth`` standard-normal
+    ``width × width`` tensors from TensorFlow's stateless Philox kernel (the layers' ``ε``)."""
+    seeds = tf.constant([[i, 7] for i in range(depth)], tf.int32)
+
+    @tf.function
+    def step(x, y):
+        del x, y
+        return tf.add_n(
+            [tf.reduce_sum(tf.random.stateless_normal([width, width], seeds[i])) for i in range(depth)]
+        )
+
+    return step
 
 
 def plot(sweeps: dict, path: str) -> None:

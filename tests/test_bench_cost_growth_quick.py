@@ -43,7 +43,8 @@ def test_quick_mode_writes_three_sweeps_and_a_figure(bench, tmp_path, monkeypatc
     for points in sweeps.values():
         for p in points:
             med = p["median_ms"]
-            assert set(med) == set(bench.VARIANTS) and all(v > 0 for v in med.values())
+            assert set(med) == {*bench.VARIANTS, "normal_draws"} and all(v > 0 for v in med.values())
+            assert p["normal_draw_share"] == pytest.approx(med["normal_draws"] / med["flipout"])
             assert p["ratios"]["flipout_over_dense"] == pytest.approx(med["flipout"] / med["dense"])
             assert p["sampling_share"] == pytest.approx((med["flipout"] - med["two_matmul"]) / med["flipout"])
     assert os.path.getsize(out / "cost_growth.png") > 1000
