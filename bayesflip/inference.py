@@ -115,8 +115,18 @@ def set_posterior_mean(model: keras.layers.Layer, enabled: bool = True) -> None:
 
 
 @contextlib.contextmanager
-def posterior_mean(model: keras.layers.Layer) -> Iterator[keras.layers.Layer]:
+def posterior_mean(model: keras.layers.Layer, prune: bool = True) -> Iterator[keras.layers.Layer]:
     """Context manager: inside it, ``model`` predicts with the posterior mean.
+
+    Args:
+        model: a Keras model or layer with bayesflip variational layers.
+        prune: for weights under a variational-dropout posterior that prunes
+            (:class:`~bayesflip.posteriors.VariationalDropout` with a
+            ``prune_threshold``), whether the posterior mean sets the weights with
+            ``log α`` above the threshold to zero (the default, as
+            :func:`set_posterior_mean`) or keeps every weight at its mean
+            (``prune=False``: the unpruned network, to measure what pruning
+            costs). Other posteriors do not prune and ignore it.
 
     Example:
     >>> import keras, numpy as np
@@ -129,6 +139,19 @@ def posterior_mean(model: keras.layers.Layer) -> Iterator[keras.layers.Layer]:
     """
     layers = variational_layers(model)
     if not layers:
-        raise ValueError(f"set_posterior_mean: model '{model.name}' has no bayesflip variational layers.")
-    with _mode(model, layers, "use_posterior_mean", True):
+        raise ValueError(f"posterior_mean: model '{model.name}' has no bayesflip variational layers.")
+    if not isinstance(prune, bool):
+        raise TypeError(f"posterior_mean: `prune` must be True or False, got {prune!r}.")
+    pruning = (
+        []
+        if prune
+        else [
+            post
+            for layer in layers
+            for post in layer.posteriors
+            if getattr(post, "prune_threshold", None) is not None
+        ]
+    )
+    # Both switches go through _switch_mode: the compiled functions are invalidated on entry and exit.
+    with _mode(model, layers, "use_posterior_mean", True), _mode(model, pruning, "prune_threshold", None):
         yield model

@@ -227,6 +227,20 @@ def test_pruning_in_posterior_mean_mode_and_sparsity_report(rng):
     with bayesflip.posterior_mean(unpruned):
         np.testing.assert_allclose(unpruned(x).numpy(), x @ theta + layer.bias.numpy(), rtol=1e-5, atol=1e-6)
     assert posteriors.sparsity(unpruned).total == 0
+    # prune=False: the pruning layer's unpruned posterior mean, in a compiled predict too, then pruning again
+    model = keras.Sequential([keras.Input((4,)), layer])
+    with bayesflip.posterior_mean(model):
+        pruned = model.predict(x, verbose=0)  # compiles the predict function with the mask
+    with bayesflip.posterior_mean(model, prune=False):
+        np.testing.assert_allclose(
+            model.predict(x, verbose=0), x @ theta + layer.bias.numpy(), rtol=1e-5, atol=1e-6
+        )
+    assert layer.posteriors[0].prune_threshold == 3.0
+    with bayesflip.posterior_mean(model):
+        np.testing.assert_array_equal(model.predict(x, verbose=0), pruned)
+    with pytest.raises(TypeError, match=r"posterior_mean: `prune` must be True or False, got 'no'"):
+        with bayesflip.posterior_mean(model, prune="no"):
+            pass
 
 
 def test_dropconnect_adds_no_kl_and_no_unset_weight_warning(recwarn):
