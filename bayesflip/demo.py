@@ -135,7 +135,8 @@ def fit_bayesian_mlp(
     The cross-entropy from logits is the data term, accuracy is logged too.
     Unlike :func:`~bayesflip.recipe.fit_bayesian`, the defaults here are a
     constant learning rate and no warm-up (:func:`run_demo` passes the recipe's
-    :data:`DEFAULT_SCHEDULE` and :data:`DEFAULT_KL_WARMUP_EPOCHS`).
+    :data:`~bayesflip.recipe.DEFAULT_SCHEDULE` and
+    :data:`~bayesflip.recipe.DEFAULT_KL_WARMUP_EPOCHS`).
 
     Returns:
         The Keras ``History`` (``loss``, ``nll``, ``kl``, ``accuracy``).
