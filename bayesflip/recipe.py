@@ -137,7 +137,10 @@ def _per_example(loss: Any) -> Callable:
     if isinstance(loss, keras.losses.Loss):
         if loss.reduction in ("none", None):
             return loss
-        return type(loss).from_config({**loss.get_config(), "reduction": "none"})
+        try:
+            return type(loss).from_config({**loss.get_config(), "reduction": "none"})
+        except (TypeError, ValueError):  # a Loss that cannot be rebuilt from its config
+            return loss.call  # the unreduced values (what Keras' Loss.__call__ reduces)
     return loss  # a Keras-style loss function already returns per-example values
 
 

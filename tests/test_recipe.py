@@ -310,3 +310,26 @@ def test_demo_trains_with_the_recipe():
     x, y = _data(40)
     history = demo.fit_bayesian_mlp(_classifier(), x, y, epochs=2, kl_warmup_epochs=2, temperature=0.5)
     assert {"nll", "kl", "accuracy", "kl_weight"} <= set(history.history)
+
+
+class _HalfNLL(keras.losses.Loss):
+    """A Loss whose config cannot rebuild it (its argument is not in the config)."""
+
+    def __init__(self, factor):
+        super().__init__(name="half_nll")
+        self.factor = factor
+
+    def call(self, y_true, y_pred):
+        return self.factor * keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+
+
+def test_a_custom_loss_is_reduced_per_example():
+    x, y = _data(48)
+    model = _classifier()
+    history = recipe.fit_bayesian(model, x, y, loss=_HalfNLL(0.5), epochs=2, batch_size=16).history
+    assert np.isfinite(history["nll"]).all() and np.all(np.asarray(history["kl"]) > 0)
+    with bayesflip.posterior_mean(model):  # one deterministic "draw": the NLL is the mean loss
+        ours = recipe.held_out_nll(model, x, y, loss=_HalfNLL(0.5), num_samples=1)
+        logits = model.predict(x, verbose=0)
+    reference = 0.5 * log_loss(y, keras.ops.convert_to_numpy(keras.ops.softmax(logits)), labels=[0, 1])
+    assert ours == pytest.approx(reference, rel=1e-4)
