@@ -47,6 +47,7 @@ from bayesflip import (  # noqa: E402
     posteriors,
     priors,
     random,
+    recipe,
     uncertainty,
 )
 from bayesflip._version import __version__  # noqa: E402  (also the package metadata's version)
@@ -79,6 +80,7 @@ __all__ = [
     "priors",
     "posteriors",
     "random",
+    "recipe",
     "posterior_mean",
     "set_posterior_mean",
     "variational_layers",

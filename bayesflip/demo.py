@@ -26,14 +26,19 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from bayesflip import calibration, uncertainty
 from bayesflip._checks import check_int, check_positive_int, check_real
 from bayesflip.datasets import corrupt_images, load_digits
-from bayesflip.elbo import ELBOTerms, KLAnnealing, set_kl_weight
 from bayesflip.layers import DenseFlipout
-from bayesflip.posteriors import Rank1, tile_for_components
+from bayesflip.posteriors import Rank1
+from bayesflip.recipe import (
+    DEFAULT_KL_WARMUP_EPOCHS,
+    DEFAULT_SCHEDULE,
+    DEFAULT_TEMPERATURE,
+    fit_bayesian,
+    make_optimizer,
+)
 
 __all__ = [
     "DEFAULT_TEMPERATURE",
@@ -50,15 +55,11 @@ __all__ = [
 
 OOD_KINDS = ("permuted", "noise")
 
-#: Training of the demo's BNN: the setting with the lowest mean held-out NLL
-#: over seeds 0–4 in ``benchmarks/ablation_defaults.py`` (priors, init scale,
-#: T = 1 … 0.03, KL warm-up, learning-rate schedule; the test split is not used
-#: to choose): the tempered posterior T = 0.1, a 10-epoch KL warm-up and a
-#: cosine learning-rate decay. The deterministic net gets the schedule with
-#: its own lower held-out NLL, which is also the cosine decay.
-DEFAULT_TEMPERATURE = 0.1
-DEFAULT_KL_WARMUP_EPOCHS = 10
-DEFAULT_SCHEDULE = "cosine"
+# The BNN is trained with the recipe of bayesflip.recipe (DEFAULT_TEMPERATURE, DEFAULT_KL_WARMUP_EPOCHS
+# and DEFAULT_SCHEDULE come from there: the setting with the lowest mean held-out NLL over seeds 0–4 in
+# benchmarks/ablation_defaults.py). The deterministic net gets the schedule with its own lower held-out
+# NLL, which is also the cosine decay.
+
 #: The rank-1 net: ``Rank1(num_components=4, random_sign_init=-0.5, prior_scale=0.3)``
 #: (prior ``N(1, 0.3²)``, factor means initialised from ``N(1, 0.5²)``) trained on batches
 #: tiled ``K`` times at ``T = 1`` (the Bayesian posterior): the lowest mean held-out
@@ -129,55 +130,39 @@ def fit_bayesian_mlp(
     tile_components: int = 1,
     verbose: int = 0,
 ) -> keras.callbacks.History:
-    """Compile and train a Bayesian classifier on the (tempered) per-example negative ELBO.
+    """Train a Bayesian classifier that outputs logits with :func:`bayesflip.recipe.fit_bayesian`.
 
-    Sets ``kl_weight = temperature / len(x)``, compiles with Adam and a
-    cross-entropy data term logged as ``nll`` (``ELBOTerms`` adds ``kl``), and
-    optionally warms the KL weight up linearly over ``kl_warmup_epochs``.
-    ``schedule`` is the learning rate's: ``"constant"`` or ``"cosine"`` (decay
-    to 0 over the run, as in ``keras.optimizers.schedules.CosineDecay``).
-    ``tile_components=K > 1`` repeats every example of a shuffled batch ``K`` times
-    (:func:`~bayesflip.posteriors.tile_for_components`, for rank-1 layers with
-    ``K`` components).
+    The cross-entropy from logits is the data term, accuracy is logged too.
+    Unlike :func:`~bayesflip.recipe.fit_bayesian`, the defaults here are a
+    constant learning rate and no warm-up (:func:`run_demo` passes the recipe's
+    :data:`~bayesflip.recipe.DEFAULT_SCHEDULE` and
+    :data:`~bayesflip.recipe.DEFAULT_KL_WARMUP_EPOCHS`).
 
     Returns:
         The Keras ``History`` (``loss``, ``nll``, ``kl``, ``accuracy``).
     """
-    set_kl_weight(model, num_examples=len(x), temperature=temperature)
-    model.compile(
-        _adam(learning_rate, schedule, total_steps=_total_steps(len(x), batch_size, epochs)),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalCrossentropy(name="nll", from_logits=True), "accuracy"],
+    return fit_bayesian(
+        model,
+        x,
+        y,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        temperature=temperature,
+        kl_warmup_epochs=kl_warmup_epochs,
+        schedule=schedule,
+        learning_rate=learning_rate,
+        epochs=epochs,
+        batch_size=batch_size,
+        tile_components=tile_components,
+        verbose=verbose,
     )
-    callbacks = [ELBOTerms()]
-    if kl_warmup_epochs:
-        callbacks.append(KLAnnealing(target=temperature / len(x), warmup_epochs=kl_warmup_epochs))
-    if tile_components > 1:
-        data = tf.data.Dataset.from_tensor_slices((x, y))
-        data = data.shuffle(len(x), seed=int(np.random.randint(2**31 - 1))).batch(batch_size)
-        return model.fit(
-            tile_for_components(data, tile_components),
-            epochs=epochs,
-            verbose=verbose,
-            callbacks=callbacks,
-            shuffle=False,  # shuffled above, before batching and tiling
-        )
-    return model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose, callbacks=callbacks)
 
 
 def _adam(
     learning_rate: float, schedule: str = "constant", total_steps: int | None = None
 ) -> keras.optimizers.Adam:
-    """Adam at a constant ``learning_rate``, or decayed to 0 over ``total_steps`` (``schedule="cosine"``)."""
-    if schedule == "cosine":
-        return keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, total_steps))
-    if schedule != "constant":
-        raise ValueError(f"bayesflip.demo: `schedule` must be 'constant' or 'cosine', got {schedule!r}.")
-    return keras.optimizers.Adam(learning_rate)
-
-
-def _total_steps(num_examples: int, batch_size: int, epochs: int) -> int:
-    return epochs * -(-num_examples // batch_size)
+    """The deprecated ``bayesflip.demo.adam``: :func:`bayesflip.recipe.make_optimizer`."""
+    return make_optimizer(learning_rate, schedule, total_steps=total_steps)
 
 
 def fit_deterministic_mlp(
@@ -197,7 +182,7 @@ def fit_deterministic_mlp(
         The Keras ``History`` (``loss``, ``accuracy``).
     """
     model.compile(
-        _adam(learning_rate, schedule, total_steps=_total_steps(len(x), batch_size, epochs)),
+        make_optimizer(learning_rate, schedule, total_steps=epochs * -(-len(x) // batch_size)),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
