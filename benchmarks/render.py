@@ -542,6 +542,93 @@ def resnet20() -> str:
     return "\n".join(lines) + "\n"
 
 
+@block("cost-growth")
+def cost_growth() -> str:
+    report = result("cost_growth.json")
+    lines = [
+        "| sweep | width | batch | depth | Dense ms | flipout ÷ Dense | shared ÷ Dense | two matmuls ÷ Dense "
+        "| flipout ÷ two matmuls | sampling share | `ε` draw share |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    points = []
+    for axis, sweep in report["sweeps"].items():
+        for p in sweep:
+            r = p["median_paired_ratios"]
+            over_floor = r["flipout_over_dense"] / r["two_matmul_over_dense"]
+            points.append((p, over_floor))
+            lines.append(
+                f"| {axis} | {p['width']} | {p['batch']} | {p['depth']} | {p['median_ms']['dense']:.1f} | "
+                f"{r['flipout_over_dense']:.2f}× | {r['shared_over_dense']:.2f}× | "
+                f"{r['two_matmul_over_dense']:.2f}× | {over_floor:.2f}× | {p['sampling_share']:.0%} | "
+                f"{p['normal_draw_share']:.0%} |"
+            )
+    (low, low_ratio), (high, high_ratio) = min(points, key=lambda t: t[1]), max(points, key=lambda t: t[1])
+    floors = [p["median_paired_ratios"]["two_matmul_over_dense"] for p, _ in points]
+
+    def where(p):
+        return f"width {p['width']}, batch {p['batch']}, depth {p['depth']}"
+
+    lines += [
+        "",
+        f"Ratios are medians of per-round ratios ({report['meta']['arguments']['steps']} interleaved steps per "
+        f"point, one process, Keras 3 Adam, {_cpus(report)} CPU cores that other jobs shared during the run; "
+        "*sampling share* is (flipout − two matmuls) ÷ flipout, *`ε` draw share* the time of drawing the "
+        "kernels' standard normals alone ÷ flipout). The two-matmul net — flipout's arithmetic without any sampling — "
+        f"costs {_range(floors)}× Dense: that, not 2×, is the floor flipout can approach on this machine. "
+        f"Flipout is closest to it at {where(low)} ({low_ratio:.2f}× the two-matmul step, sampling share "
+        f"{low['sampling_share']:.0%}) and furthest at {where(high)} ({high_ratio:.2f}×, sampling share "
+        f"{high['sampling_share']:.0%}): the sampling path (drawing `ε` and the signs, the softplus, the "
+        "element-wise products and their gradients, the KL) is weight-sized and batch-sized element-wise work "
+        "that a CPU does at memory speed, so it matters most where the matmuls are small. "
+        f"Plot: [`cost_growth.png`](benchmarks/results/{report['figure']}).",
+    ]
+    return "\n".join(lines)
+
+
+@block("applications")
+def applications() -> str:
+    report = result("applications.json")
+    size = report["input"][0]
+    lines = [
+        "| network | weighted layers | variational | normalisation (deterministic) | step flipout ÷ det. "
+        "| peak memory ÷ det. | mixed_float16 step ÷ det. | tf.data `fit` epoch ÷ det. |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in report["results"].items():
+        c = r["steps"]["counts"]
+        mixed = r.get("mixed_float16")
+        tfdata = r.get("tfdata")
+        lines.append(
+            f"| {name} | {c['layers_with_weights']} | {c['variational']} | {c['deterministic_normalisation']} | "
+            f"{r['steps']['median_paired_ratios']['flipout_over_deterministic']:.2f}× | "
+            f"{r['memory']['peak_ratio']:.2f}× | "
+            + (f"{mixed['median_paired_ratios']['flipout_over_deterministic']:.2f}×" if mixed else "—")
+            + " | "
+            + (f"{tfdata['flipout_over_deterministic_fit_tfdata']:.2f}×" if tfdata else "—")
+            + " |"
+        )
+    args = report["meta"]["arguments"]
+    lines += [
+        "",
+        f"`keras.applications` networks (`weights=None`, {size}×{size}×3, {report['classes']} classes) converted "
+        f"by `to_bayesian`; batch {args['batch_size']}, median of {args['steps']} interleaved Adam steps, each "
+        "measurement in a fresh process; peak memory from TensorFlow's CPU allocator. Every weighted layer but "
+        "the normalisation layers is variational (depthwise convolutions included).",
+    ]
+    for name, r in report["results"].items():
+        t = r.get("tfdata")
+        if t:
+            lines.append(
+                f"{name} from a `tf.data` pipeline (one timing each, {args['examples']} examples, on a shared "
+                "machine: it works, at a cost of the same order; not a precise ratio): a `fit` epoch takes "
+                f"{t['fit_tfdata_over_arrays']['deterministic']:.2f}× (deterministic) / "
+                f"{t['fit_tfdata_over_arrays']['flipout']:.2f}× (flipout) the time of the same epoch from arrays; "
+                f"`mc_predict` on the pipeline {t['mc_predict_s_tfdata'] / t['mc_predict_s_arrays']:.2f}× its "
+                "time on arrays."
+            )
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- performance
 def _speed_ratio(benchmark, batch, layer, implementation, update="adam"):
     (row,) = [
@@ -556,9 +643,9 @@ def _speed_ratio(benchmark, batch, layer, implementation, update="adam"):
 #: (label, benchmark, batch, layer, bayesflip implementation, TFP implementation or None, target, test)
 PERFORMANCE_ROWS = (
     ("MLP 512-512-10, batch 256 (`bench_dense.py`)", "dense", 256, "dense", "bayesflip_flipout", "tfp_flipout",
-     "≤ 2.8×; ≥ 1.35× faster than TFP", lambda ours, tfp: ours <= 2.8 and tfp / ours >= 1.35),
+     "≤ 2.6×; ≥ 1.35× faster than TFP", lambda ours, tfp: ours <= 2.6 and tfp / ours >= 1.35),
     ("MLP 512-512-10, batch 1024", "dense", 1024, "dense", "bayesflip_flipout", "tfp_flipout",
-     "≤ 2.5×; ≥ 1.35× faster than TFP", lambda ours, tfp: ours <= 2.5 and tfp / ours >= 1.35),
+     "≤ 2.3×; ≥ 1.35× faster than TFP", lambda ours, tfp: ours <= 2.3 and tfp / ours >= 1.35),
     ("Conv2D CNN 32×32×3, batch 64, Adam (`bench_layers_conv_rnn.py`)", "layers_conv_rnn", 64, "conv2d",
      "bayesflip_conv2d_flipout", "tfp_conv2d_flipout", "≤ 2.5×; faster than TFP",
      lambda ours, tfp: ours <= 2.5 and tfp / ours > 1.0),
@@ -598,11 +685,30 @@ def performance() -> str:
     lines += [
         "",
         f"On the MLP (batch 256 / 1024) `shared` costs {shared[0]:.1f}× / {shared[1]:.1f}× and `local` "
-        f"{local[0]:.1f}× / {local[1]:.1f}×. Where the flipout time goes: the second matmul, its gradient and "
-        "the optimizer on `rho` take most of it, drawing `ε` (TensorFlow's Philox kernel) the next share, the "
-        "signs less, the KL a negligible part. Conv2D's two convolutions per step dominate both bayesflip's "
+        f"{local[0]:.1f}× / {local[1]:.1f}×. Conv2D's two convolutions per step dominate both bayesflip's "
         "and TFP's `Convolution2DFlipout` step.",
     ]
+    growth = result("cost_growth.json")
+    (point,) = [p for p in growth["sweeps"]["width"] if p["width"] == 512]
+    r = point["median_paired_ratios"]
+    flip, floor = r["flipout_over_dense"], r["two_matmul_over_dense"]
+    mlp_rows = [row for row in PERFORMANCE_ROWS if row[1] == "dense"]
+    missed = any(
+        not test(_speed_ratio(b, batch, layer, ours), _speed_ratio(b, batch, layer, theirs))
+        for _, b, batch, layer, ours, theirs, _, test in mlp_rows
+    )
+    lines.append(
+        "\nWhere the flipout time goes"
+        + (", and why the MLP targets are not met" if missed else "")
+        + ": in the `cost_growth` run (a "
+        f"512-512 stack at batch {point['batch']}, Adam) flipout costs {flip:.2f}× Dense and two matmuls "
+        f"with no sampling at all {floor:.2f}×. Of flipout's step, Dense's own work is {1 / flip:.0%}, the second "
+        f"matmul with its gradient and the update of `rho` {(floor - 1) / flip:.0%}, and the sampling path "
+        f"{point['sampling_share']:.0%} — drawing the kernels' `ε` alone {point['normal_draw_share']:.0%}; the "
+        "signs, the softplus, the element-wise products and their gradients, and the KL the rest. That path is "
+        "weight-sized and does not shrink with the batch, so the ratio falls towards the two-matmul floor only "
+        "as the batch grows (see *How flipout's step cost grows*)."
+    )
     return "\n".join(lines)
 
 
