@@ -993,7 +993,8 @@ at epoch {m("flipout_elbo", "best_epoch"):.0f}, final {m("flipout_elbo", "final_
 - Variational dropout with the full KL weight underfits within the budget: the
   log-uniform KL of the LSTM's weights against {report["train_tokens"]:,} tokens dominates the loss, it
   prunes {100 * m("flipout_vd", "pruned_fraction"):.0f} % of the LSTM weights (`log α > 3`) and its validation NLL
-  ({m("flipout_vd", "final_val_nll"):.3f}) was still falling at epoch {epochs}. It would need a longer
+  ({m("flipout_vd", "final_val_nll"):.3f}) was still falling near the end of the budget (best epoch \
+{_range(S["flipout_vd"]["best_epoch"]["values"], ".0f")} of {epochs}). It would need a longer
   run or KL annealing; we did not tune it.
 - Small problem, {len(report["config"]["seeds"])} seeds, one task: the spreads above are over training
   seeds only, not over data sets.

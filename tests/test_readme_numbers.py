@@ -346,7 +346,9 @@ def test_lstm_regularization_claims_hold():
         assert m("flipout_mult", metric) < m("flipout_noise", metric), metric
     assert S["flipout_mult"]["final_val_nll"]["sd"] < S["flipout_noise"]["final_val_nll"]["sd"]
     assert m("flipout_elbo", "final_val_nll_mc_predictive") < m("flipout_elbo", "final_val_nll")
-    assert S["flipout_vd"]["best_epoch"]["min"] == cfg["epochs"]  # still falling at the last epoch
+    assert (
+        S["flipout_vd"]["best_epoch"]["min"] >= cfg["epochs"] - 2
+    )  # "still falling near the end of the budget"
 
 
 def test_speedup_claims_hold():
