@@ -56,7 +56,7 @@ __all__ = [
 OOD_KINDS = ("permuted", "noise")
 
 # The BNN is trained with the recipe of bayesflip.recipe (DEFAULT_TEMPERATURE, DEFAULT_KL_WARMUP_EPOCHS
-# and DEFAULT_SCHEDULE come from there: the setting with the lowest mean held-out NLL over seeds 0–4 in
+# and DEFAULT_SCHEDULE come from there: chosen on the mean held-out NLL over seeds 0–4 in
 # benchmarks/ablation_defaults.py). The deterministic net gets the schedule with its own lower held-out
 # NLL, which is also the cosine decay.
 
