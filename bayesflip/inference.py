@@ -60,9 +60,12 @@ def _invalidate_compiled(model: keras.layers.Layer) -> None:
 
 
 def _switch_mode(
-    model: keras.layers.Layer, layers: Sequence[VariationalLayer], attribute: str, values: Sequence[Any]
+    model: keras.layers.Layer, layers: Sequence[Any], attribute: str, values: Sequence[Any]
 ) -> None:
     """Set ``layer.<attribute> = value`` for each layer and value, then invalidate ``model``'s compiled functions.
+
+    ``layers`` are the variational layers, or objects they own whose attribute a trace reads (the
+    posteriors' ``prune_threshold``).
 
     The one way a mode changes: every public switch goes through it.
     """
@@ -75,7 +78,7 @@ def _switch_mode(
 
 @contextlib.contextmanager
 def _mode(
-    model: keras.layers.Layer, layers: Sequence[VariationalLayer], attribute: str, value: Any
+    model: keras.layers.Layer, layers: Sequence[Any], attribute: str, value: Any
 ) -> Iterator[keras.layers.Layer]:
     """Context manager: ``attribute = value`` on ``layers`` inside, the previous values restored after.
 

@@ -436,5 +436,5 @@ def select_temperature(
             raise ValueError(
                 f"{fn}: the held-out NLL at temperature {t:g} is {scores[t]} (training diverged?)."
             )
-    best = min(scores, key=scores.get)
+    best = min(scores, key=lambda t: scores[t])
     return TemperatureSelection(best, models[best], histories[best], scores, models)

@@ -606,7 +606,7 @@ def cost_growth() -> str:
         f"{high['sampling_share']:.0%}): the sampling path (drawing `ε` and the signs, the softplus, the "
         "element-wise products and their gradients, the KL) is weight-sized and batch-sized element-wise work "
         "that a CPU does at memory speed, so it matters most where the matmuls are small. "
-        f"Plot: [`cost_growth.png`](benchmarks/results/{report['figure']}).",
+        f"The plot is `benchmarks/results/{report['figure']}` in the repository.",
     ]
     return "\n".join(lines)
 

@@ -9,8 +9,8 @@ Each notebook runs top to bottom in a fresh kernel of this Python, in a temporar
 directory, with the non-interactive matplotlib backend; its outputs (printed numbers and PNG
 figures) replace the stored ones and its run time is printed. TensorFlow's own start-up lines
 (oneDNN, CUDA probing, CPU features: printed by its C++ runtime before any log level applies) are
-dropped from the stored outputs by :func:`drop_tensorflow_startup_lines`; a reader who runs the
-notebook sees them on stderr. A notebook that raises is left
+and the other lines of its C++ runtime log (XLA and tf.data notices) are dropped from the stored
+outputs by :func:`drop_tensorflow_startup_lines`; a reader who runs the notebook sees them on stderr. A notebook that raises is left
 unchanged and the script exits non-zero. ``tests/test_tutorials.py`` re-executes the notebooks and
 compares the numbers printed by their checking cells with these committed outputs.
 """
@@ -30,12 +30,12 @@ import nbformat
 
 TUTORIALS = Path(__file__).resolve().parent
 TIMEOUT_S = 240
-#: One line TensorFlow's C++ runtime prints while it loads and probes devices (absl's pre-init banner,
-#: ``I0000 … port.cc:153] oneDNN custom operations are on …``, CUDA probing, the CPU-feature notice).
+#: One line of TensorFlow's C++ runtime log (absl's pre-init banner, ``I0000 … port.cc:153] oneDNN custom
+#: operations are on …``, CUDA probing, the CPU-feature notice, XLA and tf.data notices: any line in the
+#: runtime's ``[IWE]mmdd time thread file.cc:line]`` format).
 _TF_STARTUP_LINE = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-    r"|[IWE]\d{4} [\d:.]+ +\d+ (port|cudart_stub|cpu_feature_guard|cuda_platform|cuda_executor|cuda_dnn"
-    r"|cuda_fft|cuda_blas|gpu_device|cpu_utils)\.cc:\d+\] .*"
+    r"|[IWE]\d{4} [\d:.]+ +\d+ [\w.]+\.(cc|h):\d+\] .*"
     r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.)$"
 )
 
