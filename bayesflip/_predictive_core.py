@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
-from scipy import special
+from scipy import special, stats
 
 from bayesflip._checks import check_real
 from bayesflip._typing import ArrayLike
@@ -208,17 +208,10 @@ class RegressionPredictive(NamedTuple):
             )
         if np.any(sd <= 0):
             raise ValueError(f"{fn}: every scale must be > 0, got a minimum of {sd.min():.4g}.")
-        z = (yv[None] - mu) / sd
         if df is None:
-            logp = -0.5 * np.square(z) - np.log(sd) - 0.5 * np.log(2 * np.pi)
+            logp = stats.norm.logpdf(yv[None], mu, sd)
         else:
-            logp = (
-                special.gammaln((df + 1) / 2)
-                - special.gammaln(df / 2)
-                - 0.5 * np.log(df * np.pi)
-                - np.log(sd)
-                - (df + 1) / 2 * np.log1p(np.square(z) / df)
-            )
+            logp = stats.t.logpdf(yv[None], df, mu, sd)
         return special.logsumexp(logp, axis=0) - np.log(mu.shape[0])
 
     def interval(self, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
