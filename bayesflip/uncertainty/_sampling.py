@@ -199,9 +199,7 @@ def mc_predict(
         if not parts:
             raise ValueError(f"{fn}: the tf.data.Dataset `x` yielded no batches.")
         axis, finish = parts[0][1], parts[0][2]
-        result = tf.nest.map_structure(
-            lambda *chunks: np.concatenate(chunks, axis=axis), *[part[0] for part in parts]
-        )
+        result = _concatenate([part[0] for part in parts], axis)
     else:
         result, _, finish = _draws(model, x, *settings)
     return result if finish is None else finish(result)
@@ -288,6 +286,11 @@ def _draws(
     # The compiled passes append their (graph) KL tensors to ``model.losses``.
     clear_losses(model)
     axis = 1 if return_samples else 0
-    if len(outputs) == 1:
-        return outputs[0], axis, finish
-    return tf.nest.map_structure(lambda *parts: np.concatenate(parts, axis=axis), *outputs), axis, finish
+    return _concatenate(outputs, axis), axis, finish
+
+
+def _concatenate(parts: list, axis: int) -> Any:
+    """Nested outputs of consecutive batches joined along the batch ``axis`` (one part: itself)."""
+    if len(parts) == 1:
+        return parts[0]
+    return tf.nest.map_structure(lambda *chunks: np.concatenate(chunks, axis=axis), *parts)
