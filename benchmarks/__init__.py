@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, str] = {
     "layers_conv_rnn": "bench_layers_conv_rnn",
     "resnet20": "bench_resnet20",
     "cost_growth": "bench_cost_growth",
+    "step_profile": "bench_step_profile",
     "applications": "bench_applications",
     "memory": "bench_memory",
     "mc_predictive": "bench_mc_predictive",
