@@ -27,6 +27,7 @@ import argparse
 import collections
 import glob
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -42,7 +43,9 @@ from bayesflip import random as rnd  # noqa: E402
 from benchmarks import bench_dense  # noqa: E402
 from benchmarks._meta import output_dir, write_json  # noqa: E402
 
-#: Op types by group; an op under the ``adam/`` name scope is "optimizer" whatever its type.
+#: The name scope of a Keras Adam optimizer's ops (``adam``, ``adam_1``, … one per instance).
+_OPTIMIZER_SCOPE = re.compile(r"adam(_\d+)?")
+#: Op types by group; an op under an optimizer's name scope is "optimizer" whatever its type.
 GROUPS = {
     "matmul": ("MatMul", "_MklMatMul", "_MklNativeFusedMatMul", "BiasAddGrad", "BiasAdd"),
     "epsilon draw": ("StatelessRandomNormalV2",),
@@ -60,7 +63,7 @@ GROUPS = {
 def group_of(name: str) -> str:
     """The group of a profiled op event named ``scope/name:OpType``."""
     scope, _, op_type = name.rpartition(":")
-    if scope.startswith("adam/") or "/adam/" in scope:
+    if any(_OPTIMIZER_SCOPE.fullmatch(part) for part in scope.split("/")[:-1]):
         return "optimizer"
     for group, types in GROUPS.items():
         if op_type in types:

@@ -25,6 +25,8 @@ def bench():
         ("sequential/dense_flipout/LeftShift_1:LeftShift", "seeds, sign rows"),
         ("gradient_tape/sequential/dense_flipout/Sigmoid:Sigmoid", "softplus, sigmoid"),
         ("adam/Sqrt_1:Sqrt", "optimizer"),
+        ("adam_3/Sub_2:Sub", "optimizer"),  # a later optimizer instance's scope
+        ("sequential/adamant/Sub:Sub", "other"),
         ("adam/MatMul:MatMul", "optimizer"),  # the optimizer's scope wins over the op type
         ("sequential/dense_flipout/Log:Log", "other"),
     ],
@@ -76,6 +78,7 @@ def test_quick_mode_writes_the_profile_of_both_steps(bench, tmp_path, monkeypatc
     )
     assert "epsilon draw" not in step["op_cpu_ms"]["keras_dense"]
     for name, groups in step["op_cpu_ms"].items():
+        assert groups["optimizer"] > 0 and groups["matmul"] > 0, name
         assert step["op_cpu_total_ms"][name] == pytest.approx(sum(groups.values()))
     normal = report["normal_draw"]
     assert set(normal["median_ms"]) == {
