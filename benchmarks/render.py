@@ -735,7 +735,42 @@ def performance() -> str:
         "weight-sized and does not shrink with the batch, so the ratio falls towards the two-matmul floor only "
         "as the batch grows (see *How flipout's step cost grows*)."
     )
+    lines.append("\n" + _step_profile_text())
     return "\n".join(lines)
+
+
+def _step_profile_text() -> str:
+    """What TensorFlow's profiler attributes flipout's step to, and what the ε draw's alternatives cost."""
+    report = result("step_profile.json")
+    (step,) = [s for s in report["steps"] if s["batch_size"] == 256]
+    ops, total = step["op_cpu_ms"]["bayesflip_flipout"], step["op_cpu_total_ms"]
+    normal = report["normal_draw"]["median_ms"]
+    tf_normal = normal["tf_stateless_normal"]
+    alternatives = {
+        "in TensorFlow ops": normal["box_muller_tf_ops"],
+        "compiled with XLA": normal["box_muller_xla"],
+    }
+    slower = [name for name, ms in alternatives.items() if ms > tf_normal]
+    verdict = (
+        "both slower, so the draw is at the floor TensorFlow's kernels allow"
+        if len(slower) == len(alternatives)
+        else "not all slower: a cheaper draw exists"
+    )
+    wall = step["wall_ms"]
+    return (
+        f"TensorFlow's profiler (`python -m benchmarks run step_profile`, batch 256, op time per step as the "
+        f"inter-op threads spent it) attributes {total['bayesflip_flipout']:.1f} ms to flipout's ops against "
+        f"{total['keras_dense']:.1f} ms to Dense's (wall {wall['bayesflip_flipout']:.1f} against "
+        f"{wall['keras_dense']:.1f} ms, {step['wall_ratio']:.2f}×). The `ε` draw (`StatelessRandomNormalV2`) "
+        f"alone takes {ops['epsilon draw']:.1f} ms, {ops['epsilon draw'] / total['keras_dense']:.0%} of all of Dense's "
+        f"op time; the matmuls {ops['matmul']:.1f}, the optimizer {ops['optimizer']:.1f} (two trainable "
+        f"tensors per weight), the seeds and sign rows {ops['seeds, sign rows']:.1f}, softplus and sigmoid "
+        f"{ops['softplus, sigmoid']:.1f}, everything else {ops['other']:.1f}. The same Box–Muller transform of "
+        "the same Philox words costs "
+        + ", ".join(f"{ms:.2f} ms {name}" for name, ms in alternatives.items())
+        + f" against {tf_normal:.2f} ms for TensorFlow's kernel (512×512, medians of compiled calls; the words "
+        f"alone {normal['philox_words_only']:.2f} ms): {verdict}."
+    )
 
 
 def _gv():
