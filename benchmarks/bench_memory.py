@@ -17,13 +17,18 @@ Both a plain ``tf.function`` step (``graph``) and an XLA-compiled one
 (``jit_compile=True``, ``xla``) are measured: XLA fuses the element-wise
 sampling and KL ops and so keeps fewer weight-sized temporaries alive.
 
-Reported: resting bytes, peak bytes, and the step's transient
-(``peak - resting``), each as a ratio to keras ``Dense``; plus the process's
+The peak depends on the order in which TensorFlow's executor happens to run
+the step's ops (two inter-op threads), so it varies from process to process:
+each variant is measured ``--repeats`` times, round-robin over the variants,
+and the median peak is reported with the runs' range.
+
+Reported: resting bytes, median peak bytes (and every run's), and the step's
+transient (``peak - resting``), each as a ratio to keras ``Dense``; plus the process's
 peak RSS for reference (includes the TF runtime and Python). Explicit
 per-example weights (what flipout avoids) would need ``1024·4096·4096·4 B = 64
 GiB`` for the weights alone — computed, not run.
 
-Usage: ``python -m benchmarks run memory [--units 4096] [--batch 1024]``
+Usage: ``python -m benchmarks run memory [--units 4096] [--batch 1024] [--repeats 5]``
 Writes ``memory.json`` into the output folder (see ``benchmarks/_meta.py``).
 """
 
@@ -34,6 +39,8 @@ import json
 import os
 import subprocess
 import sys
+
+import numpy as np
 
 from benchmarks._meta import output_dir, write_json
 
@@ -99,6 +106,9 @@ def main(argv=None) -> dict:
     p.add_argument("--units", type=int, default=4096)
     p.add_argument("--batch", type=int, default=1024)
     p.add_argument("--steps", type=int, default=3)
+    p.add_argument(
+        "--repeats", type=int, default=5, help="fresh processes per variant (median peak reported)"
+    )
     p.add_argument("--variants", nargs="+", default=VARIANTS, choices=VARIANTS, help="dense must come first")
     p.add_argument(
         "--modes",
@@ -116,34 +126,51 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     output_dir(p, args, dest="out")
     if args.quick:
-        args.units, args.batch, args.steps, args.modes = 256, 64, 1, ["graph"]
+        args.units, args.batch, args.steps, args.modes, args.repeats = 256, 64, 1, ["graph"], 2
     mib = 2.0**20
     res = {}
     print(
         f"{'variant':10s} {'step':8s} {'resting MiB':>12s} {'peak MiB':>10s} {'transient MiB':>14s} "
-        f"{'peak/dense':>11s} {'RSS MiB':>9s}"
+        f"{'peak/dense':>11s} {'range':>12s} {'RSS MiB':>9s}"
     )
     for mode in args.modes:
         jit = mode == "xla"
+        # round-robin over the variants, one fresh process per measurement: the peak depends on the
+        # order in which the executor happens to run the step's ops, so it varies from run to run
+        runs: dict[str, list[dict]] = {v: [] for v in args.variants}
+        for _ in range(args.repeats):
+            for v in args.variants:
+                runs[v].append(measure(v, args.units, args.batch, args.steps, jit=jit))
         res[mode] = {}
         for v in args.variants:
-            r = measure(v, args.units, args.batch, args.steps, jit=jit)
+            peaks = [r["peak"] for r in runs[v]]
+            r = {
+                "resting": int(np.median([r["resting"] for r in runs[v]])),
+                "peak": float(np.median(peaks)),
+                "peak_runs": peaks,
+                "param_bytes": runs[v][0]["param_bytes"],
+                "max_rss": max(r["max_rss"] for r in runs[v]),
+            }
             r["transient"] = r["peak"] - r["resting"]
             base = res[mode].get("dense")
             if base:
                 r["peak_ratio_to_dense"] = r["peak"] / base["peak"]
+                r["peak_ratio_range"] = [min(peaks) / base["peak"], max(peaks) / base["peak"]]
                 r["transient_ratio_to_dense"] = r["transient"] / max(base["transient"], 1)
             res[mode][v] = r
+            low, high = r.get("peak_ratio_range", [1.0, 1.0])
             print(
                 f"{v:10s} {mode:8s} {r['resting'] / mib:12.1f} {r['peak'] / mib:10.1f} {r['transient'] / mib:14.1f} "
-                f"{r.get('peak_ratio_to_dense', 1.0):11.2f} {r['max_rss'] / mib:9.1f}",
+                f"{r.get('peak_ratio_to_dense', 1.0):11.2f} {f'{low:.2f}–{high:.2f}':>12s} {r['max_rss'] / mib:9.1f}",
                 flush=True,
             )
     explicit = args.batch * args.units * args.units * 4
     print(f"explicit per-example weights would need {explicit / 2**30:.1f} GiB for the weights alone")
     out = {
         "method": "TF CPU BFC allocator statistics (TF_CPU_ALLOCATOR_USE_BFC=true), tf.config.experimental.get_memory_info, "
-        "one subprocess per variant, peak over steady-state SGD training steps; graph = tf.function, "
+        "one subprocess per measurement, peak over steady-state SGD training steps, median over the repeats "
+        "(run round-robin over the variants); peak_ratio_range = the runs' least and greatest peak ÷ Dense's "
+        "median; graph = tf.function, "
         "xla = tf.function(jit_compile=True)",
         "units": args.units,
         "batch": args.batch,
