@@ -22,6 +22,11 @@ the step's ops (two inter-op threads), so it varies from process to process:
 each variant is measured ``--repeats`` times, round-robin over the variants,
 and the median peak is reported with the runs' range.
 
+For ``dense`` and ``flipout`` under ``tf.function`` one more run profiles a
+step (``tf.profiler``) and replays its allocator events: ``live_at_peak`` lists
+the tensors of at least an eighth of the weight's bytes (size, the op that made it, shape) alive at that step's
+peak — what the peak is made of.
+
 Reported: resting bytes, median peak bytes (and every run's), and the step's
 transient (``peak - resting``), each as a ratio to keras ``Dense``; plus the process's
 peak RSS for reference (includes the TF runtime and Python). Explicit
@@ -81,23 +86,67 @@ info = tf.config.experimental.get_memory_info("CPU:0")
 params = sum(int(np.prod(v.shape)) * 4 for v in model.trainable_variables)
 print("RESULT" + json.dumps({"resting": resting, "peak": info["peak"], "param_bytes": params,
       "max_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+if len(sys.argv) > 6 and sys.argv[6] == "explain":
+    # one more step under the profiler: replay its allocations, list the tensors live at its peak
+    import glob, tempfile
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+    logdir = tempfile.mkdtemp()
+    tf.profiler.experimental.start(logdir)
+    step(x, y).numpy()
+    tf.profiler.experimental.stop()
+    space = xplane_pb2.XSpace()
+    with open(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)[0], "rb") as f:
+        space.ParseFromString(f.read())
+    events = []
+    for plane in space.planes:
+        stat_names = {k: v.name for k, v in plane.stat_metadata.items()}
+        for line in plane.lines:
+            for e in line.events:
+                kind = plane.event_metadata[e.metadata_id].name
+                if kind in ("MemoryAllocation", "MemoryDeallocation"):
+                    stats = {stat_names.get(t.metadata_id): t for t in e.stats}
+                    def text(key):
+                        t = stats.get(key)
+                        return "" if t is None else (t.str_value or (plane.stat_metadata[t.ref_value].name if t.ref_value else ""))
+                    events.append((line.timestamp_ns * 1000 + e.offset_ps, kind, stats["addr"].uint64_value or stats["addr"].int64_value,
+                                   stats["requested_bytes"].int64_value or stats["requested_bytes"].uint64_value, text("tf_op"), text("shape")))
+    events.sort()
+    live, peak, at_peak = {}, -1, {}
+    for _, kind, addr, size, op, shape in events:
+        if kind == "MemoryAllocation":
+            live[addr] = (size, op, shape)
+        else:
+            live.pop(addr, None)
+        total = sum(v[0] for v in live.values())
+        if total > peak:
+            peak, at_peak = total, dict(live)
+    tensors = sorted(([size, op, shape] for size, op, shape in at_peak.values() if size >= units * units // 2), reverse=True)
+    print("LIVE" + json.dumps({"step_bytes_at_peak": peak, "tensors": tensors}))
 """
 
 
-def measure(variant: str, units: int, batch: int, steps: int, jit: bool = False) -> dict:
+def measure(
+    variant: str, units: int, batch: int, steps: int, jit: bool = False, explain: bool = False
+) -> dict:
     env = dict(
         os.environ, TF_CPU_ALLOCATOR_USE_BFC="true", TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD, variant, str(units), str(batch), str(steps), "1" if jit else "0"],
+        [sys.executable, "-c", CHILD, variant, str(units), str(batch), str(steps), "1" if jit else "0"]
+        + (["explain"] if explain else []),
         env=env,
         capture_output=True,
         text=True,
         check=False,
     )
+    result = None
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT"):
-            return json.loads(line[len("RESULT") :])
+            result = json.loads(line[len("RESULT") :])
+        if line.startswith("LIVE") and result is not None:
+            result["live_at_peak"] = json.loads(line[len("LIVE") :])
+    if result is not None:
+        return result
     raise RuntimeError(f"bench_memory: child for {variant!r} failed:\n{proc.stderr[-3000:]}")
 
 
@@ -157,6 +206,11 @@ def main(argv=None) -> dict:
                 r["peak_ratio_to_dense"] = r["peak"] / base["peak"]
                 r["peak_ratio_range"] = [min(peaks) / base["peak"], max(peaks) / base["peak"]]
                 r["transient_ratio_to_dense"] = r["transient"] / max(base["transient"], 1)
+            if mode == "graph" and v in ("dense", "flipout"):
+                # what is live at the peak, from one more (profiled) run's allocations
+                r["live_at_peak"] = measure(v, args.units, args.batch, args.steps, jit=jit, explain=True)[
+                    "live_at_peak"
+                ]
             res[mode][v] = r
             low, high = r.get("peak_ratio_range", [1.0, 1.0])
             print(
