@@ -810,7 +810,8 @@ def other_measurements() -> str:
             f"peak memory, {mem['units']}×{mem['units']} `DenseFlipout`, batch {mem['batch']} (`bench_memory.py`)",
             f"{mem_xla['peak_ratio_to_dense']:.2f}× Dense with an XLA step (target ≤ 3×: "
             f"{'met' if mem_xla['peak_ratio_to_dense'] <= 3 else 'not met'}); "
-            f"{mem_graph['peak_ratio_to_dense']:.2f}× with a plain `tf.function` step (target "
+            f"{mem_graph['peak_ratio_to_dense']:.2f}× (median of {mem['meta']['arguments']['repeats']} runs) with a "
+            "plain `tf.function` step (target "
             f"{'met' if mem_graph['peak_ratio_to_dense'] <= 3 else 'not met'} there) — explicit per-example weights "
             f"would need {mem['explicit_per_example_weight_bytes'] / 2**30:.0f} GiB",
         ),
@@ -912,17 +913,25 @@ def memory() -> str:
     lines = [
         f"Input {mem['units']}, {mem['units']} units, batch {mem['batch']}, float32.",
         "",
-        "| step | layer | resting MiB | peak MiB | step transient MiB | peak / Dense |",
-        "|---|---|---:|---:|---:|---:|",
+        "| step | layer | resting MiB | peak MiB (median) | step transient MiB | peak / Dense | runs' range |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for mode, variants in mem["results"].items():
         for v, r in variants.items():
+            low, high = r.get("peak_ratio_range", [1.0, 1.0])
             lines.append(
                 f"| {labels[mode]} | {names.get(v, f'DenseFlipout ({v})')} | {r['resting'] / mib:.0f} | "
-                f"{r['peak'] / mib:.0f} | {r['transient'] / mib:.0f} | {r.get('peak_ratio_to_dense', 1.0):.2f}× |"
+                f"{r['peak'] / mib:.0f} | {r['transient'] / mib:.0f} | {r.get('peak_ratio_to_dense', 1.0):.2f}× | "
+                + ("—" if v == "dense" else f"{low:.2f}–{high:.2f}×")
+                + " |"
             )
     xla, graph = mem["results"]["xla"]["flipout"], mem["results"]["graph"]["flipout"]
+    repeats = mem["meta"]["arguments"]["repeats"]
     lines += [
+        "",
+        f"Each variant ran {repeats} times, each in a fresh process, round-robin over the variants; the peak "
+        "depends on the order in which the executor happens to run the step's ops, so the table gives the "
+        "median and the runs' range (each run's peak ÷ Dense's median).",
         "",
         "Flipout needs only O(batch·(in+out)) extra for the signs and the second matmul;\n"
         f"explicit per-example weights would need {mem['batch']}·{mem['units']}·{mem['units']}·4 B = "
@@ -930,9 +939,41 @@ def memory() -> str:
         f"weights alone. The target (≤ 3× deterministic) is "
         f"{'met' if xla['peak_ratio_to_dense'] <= 3 else '**not** met'} with an XLA-compiled step\n"
         f"({xla['peak_ratio_to_dense']:.2f}×) and {'met' if graph['peak_ratio_to_dense'] <= 3 else '**not** met'} "
-        f"with a plain `tf.function` step ({graph['peak_ratio_to_dense']:.2f}×).",
+        f"with a plain `tf.function` step ({graph['peak_ratio_to_dense']:.2f}×, runs "
+        f"{graph['peak_ratio_range'][0]:.2f}–{graph['peak_ratio_range'][1]:.2f}×), by the medians.",
+        "",
+        _live_at_peak_text(mem),
     ]
     return "\n".join(lines)
+
+
+def _live_at_peak_text(mem: dict) -> str:
+    """What one profiled run of each step holds at its peak (the allocator's events, replayed)."""
+    weight = mem["units"] ** 2 * 4
+
+    def listing(variant: str) -> tuple[str, int, float]:
+        live = mem["results"]["graph"][variant]["live_at_peak"]
+        counts: dict[str, int] = {}
+        for size, op, _ in live["tensors"]:
+            if size == weight:
+                name = op.rsplit("/", 1)[-1]
+                counts[name] = counts.get(name, 0) + 1
+        items = ", ".join(f"`{name}`" + (f" ×{n}" if n > 1 else "") for name, n in counts.items())
+        return items, sum(counts.values()), live["step_bytes_at_peak"] / weight
+
+    xla = mem["results"]["xla"]
+    xla_runs = [round(p / xla["dense"]["peak"], 2) for p in xla["flipout"]["peak_runs"]]
+    flip_items, flip_count, flip_total = listing("flipout")
+    dense_items, dense_count, dense_total = listing("dense")
+    return (
+        f"What a step holds at its peak (one more `tf.function` run under TensorFlow's profiler, its allocator "
+        f"events replayed; in units of one {mem['units']}×{mem['units']} weight): the flipout step's own tensors "
+        f"come to {flip_total:.2f}, of which {flip_count} are weight-sized, named by the op that made them — "
+        f"{flip_items}; Dense's come to {dense_total:.2f} ({dense_count} weight-sized: {dense_items}). Which "
+        "tensors meet at the peak changes with the executor's op order (hence the spread of the runs); the "
+        "XLA-compiled step fuses the element-wise ones (sampling, KL and their gradients)"
+        + (" and its peak did not vary." if len(set(xla_runs)) == 1 else f" (its runs: {_range(xla_runs)}×).")
+    )
 
 
 @block("es")

@@ -26,6 +26,8 @@ def test_quick_mode_reports_the_median_of_its_repeats_and_what_is_live_at_the_pe
     # the profiled run's live tensors: flipout's ε draw is among them, sized like the kernel
     units = report["units"]
     live = flipout["live_at_peak"]
-    assert any("StatelessRandomNormalV2" in op and size == units * units * 4 for size, op, _ in live["tensors"])
+    assert any(
+        "StatelessRandomNormalV2" in op and size == units * units * 4 for size, op, _ in live["tensors"]
+    )
     assert sum(size for size, _, _ in live["tensors"]) <= live["step_bytes_at_peak"]
     assert not any("StatelessRandomNormalV2" in op for _, op, _ in dense["live_at_peak"]["tensors"])
