@@ -7,8 +7,10 @@ import tensorflow as tf
 from scipy import integrate, stats
 
 from bayesflip import priors
+from bayesflip import random as rnd
 from bayesflip._tfp import tfd
 from bayesflip.layers import DenseFlipout
+from bayesflip.posteriors import _gaussian as posteriors_gaussian
 
 
 @pytest.mark.parametrize("prior", [priors.Normal(0.5, 2.0), priors.ScaleMixtureNormal(0.25, 1.5, 0.01)])
@@ -82,6 +84,58 @@ def test_normal_kl_gradients_match_tfp(rng):
         reference = tf.reduce_sum(tfd.kl_divergence(post.distribution(), tfd.Normal(-0.2, 0.8)))
     for ours_grad, ref_grad in zip(tape.gradient(ours, variables), tape.gradient(reference, variables)):
         np.testing.assert_allclose(ours_grad.numpy(), ref_grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (300, 256)])  # the second is past XLA_BACKWARD_MIN_SIZE
+def test_fused_draw_and_kl_match_tfp_values_and_gradients(rng, shape):
+    prior = priors.Normal(-0.2, 0.8)
+    _, post = _layer_with_posterior(prior, rng, shape=shape)
+    compiled = np.prod(shape) >= posteriors_gaussian.XLA_BACKWARD_MIN_SIZE
+    assert hasattr(post._fused_backward(), "python_function") == compiled  # an XLA tf.function or plain ops
+    seed = tf.constant([5, 9], tf.int64)
+    upstream = tf.constant(rng.normal(size=shape).astype("float32"))
+    variables = [post.loc, post.rho]
+    with tf.GradientTape(persistent=True) as tape:
+        delta, kl = post.sample_delta_and_kl(seed)
+        fused = tf.reduce_sum(delta * upstream) + 0.7 * kl
+        q = post.distribution()
+        ref_delta = q.scale * rnd.standard_normal(shape, seed)
+        ref_kl = tf.reduce_sum(tfd.kl_divergence(q, tfd.Normal(-0.2, 0.8)))
+        reference = tf.reduce_sum(ref_delta * upstream) + 0.7 * ref_kl
+        # the separate ops the core uses for a prior without the gradient formula
+        scale = post.noise_scale()
+        unfused = tf.reduce_sum(post.sample_delta(seed, scale) * upstream) + 0.7 * post.kl_divergence(
+            scale=scale
+        )
+    np.testing.assert_array_equal(delta.numpy(), ref_delta.numpy())
+    np.testing.assert_allclose(kl.numpy(), ref_kl.numpy(), rtol=1e-5)
+    grads = tape.gradient(fused, variables)
+    for ours, ref in zip(grads, tape.gradient(reference, variables)):
+        np.testing.assert_allclose(ours.numpy(), ref.numpy(), rtol=1e-4, atol=1e-6)
+    for ours, separate in zip(grads, tape.gradient(unfused, variables)):
+        if compiled:  # one XLA loop: the same formula, rounded differently
+            np.testing.assert_allclose(ours.numpy(), separate.numpy(), rtol=1e-5, atol=1e-6)
+        else:
+            np.testing.assert_array_equal(ours.numpy(), separate.numpy())
+
+
+@pytest.mark.parametrize("prior", [priors.ScaleMixtureNormal(0.5, 1.0, 0.1), priors.Laplace(0.0, 1.0)])
+def test_priors_without_a_closed_form_kl_gradient_draw_unfused(rng, prior):
+    _, post = _layer_with_posterior(prior, rng)
+    assert post.sample_delta_and_kl(tf.constant([1, 2], tf.int64)) is None
+
+
+def test_normal_kl_gradient_formula_is_the_autodiff_of_the_closed_form(rng):
+    prior = priors.Normal(0.4, 1.3)
+    loc = tf.constant(rng.normal(size=(5, 2)).astype("float32"))
+    scale = tf.constant(rng.uniform(0.05, 2.0, size=(5, 2)).astype("float32"))
+    with tf.GradientTape() as tape:
+        tape.watch([loc, scale])
+        value = tf.reduce_sum(tfd.kl_divergence(tfd.Normal(loc, scale), tfd.Normal(0.4, 1.3)))
+    d_loc, d_scale = tape.gradient(value, [loc, scale])
+    ours = prior.kl_from_normal_gradient(loc, scale, tf.constant(2.5))
+    np.testing.assert_allclose(ours[0].numpy(), 2.5 * d_loc.numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(ours[1].numpy(), 2.5 * d_scale.numpy(), rtol=1e-5, atol=1e-7)
 
 
 def test_scale_mixture_monte_carlo_kl_is_unbiased(rng):

@@ -57,6 +57,8 @@ class Perturbation:
         factors: per-example factors by name
             (:class:`~bayesflip.posteriors.ExampleFactors`), for families that
             draw them instead of a shared ``ΔW`` (rank-1).
+        kls: KL terms by name computed together with the draw
+            (:meth:`~bayesflip.posteriors.WeightPosterior.sample_delta_and_kl`).
     """
 
     kl_seed: tf.Tensor
@@ -66,6 +68,7 @@ class Perturbation:
     scales: dict = field(default_factory=dict)
     samples: dict = field(default_factory=dict)
     factors: dict = field(default_factory=dict)
+    kls: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -191,18 +191,27 @@ class VariationalLayer(keras.layers.Layer):
             self._kl_weight.assign(value)
 
     def kl_divergence(
-        self, samples: dict | None = None, seed: tf.Tensor | None = None, scales: dict | None = None
+        self,
+        samples: dict | None = None,
+        seed: tf.Tensor | None = None,
+        scales: dict | None = None,
+        kls: dict | None = None,
     ) -> tf.Tensor:
         """Unweighted ``KL(q ‖ p)`` of all Bayesian weights of this layer (float32).
 
         ``samples``/``scales`` map weight names to this call's posterior draw and
-        scale (reused instead of recomputed).
+        scale (reused instead of recomputed); ``kls`` to KL terms already
+        computed with the draw (``sample_delta_and_kl``).
         """
         samples = samples or {}
         scales = scales or {}
+        kls = kls or {}
         total = tf.constant(0.0, tf.float32)
         seeds = rnd.split_seed(seed, len(self.posteriors)) if seed is not None else None
         for i, post in enumerate(self.posteriors):
+            if post.name in kls:
+                total += kls[post.name]
+                continue
             total += post.kl_divergence(
                 sample=samples.get(post.name),
                 seed=None if seeds is None else seeds[i],
@@ -280,12 +289,17 @@ class VariationalLayer(keras.layers.Layer):
                     batch_size, seeds[post.name], counter, independent=self.estimator == "flipout"
                 )
                 continue
-            pert.scales[post.name] = post.noise_scale()
-            if self.estimator != "local":
+            fused = None if self.estimator == "local" else post.sample_delta_and_kl(seeds[post.name])
+            if fused is not None:
+                noise, pert.kls[post.name] = fused
+            else:
+                pert.scales[post.name] = post.noise_scale()
+                if self.estimator == "local":
+                    continue
                 noise = post.sample_delta(seeds[post.name], pert.scales[post.name])
-                pert.deltas[post.name] = tf.cast(noise, self.compute_dtype)
                 if post.kl_needs_sample:  # the Monte Carlo KL's weight sample
                     pert.samples[post.name] = post.mean() + noise
+            pert.deltas[post.name] = tf.cast(noise, self.compute_dtype)
         if self.estimator == "flipout" and not all(post.per_example for post in self.posteriors):
             pert.signs = tuple(
                 rnd.rademacher_rows(batch_size, list(sign_widths), seeds["__signs__"], self.compute_dtype)
@@ -303,7 +317,7 @@ class VariationalLayer(keras.layers.Layer):
             self._add_kl()
             return None
         pert = self.draw_perturbation(batch_size, sign_widths)
-        self._add_kl(samples=pert.samples, seed=pert.kl_seed, scales=pert.scales)
+        self._add_kl(samples=pert.samples, seed=pert.kl_seed, scales=pert.scales, kls=pert.kls)
         return pert
 
     def posterior_mean_weight(self, weight, point: bool = False) -> tf.Tensor | None:
@@ -414,7 +428,11 @@ class VariationalLayer(keras.layers.Layer):
         return y if bias is None else _add_bias(y, self.posterior_mean_weight(bias), channel_axis)
 
     def _add_kl(
-        self, samples: dict | None = None, seed: tf.Tensor | None = None, scales: dict | None = None
+        self,
+        samples: dict | None = None,
+        seed: tf.Tensor | None = None,
+        scales: dict | None = None,
+        kls: dict | None = None,
     ) -> None:
         if not any(post.has_kl for post in self.posteriors):
             return  # e.g. Gaussian DropConnect: a regularizer with no KL term
@@ -422,7 +440,7 @@ class VariationalLayer(keras.layers.Layer):
             # Posterior-mean mode with a Monte Carlo KL: use a fixed draw so the
             # loss stays deterministic in this mode (and the same after a reload).
             seed = self.fixed_seed(-1)
-        kl = self.kl_divergence(samples=samples, seed=seed, scales=scales)
+        kl = self.kl_divergence(samples=samples, seed=seed, scales=scales, kls=kls)
         if not self.kl_weight_is_set:
             kl = _warn_when_differentiated(kl, self)
         self.add_loss(self._kl_weight * kl)

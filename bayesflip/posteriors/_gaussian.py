@@ -9,6 +9,7 @@ posterior-mean mode. :class:`GaussianPosterior` is the default family's
 
 from __future__ import annotations
 
+import math
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -121,6 +122,16 @@ class WeightPosterior:
         s = self.noise_scale() if scale is None else scale
         return s * rnd.standard_normal(self.shape, seed)
 
+    def sample_delta_and_kl(self, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor] | None:
+        """``(ΔW, KL)`` of one draw from one fused op, or ``None`` (the default) when not fused.
+
+        A family that can compute the KL together with ``ΔW`` (and so keep fewer
+        weight-sized tensors alive for the backward pass) returns both; the
+        core then uses this KL instead of calling :meth:`kl_divergence`.
+        Otherwise the core draws with :meth:`noise_scale` and :meth:`sample_delta`.
+        """
+        return None
+
     def sample_factors(
         self, batch_size: Any, seed: tf.Tensor, counter: tf.Tensor, independent: bool
     ) -> ExampleFactors:
@@ -153,6 +164,13 @@ class WeightPosterior:
     ) -> tf.Tensor:
         """``KL(q ‖ p)`` summed over the weight, float32."""
         raise NotImplementedError
+
+
+#: Weights with at least this many entries run the backward pass of the fused draw and KL
+#: (:meth:`GaussianPosterior.sample_delta_and_kl`) as one XLA computation. Below it the
+#: TensorFlow ops' temporaries are small and a compile (about 0.1 s per weight shape) would
+#: cost more than it saves.
+XLA_BACKWARD_MIN_SIZE = 2**16
 
 
 class GaussianPosterior(WeightPosterior):
@@ -199,6 +217,60 @@ class GaussianPosterior(WeightPosterior):
 
     def noise_scale(self) -> tf.Tensor:
         return self.scale()
+
+    def sample_delta_and_kl(self, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor] | None:
+        """``ΔW = σ ∘ ε`` and the closed-form KL from one op with a hand-written gradient.
+
+        Used when the prior has a closed-form KL with a gradient formula
+        (:meth:`bayesflip.priors.Normal.kl_from_normal_gradient`); ``None``
+        otherwise (the core then calls :meth:`sample_delta` and
+        :meth:`kl_divergence`). The values are theirs, bit for bit. The backward
+        pass keeps ``ε`` from the forward pass and recomputes
+        ``σ = min_scale + softplus(ρ)``; it returns the gradients of ``θ`` and
+        ``ρ`` from ``ε``, ``θ``, ``ρ`` and the upstream gradients of ``ΔW`` and
+        the KL, element-wise. For weights of at least :data:`XLA_BACKWARD_MIN_SIZE`
+        entries it is an XLA computation, one fused loop: as separate
+        TensorFlow ops its temporaries (``σ``, its sigmoid, ``1/σ``, the KL's
+        ``θ``-term), each the weight's size, met the weight gradients at the
+        training step's peak memory. Smaller weights keep the TensorFlow ops
+        (bit-identical gradients, nothing compiled).
+        """
+        backward = self._fused_backward()
+        if backward is None:
+            return None
+        kl_of, min_scale = self.prior.kl_from_normal, self.min_scale
+        eps = rnd.standard_normal(self.shape, seed)
+
+        @tf.custom_gradient
+        def draw(loc, rho):
+            scale = min_scale + tf.nn.softplus(rho)
+
+            def grad(d_delta, d_kl):
+                return backward(d_delta, d_kl, eps, loc, rho)
+
+            return (scale * eps, kl_of(loc, scale)), grad
+
+        return draw(self.mean(), tf.convert_to_tensor(self.rho.value, tf.float32))
+
+    def _fused_backward(self):
+        """The backward pass of :meth:`sample_delta_and_kl` (built once), or ``None`` when not fused:
+        ``(d_ΔW, d_KL, ε, θ, ρ) -> (d_θ, d_ρ)``."""
+        if not hasattr(self, "_backward"):
+            gradient_of_kl = getattr(self.prior, "kl_from_normal_gradient", None)
+            if gradient_of_kl is None or self.kl_needs_sample:
+                self._backward = None
+                return None
+            min_scale = self.min_scale
+
+            def backward(d_delta, d_kl, eps, loc, rho):
+                scale = min_scale + tf.nn.softplus(rho)
+                d_loc, d_scale = gradient_of_kl(loc, scale, d_kl)
+                return d_loc, (d_scale + d_delta * eps) * tf.math.sigmoid(rho)
+
+            if math.prod(int(d) for d in self.shape) >= XLA_BACKWARD_MIN_SIZE:
+                backward = tf.function(backward, jit_compile=True, autograph=False, reduce_retracing=True)
+            self._backward = backward
+        return self._backward
 
     def distribution(self) -> tfd.Normal:
         return tfd.Normal(loc=self.mean(), scale=self.scale())

@@ -49,6 +49,17 @@ class Normal(Prior):
         """
         return _normal_kl_sum(loc, scale, self.loc, self.scale)
 
+    def kl_from_normal_gradient(
+        self, loc: tf.Tensor, scale: tf.Tensor, upstream: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """``upstream`` times the gradient of :meth:`kl_from_normal` w.r.t. ``loc`` and ``scale``.
+
+        The formula of its hand-written gradient, for a caller that fuses the
+        KL with its own op and recomputes ``scale`` in the backward pass
+        (:class:`~bayesflip.posteriors.GaussianPosterior`).
+        """
+        return _normal_kl_gradient(loc, scale, upstream, self.loc, self.scale)
+
     def get_config(self) -> dict[str, Any]:
         return {"loc": self.loc, "scale": self.scale}
 
@@ -239,10 +250,18 @@ def _normal_kl_sum(loc, scale, prior_loc: float, prior_scale: float) -> tf.Tenso
         )
 
         def grad(upstream):
-            d_loc = (upstream * inv_var) * (loc - prior_loc if prior_loc else loc)
-            d_scale = upstream * (inv_var * scale - tf.math.reciprocal(scale))
-            return d_loc, d_scale
+            return _normal_kl_gradient(loc, scale, upstream, prior_loc, prior_scale)
 
         return value, grad
 
     return kl(loc, scale)
+
+
+def _normal_kl_gradient(
+    loc, scale, upstream, prior_loc: float, prior_scale: float
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """``upstream ·`` the gradient of ``sum KL(N(loc, scale²) ‖ N(prior_loc, prior_scale²))``: ``(d_loc, d_scale)``."""
+    inv_var = 1.0 / prior_scale**2
+    d_loc = (upstream * inv_var) * (loc - prior_loc if prior_loc else loc)
+    d_scale = upstream * (inv_var * scale - tf.math.reciprocal(scale))
+    return d_loc, d_scale
