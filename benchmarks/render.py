@@ -958,7 +958,10 @@ def _live_at_peak_text(mem: dict) -> str:
             if size == weight:
                 name = op.rsplit("/", 1)[-1]
                 counts[name] = counts.get(name, 0) + 1
-        items = ", ".join(f"`{name}`" + (f" ×{n}" if n > 1 else "") for name, n in counts.items())
+        items = ", ".join(
+            (f"`{name}`" if name else "an XLA computation's output") + (f" ×{n}" if n > 1 else "")
+            for name, n in counts.items()
+        )
         return items, sum(counts.values()), live["step_bytes_at_peak"] / weight
 
     xla = mem["results"]["xla"]
