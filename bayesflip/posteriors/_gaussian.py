@@ -223,12 +223,12 @@ class GaussianPosterior(WeightPosterior):
 
         Used when the prior has a closed-form KL with a gradient formula
         (:meth:`bayesflip.priors.Normal.kl_from_normal_gradient`); ``None``
-        otherwise (the core then calls :meth:`sample_delta` and
-        :meth:`kl_divergence`). The values are theirs, bit for bit. The backward
+        otherwise (the core then calls ``sample_delta`` and
+        ``kl_divergence``). The values are theirs, bit for bit. The backward
         pass keeps ``ε`` from the forward pass and recomputes
         ``σ = min_scale + softplus(ρ)``; it returns the gradients of ``θ`` and
         ``ρ`` from ``ε``, ``θ``, ``ρ`` and the upstream gradients of ``ΔW`` and
-        the KL, element-wise. For weights of at least :data:`XLA_BACKWARD_MIN_SIZE`
+        the KL, element-wise. For weights of at least ``XLA_BACKWARD_MIN_SIZE``
         entries it is an XLA computation, one fused loop: as separate
         TensorFlow ops its temporaries (``σ``, its sigmoid, ``1/σ``, the KL's
         ``θ``-term), each the weight's size, met the weight gradients at the
