@@ -5,7 +5,7 @@ The model and step of ``bench_dense`` (512-512-10 MLP, Adam, one compiled
 deterministic and the flipout step (interleaved, median), then each step under
 ``tf.profiler.experimental`` for ``--profile-steps`` steps. The profile's
 host-CPU events of TensorFlow ops (``name:OpType``) are summed per step and
-grouped: the matmuls, the optimizer (ops under ``adam/``), the ε draw
+grouped: the matmuls, the optimizer (ops under ``adam/``), XLA computations, the ε draw
 (``StatelessRandomNormalV2``), the seeds and flipout sign rows (Philox words and
 the bit operations that spread them into signs), softplus and sigmoid, and the rest. An op's time
 is the time its inter-op thread spent in it (including its Eigen shards), so the
@@ -43,6 +43,9 @@ from bayesflip import random as rnd  # noqa: E402
 from benchmarks import bench_dense  # noqa: E402
 from benchmarks._meta import output_dir, write_json  # noqa: E402
 
+#: The profiler's event for one run of an XLA computation on the CPU (bayesflip's RNG advance, and the
+#: fused backward pass of large weights' draw and KL).
+XLA_EVENT = "CpuExecutable::Execute"
 #: The name scope of a Keras Adam optimizer's ops (``adam``, ``adam_1``, … one per instance).
 _OPTIMIZER_SCOPE = re.compile(r"adam(_\d+)?")
 #: Op types by group; an op under an optimizer's name scope is "optimizer" whatever its type.
@@ -91,6 +94,8 @@ def op_times(logdir: str, steps: int) -> dict[str, float]:
                 # a TensorFlow op is ``scope/name:OpType``; runtime events use ``::`` or ``: ``
                 if name.count(":") == 1 and ": " not in name:
                     totals[group_of(name)] += event.duration_ps
+                elif name.startswith(XLA_EVENT):  # a compiled computation (no op event of its own)
+                    totals["XLA computations"] += event.duration_ps
     return {group: ps / 1e9 / steps for group, ps in sorted(totals.items())}
 
 

@@ -77,6 +77,8 @@ def test_quick_mode_writes_the_profile_of_both_steps(bench, tmp_path, monkeypatc
         flipout["epsilon draw"] > 0 and flipout["seeds, sign rows"] > 0 and flipout["softplus, sigmoid"] > 0
     )
     assert "epsilon draw" not in step["op_cpu_ms"]["keras_dense"]
+    # flipout's RNG advance is an XLA computation; Dense runs none
+    assert flipout["XLA computations"] > 0 and "XLA computations" not in step["op_cpu_ms"]["keras_dense"]
     for name, groups in step["op_cpu_ms"].items():
         assert groups["optimizer"] > 0 and groups["matmul"] > 0, name
         assert step["op_cpu_total_ms"][name] == pytest.approx(sum(groups.values()))
