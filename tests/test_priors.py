@@ -86,12 +86,11 @@ def test_normal_kl_gradients_match_tfp(rng):
         np.testing.assert_allclose(ours_grad.numpy(), ref_grad.numpy(), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("shape", [(4, 3), (300, 256)])  # the second is past XLA_BACKWARD_MIN_SIZE
-def test_fused_draw_and_kl_match_tfp_values_and_gradients(rng, shape):
+def test_fused_draw_and_kl_match_tfp_values_and_gradients(rng):
+    shape = (300, 256)  # past FUSED_MIN_SIZE
+    assert np.prod(shape) >= posteriors_gaussian.FUSED_MIN_SIZE
     prior = priors.Normal(-0.2, 0.8)
     _, post = _layer_with_posterior(prior, rng, shape=shape)
-    compiled = np.prod(shape) >= posteriors_gaussian.XLA_BACKWARD_MIN_SIZE
-    assert hasattr(post._fused_backward(), "python_function") == compiled  # an XLA tf.function or plain ops
     seed = tf.constant([5, 9], tf.int64)
     upstream = tf.constant(rng.normal(size=shape).astype("float32"))
     variables = [post.loc, post.rho]
@@ -102,26 +101,29 @@ def test_fused_draw_and_kl_match_tfp_values_and_gradients(rng, shape):
         ref_delta = q.scale * rnd.standard_normal(shape, seed)
         ref_kl = tf.reduce_sum(tfd.kl_divergence(q, tfd.Normal(-0.2, 0.8)))
         reference = tf.reduce_sum(ref_delta * upstream) + 0.7 * ref_kl
-        # the separate ops the core uses for a prior without the gradient formula
+        # the separate ops the core uses otherwise
         scale = post.noise_scale()
         unfused = tf.reduce_sum(post.sample_delta(seed, scale) * upstream) + 0.7 * post.kl_divergence(
             scale=scale
         )
     np.testing.assert_array_equal(delta.numpy(), ref_delta.numpy())
+    np.testing.assert_array_equal(kl.numpy(), post.kl_divergence().numpy())
     np.testing.assert_allclose(kl.numpy(), ref_kl.numpy(), rtol=1e-5)
     grads = tape.gradient(fused, variables)
     for ours, ref in zip(grads, tape.gradient(reference, variables)):
         np.testing.assert_allclose(ours.numpy(), ref.numpy(), rtol=1e-4, atol=1e-6)
-    for ours, separate in zip(grads, tape.gradient(unfused, variables)):
-        if compiled:  # one XLA loop: the same formula, rounded differently
-            np.testing.assert_allclose(ours.numpy(), separate.numpy(), rtol=1e-5, atol=1e-6)
-        else:
-            np.testing.assert_array_equal(ours.numpy(), separate.numpy())
+    for ours, separate in zip(grads, tape.gradient(unfused, variables)):  # one XLA loop, rounded differently
+        np.testing.assert_allclose(ours.numpy(), separate.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_small_weights_draw_unfused(rng):
+    _, post = _layer_with_posterior(priors.Normal(0.0, 1.0), rng, shape=(4, 3))
+    assert post.sample_delta_and_kl(tf.constant([1, 2], tf.int64)) is None
 
 
 @pytest.mark.parametrize("prior", [priors.ScaleMixtureNormal(0.5, 1.0, 0.1), priors.Laplace(0.0, 1.0)])
 def test_priors_without_a_closed_form_kl_gradient_draw_unfused(rng, prior):
-    _, post = _layer_with_posterior(prior, rng)
+    _, post = _layer_with_posterior(prior, rng, shape=(300, 256))
     assert post.sample_delta_and_kl(tf.constant([1, 2], tf.int64)) is None
 
 
