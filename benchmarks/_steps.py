@@ -7,9 +7,11 @@ Imported by the ``bench_*.py`` scripts, which run from this folder (it is on
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -48,6 +50,26 @@ def train_step(model, optimizer, loss_fn, update: str = "adam"):
         return loss
 
     return step
+
+
+def interleaved_medians(calls: dict, args: dict, repeats: int, warmup: int = 5) -> dict[str, float]:
+    """Median milliseconds of each call, the calls run round-robin (``warmup`` untimed rounds first).
+
+    Args:
+        calls: ``name -> callable`` (a compiled step, a draw …).
+        args: ``name -> tuple`` of the call's arguments.
+        repeats: timed rounds.
+    """
+    for _ in range(warmup):
+        for name, call in calls.items():
+            tf.nest.map_structure(lambda t: t.numpy(), call(*args[name]))
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            t0 = time.perf_counter()
+            tf.nest.map_structure(lambda t: t.numpy(), call(*args[name]))
+            times[name].append(time.perf_counter() - t0)
+    return {name: float(np.median(v)) * 1e3 for name, v in times.items()}
 
 
 def parse_step_args(

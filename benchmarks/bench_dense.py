@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -27,7 +26,7 @@ import tensorflow as tf  # noqa: E402
 
 from bayesflip.layers import DenseFlipout  # noqa: E402
 from benchmarks._meta import output_dir, write_json  # noqa: E402
-from benchmarks._steps import train_step  # noqa: E402
+from benchmarks._steps import interleaved_medians, train_step  # noqa: E402
 
 IN, HIDDEN, OUT = 512, 512, 10
 
@@ -86,16 +85,7 @@ def measure(batch_size: int, steps: int, warmup: int = 5) -> dict:
         runners["tfp_flipout"] = tfp_step()
     except Exception as err:  # pragma: no cover - TFP missing or broken
         print(f"TFP unavailable: {err}")
-    times = {k: [] for k in runners}
-    for _ in range(warmup):
-        for step in runners.values():
-            step(x, y).numpy()
-    for _ in range(steps):
-        for name, step in runners.items():  # interleaved
-            t0 = time.perf_counter()
-            step(x, y).numpy()
-            times[name].append(time.perf_counter() - t0)
-    med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
+    med = interleaved_medians(runners, {name: (x, y) for name in runners}, steps, warmup)
     base = med["keras_dense"]
     ratios = {k: v / base for k, v in med.items()}
     result = {"batch_size": batch_size, "steps": steps, "median_ms": med, "ratio_to_keras_dense": ratios}

@@ -31,7 +31,6 @@ import re
 import shutil
 import sys
 import tempfile
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -42,6 +41,7 @@ import tensorflow as tf  # noqa: E402
 from bayesflip import random as rnd  # noqa: E402
 from benchmarks import bench_dense  # noqa: E402
 from benchmarks._meta import output_dir, write_json  # noqa: E402
+from benchmarks._steps import interleaved_medians  # noqa: E402
 
 #: The profiler's event for one run of an XLA computation on the CPU (bayesflip's RNG advance, and the
 #: fused backward pass of large weights' draw and KL).
@@ -109,20 +109,6 @@ def profile(step, x, y, steps: int) -> dict[str, float]:
         return op_times(logdir, steps)
     finally:
         shutil.rmtree(logdir, ignore_errors=True)
-
-
-def interleaved_medians(calls: dict, args: dict, repeats: int, warmup: int = 5) -> dict[str, float]:
-    """Median milliseconds of each call, the calls run round-robin."""
-    for _ in range(warmup):
-        for name, call in calls.items():
-            tf.nest.map_structure(lambda t: t.numpy(), call(*args[name]))
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, call in calls.items():
-            t0 = time.perf_counter()
-            tf.nest.map_structure(lambda t: t.numpy(), call(*args[name]))
-            times[name].append(time.perf_counter() - t0)
-    return {name: float(np.median(v)) * 1e3 for name, v in times.items()}
 
 
 def measure_step(batch_size: int, steps: int, profile_steps: int) -> dict:
