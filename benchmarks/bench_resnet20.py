@@ -5,7 +5,7 @@ of three basic blocks with 16/32/64 filters, the 2nd and 3rd stages starting wit
 stride 2 and a 1×1 projection shortcut, batch normalisation after every
 convolution, global average pooling, a 10-way dense layer; about 0.27 M
 weights) on synthetic 32×32×3 images and labels (only the shape matters for
-time), built three ways from one function:
+time), built four ways from one function:
 
 - ``keras``: ``keras.layers.Conv2D`` / ``Dense`` (deterministic);
 - ``bayesflip``: every convolution ``Conv2DFlipout`` and the head ``DenseFlipout``
@@ -24,6 +24,13 @@ load drifting on a shared machine). Two update rules, as in
 ``bench_layers_conv_rnn.py``: each framework's own Adam (``adam``; tf_keras'
 is a fused kernel, Keras 3's is not) and the same hand-written SGD step for
 every model (``sgd``), which isolates the layers' own forward/backward cost.
+
+Each model is timed twice: as above, and with its batch normalisation layers
+left out (``batch_norm: false`` in the record). Keras 3's
+``BatchNormalization`` runs as separate moments/normalise ops and tf_keras'
+as one fused kernel, so the net without it compares the flipout convolutions
+themselves (bayesflip's against TFP's) on an equal footing, and the difference
+between the two variants is what each framework's batch normalisation costs.
 
 Usage: ``python -m benchmarks run resnet20 [--steps 20] [--batch-size 128]``
 (``--quick``: 2 steps at batch 8, into the scratch folder). Writes
@@ -55,13 +62,17 @@ BLOCKS_PER_STAGE = 3
 TRAIN_EXAMPLES = 50_000  # CIFAR-10's training set: the KL weight 1 / N
 
 
-def resnet20(layers, conv: Callable, dense: Callable):
-    """ResNet-20 from a layer namespace (``keras.layers`` or ``tf_keras.layers``) and conv/dense factories."""
+def resnet20(layers, conv: Callable, dense: Callable, batch_norm: bool = True):
+    """ResNet-20 from a layer namespace (``keras.layers`` or ``tf_keras.layers``) and conv/dense factories.
+
+    ``batch_norm=False`` leaves out every ``BatchNormalization`` layer (the rest is the same net).
+    """
     inputs = layers.Input(IMAGE)
 
     def conv_bn(x, filters, kernel, strides=1, relu=True):
         x = conv(filters, kernel, strides=strides, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
+        if batch_norm:
+            x = layers.BatchNormalization()(x)
         return layers.ReLU()(x) if relu else x
 
     x = conv_bn(inputs, STAGES[0], 3)
@@ -76,7 +87,7 @@ def resnet20(layers, conv: Callable, dense: Callable):
     return inputs, dense(CLASSES)(x)
 
 
-def keras_model(bayesian: bool) -> keras.Model:
+def keras_model(bayesian: bool, batch_norm: bool = True) -> keras.Model:
     kl = 1.0 / TRAIN_EXAMPLES
     if bayesian:
 
@@ -89,25 +100,25 @@ def keras_model(bayesian: bool) -> keras.Model:
 
     else:
         conv, dense = keras.layers.Conv2D, keras.layers.Dense
-    inputs, outputs = resnet20(keras.layers, conv, dense)
+    inputs, outputs = resnet20(keras.layers, conv, dense, batch_norm)
     return keras.Model(inputs, outputs)
 
 
-def keras_step(bayesian: bool, update: str):
+def keras_step(bayesian: bool, update: str, batch_norm: bool = True):
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    return train_step(keras_model(bayesian), keras.optimizers.Adam(1e-3), loss_fn, update)
+    return train_step(keras_model(bayesian, batch_norm), keras.optimizers.Adam(1e-3), loss_fn, update)
 
 
-def tf_keras_step(update: str):
+def tf_keras_step(update: str, batch_norm: bool = True):
     """The deterministic ResNet-20 on tf_keras: TFP's own framework baseline."""
     import tf_keras
 
-    inputs, outputs = resnet20(tf_keras.layers, tf_keras.layers.Conv2D, tf_keras.layers.Dense)
+    inputs, outputs = resnet20(tf_keras.layers, tf_keras.layers.Conv2D, tf_keras.layers.Dense, batch_norm)
     loss_fn = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     return train_step(tf_keras.Model(inputs, outputs), tf_keras.optimizers.Adam(1e-3), loss_fn, update)
 
 
-def tfp_step(update: str):
+def tfp_step(update: str, batch_norm: bool = True):
     import tensorflow_probability as tfp
     import tf_keras
 
@@ -122,21 +133,21 @@ def tfp_step(update: str):
     def dense(units):
         return tfp.layers.DenseFlipout(units, kernel_divergence_fn=kl)
 
-    inputs, outputs = resnet20(tf_keras.layers, conv, dense)
+    inputs, outputs = resnet20(tf_keras.layers, conv, dense, batch_norm)
     model = tf_keras.Model(inputs, outputs)
     loss_fn = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     return train_step(model, tf_keras.optimizers.Adam(1e-3), loss_fn, update)
 
 
-def measure(batch_size: int, steps: int, warmup: int, update: str) -> dict:
+def measure(batch_size: int, steps: int, warmup: int, update: str, batch_norm: bool = True) -> dict:
     rng = np.random.default_rng(0)
     images = tf.constant(rng.normal(size=(batch_size, *IMAGE)).astype("float32"))
     labels = tf.constant(rng.integers(0, CLASSES, size=batch_size))
     runners = {
-        "keras": keras_step(False, update),
-        "bayesflip_flipout": keras_step(True, update),
-        "tfp_flipout": tfp_step(update),
-        "tf_keras": tf_keras_step(update),
+        "keras": keras_step(False, update, batch_norm),
+        "bayesflip_flipout": keras_step(True, update, batch_norm),
+        "tfp_flipout": tfp_step(update, batch_norm),
+        "tf_keras": tf_keras_step(update, batch_norm),
     }
     times = interleaved(runners, dict.fromkeys(runners, (images, labels)), steps, warmup)
     summary = _summary(
@@ -149,25 +160,33 @@ def measure(batch_size: int, steps: int, warmup: int, update: str) -> dict:
             "tf_keras_over_keras": ("tf_keras", "keras"),
         },
     )
-    return summary | {"batch_size": batch_size, "steps": steps, "warmup": warmup, "update": update}
+    return summary | {
+        "batch_size": batch_size,
+        "steps": steps,
+        "warmup": warmup,
+        "update": update,
+        "batch_norm": batch_norm,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_step_args(argv, __doc__.splitlines()[0], steps=20, batch_size=128, quick_steps=2)
     params = keras_model(False).count_params()
     runs = []
-    for update in args.updates:
-        result = measure(args.batch_size, args.steps, 1 if args.quick else 3, update)
-        runs.append(result)
-        print(
-            f"ResNet-20 ({params:,} weights), {update}, batch {args.batch_size}, median of {args.steps} steps:"
-        )
-        for k, v in result["median_ms"].items():
-            print(f"  {k:20s} {v:9.1f} ms")
-        for k, v in result["ratios"].items():
+    for batch_norm in (True, False):
+        for update in args.updates:
+            result = measure(args.batch_size, args.steps, 1 if args.quick else 3, update, batch_norm)
+            runs.append(result)
             print(
-                f"  {k:22s} {v:5.2f}x  (median of per-round ratios {result['median_paired_ratios'][k]:.2f}x)"
+                f"ResNet-20 ({params:,} weights), {'with' if batch_norm else 'without'} batch normalisation, "
+                f"{update}, batch {args.batch_size}, median of {args.steps} steps:"
             )
+            for k, v in result["median_ms"].items():
+                print(f"  {k:20s} {v:9.1f} ms")
+            for k, v in result["ratios"].items():
+                print(
+                    f"  {k:22s} {v:5.2f}x  (median of per-round ratios {result['median_paired_ratios'][k]:.2f}x)"
+                )
     report = {
         "benchmark": "resnet20",
         "model": {"name": "ResNet-20", "deterministic_weights": params, "image": IMAGE, "classes": CLASSES},
