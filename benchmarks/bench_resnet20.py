@@ -30,7 +30,8 @@ left out (``batch_norm: false`` in the record). Keras 3's
 ``BatchNormalization`` runs as separate moments/normalise ops and tf_keras'
 as one fused kernel, so the net without it compares the flipout convolutions
 themselves (bayesflip's against TFP's) on an equal footing, and the difference
-between the two variants is what each framework's batch normalisation costs.
+between the two variants is what each framework's batch normalisation costs
+(a known Keras 3 cost: keras-team/keras-core issue #225, "BatchNorm is slow").
 
 Usage: ``python -m benchmarks run resnet20 [--steps 20] [--batch-size 128]``
 (``--quick``: 2 steps at batch 8, into the scratch folder). Writes
