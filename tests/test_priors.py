@@ -86,7 +86,13 @@ def test_normal_kl_gradients_match_tfp(rng):
         np.testing.assert_allclose(ours_grad.numpy(), ref_grad.numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_fused_draw_and_kl_match_tfp_values_and_gradients(rng):
+@pytest.fixture
+def small_fused_threshold(monkeypatch):
+    """The fused path from 2**16 entries, so that its tests run on weights of a test's size."""
+    monkeypatch.setattr(posteriors_gaussian, "FUSED_MIN_SIZE", 2**16)
+
+
+def test_fused_draw_and_kl_match_tfp_values_and_gradients(rng, small_fused_threshold):
     shape = (300, 256)  # past FUSED_MIN_SIZE
     assert np.prod(shape) >= posteriors_gaussian.FUSED_MIN_SIZE
     prior = priors.Normal(-0.2, 0.8)
@@ -116,13 +122,15 @@ def test_fused_draw_and_kl_match_tfp_values_and_gradients(rng):
         np.testing.assert_allclose(ours.numpy(), separate.numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_small_weights_draw_unfused(rng):
-    _, post = _layer_with_posterior(priors.Normal(0.0, 1.0), rng, shape=(4, 3))
-    assert post.sample_delta_and_kl(tf.constant([1, 2], tf.int64)) is None
+@pytest.mark.parametrize("rows, fused", [(1023, False), (1024, True)])
+def test_weights_draw_fused_from_FUSED_MIN_SIZE_entries(rng, rows, fused):
+    assert posteriors_gaussian.FUSED_MIN_SIZE == 1024 * 1024
+    _, post = _layer_with_posterior(priors.Normal(0.0, 1.0), rng, shape=(rows, 1024))
+    assert (post.sample_delta_and_kl(tf.constant([1, 2], tf.int64)) is not None) == fused
 
 
 @pytest.mark.parametrize("prior", [priors.ScaleMixtureNormal(0.5, 1.0, 0.1), priors.Laplace(0.0, 1.0)])
-def test_priors_without_a_closed_form_kl_gradient_draw_unfused(rng, prior):
+def test_priors_without_a_closed_form_kl_gradient_draw_unfused(rng, prior, small_fused_threshold):
     _, post = _layer_with_posterior(prior, rng, shape=(300, 256))
     assert post.sample_delta_and_kl(tf.constant([1, 2], tf.int64)) is None
 
