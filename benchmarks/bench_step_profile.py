@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bayesflip import random as rnd  # noqa: E402
+from bayesflip.posteriors import _gaussian as posteriors_gaussian  # noqa: E402
 from benchmarks import bench_dense  # noqa: E402
 from benchmarks._meta import output_dir, write_json  # noqa: E402
 from benchmarks._steps import interleaved_medians  # noqa: E402
@@ -190,6 +191,8 @@ def main(argv=None) -> dict:
         "model": "512-512-10 MLP, Adam",
         "steps": steps,
         "normal_draw": normal,
+        # weights of at least this many entries draw with the fused op and its XLA backward pass
+        "fused_min_size": posteriors_gaussian.FUSED_MIN_SIZE,
     }
     write_json(os.path.join(args.output, "step_profile.json"), report, args, indent=2)
     return report

@@ -792,7 +792,7 @@ def _step_profile_text() -> str:
         f"op time; the matmuls {ops['matmul']:.1f}, the optimizer {ops['optimizer']:.1f} (two trainable "
         f"tensors per weight), the seeds and sign rows {ops['seeds, sign rows']:.1f}, softplus and sigmoid "
         f"{ops['softplus, sigmoid']:.1f}, XLA computations (the RNG advance, and the fused backward pass of any "
-        f"weight of 2²⁰ entries or more) {ops['XLA computations']:.1f}, everything else {ops['other']:.1f}. The same Box–Muller "
+        f"weight of {report['fused_min_size']:,} entries or more) {ops['XLA computations']:.1f}, everything else {ops['other']:.1f}. The same Box–Muller "
         "transform of the same Philox words costs "
         + ", ".join(f"{ms:.2f} ms {name}" for name, ms in alternatives.items())
         + f" against {tf_normal:.2f} ms for TensorFlow's kernel (512×512, medians of compiled calls; the words "
