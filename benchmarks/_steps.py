@@ -52,24 +52,36 @@ def train_step(model, optimizer, loss_fn, update: str = "adam"):
     return step
 
 
-def interleaved_medians(calls: dict, args: dict, repeats: int, warmup: int = 5) -> dict[str, float]:
-    """Median milliseconds of each call, the calls run round-robin (``warmup`` untimed rounds first).
+def interleaved(runners: dict, data: dict, steps: int, warmup: int = 5) -> dict[str, np.ndarray]:
+    """Per-call seconds of each runner, the runners called round-robin (``warmup`` untimed rounds first).
 
     Args:
-        calls: ``name -> callable`` (a compiled step, a draw …).
-        args: ``name -> tuple`` of the call's arguments.
-        repeats: timed rounds.
+        runners: ``name -> callable`` returning a tensor (a compiled step, a draw …).
+        data: ``name -> tuple`` of the call's arguments.
+        steps: timed rounds.
     """
     for _ in range(warmup):
-        for name, call in calls.items():
-            tf.nest.map_structure(lambda t: t.numpy(), call(*args[name]))
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, call in calls.items():
+        for name, step in runners.items():
+            step(*data[name]).numpy()
+    times: dict[str, list[float]] = {k: [] for k in runners}
+    for _ in range(steps):
+        for name, step in runners.items():
             t0 = time.perf_counter()
-            tf.nest.map_structure(lambda t: t.numpy(), call(*args[name]))
+            step(*data[name]).numpy()
             times[name].append(time.perf_counter() - t0)
-    return {name: float(np.median(v)) * 1e3 for name, v in times.items()}
+    return {k: np.asarray(v) for k, v in times.items()}
+
+
+def summarize(times: dict, pairs: dict) -> dict:
+    """Median ms per runner; for each ratio ``name -> (numerator, denominator)`` both the ratio of
+    medians and the median of per-round ratios (robust to load drifting on a shared machine)."""
+    med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
+    ratios, paired = {}, {}
+    for name, (num, den) in pairs.items():
+        if num in times and den in times:
+            ratios[name] = med[num] / med[den]
+            paired[name] = float(np.median(times[num] / times[den]))
+    return {"median_ms": med, "ratios": ratios, "median_paired_ratios": paired}
 
 
 def parse_step_args(

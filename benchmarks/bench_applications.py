@@ -94,13 +94,13 @@ def _batch(batch: int, size: int, n: int | None = None):
 def child_steps(name: str, size: int, batch: int, steps: int, warmup: int) -> dict:
     import tensorflow as tf
 
-    from benchmarks.bench_layers_conv_rnn import _summary, interleaved
+    from benchmarks._steps import interleaved, summarize
 
     det, bnn, counts = _build(name, size)
     x, y = (tf.constant(a) for a in _batch(batch, size))
     runners = {"deterministic": _step(det), "flipout": _step(bnn)}
     times = interleaved(runners, dict.fromkeys(runners, (x, y)), steps, warmup)
-    return _summary(times, {"flipout_over_deterministic": ("flipout", "deterministic")}) | {"counts": counts}
+    return summarize(times, {"flipout_over_deterministic": ("flipout", "deterministic")}) | {"counts": counts}
 
 
 def child_memory(name: str, size: int, batch: int, steps: int) -> dict:

@@ -46,8 +46,7 @@ import tensorflow as tf  # noqa: E402
 
 from bayesflip.layers import DenseFlipout  # noqa: E402
 from benchmarks._meta import output_dir, write_json  # noqa: E402
-from benchmarks._steps import train_step  # noqa: E402
-from benchmarks.bench_layers_conv_rnn import _summary, interleaved  # noqa: E402
+from benchmarks._steps import interleaved, summarize, train_step  # noqa: E402
 
 VARIANTS = ("dense", "two_matmul", "flipout", "shared")
 #: kl_weight of the flipout layers: 1 / N for a training set of this size (its value does not change the cost).
@@ -104,7 +103,7 @@ def measure(width: int, batch: int, depth: int, steps: int, warmup: int) -> dict
     }
     runners["normal_draws"] = normal_draws(width, depth)
     times = interleaved(runners, dict.fromkeys(runners, (x, y)), steps, warmup)
-    summary = _summary(times, {f"{v}_over_dense": (v, "dense") for v in VARIANTS if v != "dense"})
+    summary = summarize(times, {f"{v}_over_dense": (v, "dense") for v in VARIANTS if v != "dense"})
     med = summary["median_ms"]
     share = (med["flipout"] - med["two_matmul"]) / med["flipout"]
     draw_share = med["normal_draws"] / med["flipout"]

@@ -26,7 +26,7 @@ import tensorflow as tf  # noqa: E402
 
 from bayesflip.layers import DenseFlipout  # noqa: E402
 from benchmarks._meta import output_dir, write_json  # noqa: E402
-from benchmarks._steps import interleaved_medians, train_step  # noqa: E402
+from benchmarks._steps import interleaved, summarize, train_step  # noqa: E402
 
 IN, HIDDEN, OUT = 512, 512, 10
 
@@ -85,7 +85,7 @@ def measure(batch_size: int, steps: int, warmup: int = 5) -> dict:
         runners["tfp_flipout"] = tfp_step()
     except Exception as err:  # pragma: no cover - TFP missing or broken
         print(f"TFP unavailable: {err}")
-    med = interleaved_medians(runners, {name: (x, y) for name in runners}, steps, warmup)
+    med = summarize(interleaved(runners, dict.fromkeys(runners, (x, y)), steps, warmup), {})["median_ms"]
     base = med["keras_dense"]
     ratios = {k: v / base for k, v in med.items()}
     result = {"batch_size": batch_size, "steps": steps, "median_ms": med, "ratio_to_keras_dense": ratios}

@@ -27,7 +27,6 @@ from __future__ import annotations
 import os
 import platform
 import sys
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -38,7 +37,7 @@ import tensorflow as tf  # noqa: E402
 
 from bayesflip.layers import Conv2DFlipout, GRUFlipout, LSTMFlipout  # noqa: E402
 from benchmarks._meta import write_json  # noqa: E402
-from benchmarks._steps import parse_step_args, train_step  # noqa: E402
+from benchmarks._steps import interleaved, parse_step_args, summarize, train_step  # noqa: E402
 
 IMAGE = (32, 32, 3)
 SEQUENCE = (32, 32)
@@ -91,32 +90,6 @@ def tfp_cnn_step(update="adam"):
     return train_step(model, tf_keras.optimizers.Adam(1e-3), loss_fn, update)
 
 
-def interleaved(runners: dict, data: dict, steps: int, warmup: int = 5) -> dict:
-    """Per-step seconds of each runner, steps interleaved round-robin."""
-    for _ in range(warmup):
-        for name, step in runners.items():
-            step(*data[name]).numpy()
-    times = {k: [] for k in runners}
-    for _ in range(steps):
-        for name, step in runners.items():
-            t0 = time.perf_counter()
-            step(*data[name]).numpy()
-            times[name].append(time.perf_counter() - t0)
-    return {k: np.asarray(v) for k, v in times.items()}
-
-
-def _summary(times: dict, pairs: dict) -> dict:
-    """Median ms per runner; for each ratio both the ratio of medians and the
-    median of per-round ratios (robust to load drifting on a shared machine)."""
-    med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
-    ratios, paired = {}, {}
-    for name, (num, den) in pairs.items():
-        if num in times and den in times:
-            ratios[name] = med[num] / med[den]
-            paired[name] = float(np.median(times[num] / times[den]))
-    return {"median_ms": med, "ratios": ratios, "median_paired_ratios": paired}
-
-
 def measure(batch_size: int, steps: int, update: str = "adam") -> dict:
     rng = np.random.default_rng(0)
     images = tf.constant(rng.normal(size=(batch_size,) + IMAGE).astype("float32"))
@@ -143,7 +116,7 @@ def measure(batch_size: int, steps: int, update: str = "adam") -> dict:
     }
     rnn_times = interleaved(rnn_runners, {k: (sequences, labels) for k in rnn_runners}, steps)
 
-    summary = _summary(
+    summary = summarize(
         {**conv_times, **rnn_times},
         {
             "conv2d_flipout_over_keras_conv2d": ("bayesflip_conv2d_flipout", "keras_conv2d"),

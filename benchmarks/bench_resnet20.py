@@ -53,8 +53,7 @@ import tensorflow as tf  # noqa: E402
 
 from bayesflip.layers import Conv2DFlipout, DenseFlipout  # noqa: E402
 from benchmarks._meta import write_json  # noqa: E402
-from benchmarks._steps import parse_step_args, train_step  # noqa: E402
-from benchmarks.bench_layers_conv_rnn import _summary, interleaved  # noqa: E402
+from benchmarks._steps import interleaved, parse_step_args, summarize, train_step  # noqa: E402
 
 IMAGE = (32, 32, 3)
 CLASSES = 10
@@ -151,7 +150,7 @@ def measure(batch_size: int, steps: int, warmup: int, update: str, batch_norm: b
         "tf_keras": tf_keras_step(update, batch_norm),
     }
     times = interleaved(runners, dict.fromkeys(runners, (images, labels)), steps, warmup)
-    summary = _summary(
+    summary = summarize(
         times,
         {
             "bayesflip_over_keras": ("bayesflip_flipout", "keras"),

@@ -42,7 +42,7 @@ from bayesflip import random as rnd  # noqa: E402
 from bayesflip.posteriors import _gaussian as posteriors_gaussian  # noqa: E402
 from benchmarks import bench_dense  # noqa: E402
 from benchmarks._meta import output_dir, write_json  # noqa: E402
-from benchmarks._steps import interleaved_medians  # noqa: E402
+from benchmarks._steps import interleaved, summarize  # noqa: E402
 
 #: The profiler's event for one run of an XLA computation on the CPU (bayesflip's RNG advance, and the
 #: fused backward pass of large weights' draw and KL).
@@ -120,7 +120,7 @@ def measure_step(batch_size: int, steps: int, profile_steps: int) -> dict:
         "keras_dense": bench_dense.keras_step(bench_dense.deterministic_model()),
         "bayesflip_flipout": bench_dense.keras_step(bench_dense.bayesflip_model("flipout")),
     }
-    wall = interleaved_medians(runners, {name: (x, y) for name in runners}, steps)
+    wall = summarize(interleaved(runners, dict.fromkeys(runners, (x, y)), steps), {})["median_ms"]
     ops = {name: profile(step, x, y, profile_steps) for name, step in runners.items()}
     return {
         "batch_size": batch_size,
@@ -161,7 +161,7 @@ def measure_normal_draw(shape: tuple[int, int], repeats: int) -> dict:
         name: float(np.max(np.abs(calls[name](seed).numpy() - reference)))
         for name in ("box_muller_tf_ops", "box_muller_xla")
     }
-    medians = interleaved_medians(calls, {name: (seed,) for name in calls}, repeats)
+    medians = summarize(interleaved(calls, dict.fromkeys(calls, (seed,)), repeats), {})["median_ms"]
     return {"shape": list(shape), "median_ms": medians, "max_abs_difference_to_tf": max_difference}
 
 
